@@ -1,0 +1,211 @@
+"""Every message actors exchange, defined once: msgpack maps with a type and a schema version."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, Union
+
+import msgpack
+
+SCHEMA_VERSION = 1
+
+_REGISTRY: dict[str, type[Message]] = {}
+_FIELD_TYPES: dict[type[Message], dict[str, tuple[type, ...]]] = {}
+M = TypeVar("M", bound="Message")
+
+
+class MessageError(ValueError):
+    """Bytes that do not decode to a valid message of this schema."""
+
+
+class Message:
+    """Base of all messages; subclasses are frozen dataclasses registered by their `type`."""
+
+    type: ClassVar[str]
+
+    def encode(self) -> bytes:
+        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        body["type"] = self.type
+        body["v"] = SCHEMA_VERSION
+        return bytes(msgpack.packb(body, use_bin_type=True))
+
+
+@typing.dataclass_transform(frozen_default=True)
+def message(name: str) -> typing.Callable[[type[M]], type[M]]:
+    """Registers a dataclass as the message `name`."""
+
+    def register(cls: type[M]) -> type[M]:
+        cls.type = name
+        data_cls = dataclass(frozen=True, slots=True)(cls)
+        _REGISTRY[name] = data_cls
+        hints = typing.get_type_hints(data_cls)
+        _FIELD_TYPES[data_cls] = {
+            f.name: _runtime_types(hints[f.name])
+            for f in dataclasses.fields(typing.cast(Any, data_cls))
+        }
+        return data_cls
+
+    return register
+
+
+def _runtime_types(hint: Any) -> tuple[type, ...]:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return tuple(t for arg in typing.get_args(hint) for t in _runtime_types(arg))
+    if hint is float:
+        return (float, int)
+    if hint is None or hint is type(None):
+        return (type(None),)
+    return (origin or hint,)
+
+
+def decode(raw: bytes) -> Message:
+    """Decodes and validates one message; raises MessageError on anything unexpected."""
+    try:
+        body = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
+        raise MessageError(f"not a msgpack message: {error}") from error
+    return from_map(body)
+
+
+def from_map(body: Any) -> Message:
+    if not isinstance(body, dict):
+        raise MessageError("a message must be a map")
+    body = dict(body)
+    name, version = body.pop("type", None), body.pop("v", None)
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise MessageError(f"unknown message type {name!r}")
+    if version != SCHEMA_VERSION:
+        raise MessageError(f"{name}: schema version {version!r}, expected {SCHEMA_VERSION}")
+    expected = _FIELD_TYPES[cls]
+    if set(body) != set(expected):
+        missing, extra = set(expected) - set(body), set(body) - set(expected)
+        raise MessageError(f"{name}: missing fields {sorted(missing)}, unknown {sorted(extra)}")
+    for key, value in body.items():
+        if isinstance(value, bool) and bool not in expected[key]:
+            raise MessageError(f"{name}.{key}: unexpected bool")
+        if not isinstance(value, expected[key]):
+            raise MessageError(
+                f"{name}.{key}: expected {expected[key]}, got {type(value).__name__}"
+            )
+    return cls(**body)
+
+
+# --- chat -----------------------------------------------------------------------------------
+
+
+@message("chat")
+class Chat(Message):
+    """A chat completion request for one persona; answered by Token* then Done (or Failed)."""
+
+    request_id: str
+    persona: str
+    tenant: str
+    user: str
+    arrival: float
+    messages: list[dict[str, str]]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+@message("token")
+class Token(Message):
+    request_id: str
+    text: str
+
+
+@message("done")
+class Done(Message):
+    request_id: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    backend: str
+
+
+@message("failed")
+class Failed(Message):
+    """An ask could not be served; `error` names a class of mem8.errors."""
+
+    request_id: str
+    error: str
+    message: str
+    param: str | None = None
+
+
+# --- state ----------------------------------------------------------------------------------
+
+
+@message("state_digest")
+class StateDigest(Message):
+    """Asks an actor for the hash of its state; answered by a Digest."""
+
+    request_id: str
+
+
+@message("digest")
+class Digest(Message):
+    request_id: str
+    owner: str
+    sha256: str
+
+
+@message("snapshot")
+class Snapshot(Message):
+    """Asks an actor for its full state; answered by a SnapshotState."""
+
+    request_id: str
+
+
+@message("snapshot_state")
+class SnapshotState(Message):
+    request_id: str
+    owner: str
+    state: dict[str, Any]
+
+
+@message("restore")
+class Restore(Message):
+    """Replaces an actor's state with a snapshot's (replay starts from one)."""
+
+    request_id: str
+    state: dict[str, Any]
+
+
+@message("ack")
+class Ack(Message):
+    request_id: str
+
+
+# --- journal --------------------------------------------------------------------------------
+
+
+@message("journal_append")
+class JournalAppend(Message):
+    """Appends one record to the journal (tell, no answer)."""
+
+    kind: str
+    at: float
+    body: dict[str, Any]
+
+
+@message("journal_close")
+class JournalClose(Message):
+    """Writes the final state digests and a close record; answered by Ack."""
+
+    request_id: str
+    digests: dict[str, str]
+
+
+@message("journal_flush")
+class JournalFlush(Message):
+    """Makes everything appended so far durable; answered by Ack."""
+
+    request_id: str

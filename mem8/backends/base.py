@@ -1,0 +1,87 @@
+"""The LLM backend contract: one abstract method, `generate`, streaming text then a Finish."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from mem8.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # system, user or assistant
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    model: str  # the backend's model name, e.g. "llama2:latest"
+    messages: tuple[ChatMessage, ...]
+    temperature: float
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    request_id: str = ""  # which request this serves: replay looks recorded outputs up by it
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The last item of a generation: why it stopped and what it cost in tokens."""
+
+    finish_reason: str  # "stop" or "length"
+    prompt_tokens: int
+    completion_tokens: int
+
+
+Generated = TextDelta | Finish
+
+
+class LLMBackend(ABC):
+    """Generates chat completions. Raises mem8.errors.BackendUnavailable / BackendFailed."""
+
+    name: ClassVar[str]
+    can_stream: ClassVar[bool] = True
+    needs_key: ClassVar[bool] = False
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
+        """Yields TextDelta items as they come, then exactly one Finish.
+
+        Closing the iterator early (the client went away) must stop the generation."""
+
+    async def has_model(self, model: str) -> bool:
+        """Whether this backend can serve `model` right now (used by the auto choice)."""
+        return True
+
+    def describe(self, model: str) -> str:
+        """Names what serves `model` here, for the log line and error messages."""
+        return f"{self.name}:{model}"
+
+    async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Releases connections or models."""
+
+
+@dataclass
+class BackendRegistry:
+    """Backend kinds by name; built-ins register here the same way a plug-in would."""
+
+    factories: dict[str, Callable[[Settings], LLMBackend]] = field(default_factory=dict)
+
+    def register(self, name: str, factory: Callable[[Settings], LLMBackend]) -> None:
+        self.factories[name] = factory
+
+    def create(self, name: str, settings: Settings) -> LLMBackend:
+        return self.factories[name](settings)
+
+
+registry = BackendRegistry()

@@ -1,0 +1,291 @@
+"""Settings: defaults < mem8.toml < environment < command-line flags, checked once at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mem8.errors import ConfigError
+from mem8.personas import TRAIT_NAMES, Persona, Traits, builtin_personas
+
+BACKEND_CHOICES = ("auto", "ollama", "openai", "embedded")
+GRID_SIZES = (64, 128, 256, 512, 1024)
+CONFIG_FILE = "mem8.toml"
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the server; each field's metadata names its variable and says what it does."""
+
+    host: str = _setting("127.0.0.1", "MEM8_HOST", "Address to listen on (0.0.0.0 for all).")
+    port: int = _setting(8420, "MEM8_PORT", "TCP port of the HTTP server.")
+    storage: str = _setting(
+        "mem8_openai_api.db", "MEM8_STORAGE", "SQLite file holding memories and state."
+    )
+    journal: str = _setting(
+        "",
+        "MEM8_JOURNAL",
+        "Journal directory; empty means beside the storage file, 'off' disables it.",
+    )
+    journal_segment_bytes: int = _setting(
+        16 * 1024 * 1024, "MEM8_JOURNAL_SEGMENT_BYTES", "Size at which a journal segment rotates."
+    )
+    journal_keep_segments: int = _setting(
+        4, "MEM8_JOURNAL_KEEP", "Journal segments kept; older ones (covered by a snapshot) go."
+    )
+    grid_size: int = _setting(256, "MEM8_GRID_SIZE", "Side of the square memory grid.")
+    llm_backend: str = _setting(
+        "auto", "MEM8_LLM_BACKEND", "auto, ollama, openai or embedded: which LLM backend serves."
+    )
+    ollama_api_base: str = _setting(
+        "http://localhost:11434", "OLLAMA_API_BASE", "Base URL of the Ollama server."
+    )
+    openai_api_base: str = _setting(
+        "", "OPENAI_API_BASE", "Base URL of an OpenAI-compatible upstream (e.g. .../v1)."
+    )
+    upstream_api_key: str = _setting(
+        "", "MEM8_UPSTREAM_API_KEY", "API key sent to the OpenAI-compatible upstream."
+    )
+    embedded_model_path: str = _setting(
+        "", "MEM8_EMBEDDED_MODEL", "GGUF file for the embedded model; empty: SmolLM2 package."
+    )
+    embedded_threads: int = _setting(
+        1, "MEM8_EMBEDDED_THREADS", "CPU threads of the embedded model."
+    )
+    embedded_context: int = _setting(
+        2048, "MEM8_EMBEDDED_CONTEXT", "Context window (tokens) of the embedded model."
+    )
+    backend_timeout: float = _setting(
+        600.0, "MEM8_BACKEND_TIMEOUT", "Seconds an LLM backend may take to answer."
+    )
+    ask_timeout: float = _setting(
+        30.0, "MEM8_ASK_TIMEOUT", "Seconds a caller waits for an actor to accept a message."
+    )
+    mailbox_size: int = _setting(64, "MEM8_MAILBOX_SIZE", "Messages an actor's mailbox holds.")
+    max_body_bytes: int = _setting(
+        32 * 1024 * 1024, "MEM8_MAX_BODY_BYTES", "Largest request body accepted (else 413)."
+    )
+    shutdown_grace: float = _setting(
+        10.0, "MEM8_SHUTDOWN_GRACE", "Seconds in-flight streams get to finish on SIGINT/SIGTERM."
+    )
+    log_level: str = _setting("INFO", "MEM8_LOG_LEVEL", "Logging level.")
+    personas: Mapping[str, Persona] = field(
+        default_factory=builtin_personas,
+        metadata={"doc": "Personas: the built-in three plus [personas.ID] tables of mem8.toml."},
+    )
+    config_path: str = field(default="", metadata={"doc": "The mem8.toml that was read, if any."})
+
+    def journal_dir(self) -> Path | None:
+        """Where the journal lives, or None when it is off."""
+        if self.journal.lower() == "off":
+            return None
+        if self.journal:
+            return Path(self.journal)
+        return Path(self.storage + ".journal")
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    """The settings that come from the environment (all but personas and config_path)."""
+    return [f for f in dataclasses.fields(Settings) if "env" in f.metadata]
+
+
+def load_settings(
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds the settings from defaults, the config file, the environment and flag overrides."""
+    environ = os.environ if environ is None else environ
+    path = _config_path(cwd or Path.cwd(), environ)
+    values: dict[str, Any] = {}
+    personas = builtin_personas()
+    if path is not None:
+        document = _read_toml(path)
+        values.update(_server_table(path, document))
+        personas.update(_persona_tables(path, document))
+        values["config_path"] = str(path)
+    for f in setting_fields():
+        if f.metadata["env"] in environ:
+            values[f.name] = _coerce(f, environ[f.metadata["env"]], f"${f.metadata['env']}")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(_field(name), value, f"--{name.replace('_', '-')}")
+    settings = Settings(**values, personas=personas)
+    _validate(settings)
+    return settings
+
+
+def _config_path(cwd: Path, environ: Mapping[str, str]) -> Path | None:
+    if environ.get("MEM8_CONFIG"):
+        path = Path(environ["MEM8_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"MEM8_CONFIG names {path}, which is not a readable file")
+        return path
+    candidate = cwd / CONFIG_FILE
+    return candidate if candidate.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the file: {error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+
+
+def _server_table(path: Path, document: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(document) - {"server", "personas"}
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown table {sorted(unknown)[0]!r} (expected server, personas)"
+        )
+    table = document.get("server", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'server' must be a table")
+    return {
+        name: _coerce(_field(name, path), v, f"{path}: server.{name}") for name, v in table.items()
+    }
+
+
+def _field(name: str, path: Path | None = None) -> dataclasses.Field[Any]:
+    for f in setting_fields():
+        if f.name == name:
+            return f
+    where = f"{path}: server.{name}" if path else name
+    raise ConfigError(f"{where}: unknown setting")
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
+    kind: Any = type(f.default)
+    if kind is bool or isinstance(value, bool) or (kind is int and isinstance(value, float)):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    try:
+        result = kind(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from error
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    return result
+
+
+def _persona_tables(path: Path, document: dict[str, Any]) -> dict[str, Persona]:
+    tables = document.get("personas", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: 'personas' must be a table of [personas.ID] tables")
+    return {pid: _persona(path, pid, table) for pid, table in tables.items()}
+
+
+_PERSONA_KEYS = {
+    "name",
+    "traits",
+    "model",
+    "temperature",
+    "interest_threshold",
+    "below_threshold",
+    "system_prompt",
+}
+
+
+def _persona(path: Path, pid: str, table: Any) -> Persona:
+    where = f"{path}: personas.{pid}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    if not pid or any(c.isspace() or c == "/" for c in pid):
+        raise ConfigError(f"{where}: the persona id must be non-empty, without spaces or '/'")
+    unknown = set(table) - _PERSONA_KEYS
+    if unknown:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown key")
+    for key in ("name", "traits", "model", "temperature"):
+        if key not in table:
+            raise ConfigError(f"{where}.{key}: missing (required)")
+    name = _string(table["name"], f"{where}.name")
+    model = _string(table["model"], f"{where}.model")
+    temperature = _number(table["temperature"], f"{where}.temperature", 0.0, 2.0)
+    threshold = _number(table.get("interest_threshold", 0.7), f"{where}.interest_threshold", 0, 1)
+    below = table.get("below_threshold", "respond")
+    if below not in ("respond", "subconscious"):
+        raise ConfigError(
+            f"{where}.below_threshold: must be 'respond' or 'subconscious', got {below!r}"
+        )
+    prompt = table.get("system_prompt", f"You are {name}.")
+    return Persona(
+        id=pid,
+        name=name,
+        traits=_traits(table["traits"], f"{where}.traits"),
+        model=model,
+        temperature=temperature,
+        system_prompt=_string(prompt, f"{where}.system_prompt"),
+        interest_threshold=threshold,
+        below_threshold=below,
+        created=int(path.stat().st_mtime),
+    )
+
+
+def _traits(value: Any, where: str) -> Traits:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table of the Big Five ({', '.join(TRAIT_NAMES)})")
+    unknown = set(value) - set(TRAIT_NAMES)
+    if unknown:
+        raise ConfigError(
+            f"{where}.{sorted(unknown)[0]}: unknown trait (expected {', '.join(TRAIT_NAMES)})"
+        )
+    return Traits(**{k: _number(v, f"{where}.{k}", 0.0, 1.0) for k, v in value.items()})
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: must be a number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: must be between {low} and {high}, got {value!r}")
+    return float(value)
+
+
+def _validate(settings: Settings) -> None:
+    if settings.llm_backend not in BACKEND_CHOICES:
+        raise ConfigError(
+            f"llm_backend (MEM8_LLM_BACKEND): must be one of {', '.join(BACKEND_CHOICES)}, "
+            f"got {settings.llm_backend!r}"
+        )
+    if settings.grid_size not in GRID_SIZES:
+        raise ConfigError(
+            f"grid_size (MEM8_GRID_SIZE): must be one of {', '.join(map(str, GRID_SIZES))}, "
+            f"got {settings.grid_size}"
+        )
+    if not 0 <= settings.port < 65536:  # 0: any free port
+        raise ConfigError(f"port (MEM8_PORT): must be between 0 and 65535, got {settings.port}")
+    positive = (
+        "embedded_threads",
+        "embedded_context",
+        "mailbox_size",
+        "max_body_bytes",
+        "journal_segment_bytes",
+        "journal_keep_segments",
+        "backend_timeout",
+        "ask_timeout",
+    )
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            env = _field(name).metadata["env"]
+            raise ConfigError(f"{name} ({env}): must be positive, got {getattr(settings, name)}")
+    if settings.llm_backend == "openai" and not settings.openai_api_base:
+        raise ConfigError(
+            "llm_backend 'openai' needs an upstream: set OPENAI_API_BASE or server.openai_api_base"
+        )

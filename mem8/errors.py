@@ -1,0 +1,114 @@
+"""Domain errors: library code raises these, the edges (HTTP, CLI) translate them."""
+
+from __future__ import annotations
+
+
+class Mem8Error(Exception):
+    """Base of every error mem8 raises on purpose; carries its HTTP rendering."""
+
+    status = 500
+    error_type = "server_error"
+    code: str | int | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(Mem8Error):
+    """The request is malformed or a field is missing or invalid."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class UnknownModel(Mem8Error):
+    """No persona has this model id (the spec's 404 shape, with a numeric code)."""
+
+    status = 404
+    error_type = "invalid_request_error"
+    code = 404
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"Model '{model}' not found", param="model")
+        self.model = model
+
+
+class NotFound(Mem8Error):
+    """A route or object does not exist."""
+
+    status = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowed(Mem8Error):
+    status = 405
+    error_type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class InputTooLarge(Mem8Error):
+    status = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class BackendUnavailable(Mem8Error):
+    """The LLM backend could not be reached; the message says which and what to do."""
+
+    status = 503
+    error_type = "server_error"
+    code = "backend_unavailable"
+
+
+class BackendFailed(Mem8Error):
+    """The LLM backend answered, but with an error (bad gateway)."""
+
+    status = 502
+    error_type = "server_error"
+    code = "backend_error"
+
+
+class ActorUnavailable(Mem8Error):
+    """An actor did not answer in time or failed while handling a message."""
+
+    status = 503
+    error_type = "server_error"
+    code = "actor_unavailable"
+
+
+class Overloaded(Mem8Error):
+    """A mailbox is full: the caller should retry later."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    code = "overloaded"
+
+
+class GenerationCancelled(Mem8Error):
+    """The caller went away before the answer was complete (recorded so replay matches)."""
+
+    status = 499
+    error_type = "invalid_request_error"
+    code = "cancelled"
+
+
+class ConfigError(Mem8Error):
+    """The configuration is invalid; the message names the file, the key and the problem."""
+
+
+class JournalError(Mem8Error):
+    """A journal is unreadable, truncated or tampered with."""
+
+
+def rebuild(name: str, message: str, param: str | None = None) -> Mem8Error:
+    """The error an actor or journal reported by class name, with its class (and so status)."""
+    cls = globals().get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Mem8Error)):
+        cls = ActorUnavailable
+    error = cls.__new__(cls)
+    Mem8Error.__init__(error, message, param=param)
+    return error

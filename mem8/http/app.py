@@ -1,0 +1,51 @@
+"""The app factory: OpenAI routes over a running System, every error in the one shape."""
+
+from __future__ import annotations
+
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from mem8 import errors
+from mem8.http.chat import ChatCompletions
+from mem8.http.errors import from_http_exception, from_unexpected, render
+from mem8.http.models import Models
+from mem8.system import System
+
+
+def create_app(system: System) -> QuartTrio:
+    app = QuartTrio("mem8")
+    app.config["MAX_CONTENT_LENGTH"] = system.settings.max_body_bytes
+    app.config["BODY_TIMEOUT"] = 60  # seconds to receive a request body
+    app.config["RESPONSE_TIMEOUT"] = None  # streams may last as long as the backend takes
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    _routes(app, system)
+    _error_handlers(app)
+    return app
+
+
+def _routes(app: QuartTrio, system: System) -> None:
+    chat = ChatCompletions(system)
+    models = Models(system)
+    app.add_url_rule("/health", "health", _health, methods=["GET"])
+    app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
+    app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
+    app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
+
+
+async def _health() -> Response:
+    return Response("OK", content_type="text/plain")
+
+
+def _error_handlers(app: QuartTrio) -> None:
+    @app.errorhandler(errors.Mem8Error)
+    async def _domain(error: errors.Mem8Error) -> Response:
+        return render(error)
+
+    @app.errorhandler(HTTPException)
+    async def _http(error: HTTPException) -> Response:
+        return render(from_http_exception(error))
+
+    @app.errorhandler(Exception)
+    async def _unexpected(error: Exception) -> Response:
+        return render(from_unexpected(error))

@@ -1,0 +1,196 @@
+"""Validates a chat completion body into a ChatRequest, naming the bad field (`param`) if not."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mem8.errors import InvalidRequest
+
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+MAX_STOP = 4
+# Other fields (frequency_penalty, logit_bias, metadata ...) are accepted and ignored, as
+# OpenAI-compatible servers do; these would change the answer's shape, so they are refused.
+UNSUPPORTED = {
+    "tools": "tool calls",
+    "functions": "function calls",
+    "tool_choice": "tool calls",
+    "function_call": "function calls",
+    "audio": "audio output",
+    "prediction": "predicted outputs",
+    "web_search_options": "web search",
+}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, str]]
+    stream: bool
+    include_usage: bool
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    stop: list[str]
+    seed: int | None
+    user: str
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise InvalidRequest(f"The request body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    return body
+
+
+def parse_chat(body: dict[str, Any]) -> ChatRequest:
+    for key, what in UNSUPPORTED.items():
+        if body.get(key):
+            raise InvalidRequest(
+                f"{what.capitalize()} are not supported by mem8 personas", param=key
+            )
+    _check_unsupported_options(body)
+    return ChatRequest(
+        model=_required_string(body, "model"),
+        messages=_messages(body.get("messages")),
+        stream=_optional(body, "stream", bool) or False,
+        include_usage=_include_usage(body),
+        temperature=_number(body, "temperature", 0.0, 2.0),
+        top_p=_number(body, "top_p", 0.0, 1.0),
+        max_tokens=_max_tokens(body),
+        stop=_stop(body.get("stop")),
+        seed=_integer(body, "seed", -(2**63), 2**63 - 1),
+        user=_optional(body, "user", str) or "",
+    )
+
+
+def _check_unsupported_options(body: dict[str, Any]) -> None:
+    n = body.get("n", 1)
+    if n is not None and (isinstance(n, bool) or n != 1):
+        raise InvalidRequest("Only n=1 is supported: a persona gives one answer", param="n")
+    if body.get("logprobs"):
+        raise InvalidRequest("logprobs are not supported", param="logprobs")
+    response_format = body.get("response_format")
+    if response_format not in (None, {"type": "text"}):
+        raise InvalidRequest(
+            'Only response_format {"type": "text"} is supported', param="response_format"
+        )
+
+
+def _required_string(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"'{key}' is required and must be a non-empty string", param=key)
+    return value
+
+
+def _messages(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(
+            "'messages' is required and must be a non-empty array", param="messages"
+        )
+    return [_message(item, f"messages[{i}]") for i, item in enumerate(value)]
+
+
+def _message(item: Any, where: str) -> dict[str, str]:
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{where} must be an object with 'role' and 'content'", param=where)
+    role = item.get("role")
+    if role not in ROLES:
+        raise InvalidRequest(
+            f"{where}.role must be one of system, developer, user, assistant; got {role!r}",
+            param=f"{where}.role",
+        )
+    return {"role": ROLES[role], "content": _content(item.get("content"), f"{where}.content")}
+
+
+def _content(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for i, part in enumerate(value):
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise InvalidRequest(
+                    f"{where}[{i}] must be a text part; only text is supported",
+                    param=f"{where}[{i}]",
+                )
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise InvalidRequest(f"{where}[{i}].text must be a string", param=f"{where}[{i}]")
+            parts.append(text)
+        return "\n".join(parts)
+    raise InvalidRequest(f"{where} must be a string or an array of text parts", param=where)
+
+
+def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise InvalidRequest(f"'{key}' must be a {kind.__name__}", param=key)
+    return value
+
+
+def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidRequest(f"'{key}' must be a number", param=key)
+    if not low <= value <= high:
+        raise InvalidRequest(
+            f"'{key}' must be between {low:g} and {high:g}, got {value}", param=key
+        )
+    return float(value)
+
+
+def _integer(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"'{key}' must be an integer", param=key)
+    if not low <= value <= high:
+        raise InvalidRequest(f"'{key}' must be between {low} and {high}", param=key)
+    return value
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = _integer(body, key, 1, 2**31 - 1)
+        if value is not None:
+            return value
+    return None
+
+
+def _stop(value: Any) -> list[str]:
+    if value is None:
+        return []
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise InvalidRequest("'stop' must be a non-empty string or an array of them", param="stop")
+    if len(stops) > MAX_STOP:
+        raise InvalidRequest(f"'stop' takes at most {MAX_STOP} sequences", param="stop")
+    return stops
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    include = options.get("include_usage", False)
+    if not isinstance(include, bool):
+        raise InvalidRequest(
+            "'stream_options.include_usage' must be a boolean", param="stream_options.include_usage"
+        )
+    return include

@@ -1,0 +1,23 @@
+"""Who is calling: the tenant (from the API key) and its end user (the request's `user`)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from quart import request
+
+ANONYMOUS = "anonymous"
+
+
+def caller(user: str) -> tuple[str, str]:
+    """The tenant is a hash of the bearer key (keys are never stored); the user is as given."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return ANONYMOUS, user
+    return "key-" + hashlib.sha256(key.strip().encode()).hexdigest()[:16], user
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:24]

@@ -1,0 +1,57 @@
+"""The one error shape: every failure becomes {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from quart import Response
+from werkzeug.exceptions import HTTPException
+
+from mem8 import errors
+
+log = logging.getLogger(__name__)
+
+_HTTP_ERRORS: dict[int, type[errors.Mem8Error]] = {
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.InputTooLarge,
+}
+
+
+def error_body(error: errors.Mem8Error) -> dict[str, object]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+def render(error: errors.Mem8Error) -> Response:
+    return Response(
+        json.dumps(error_body(error)), status=error.status, content_type="application/json"
+    )
+
+
+def from_http_exception(exception: HTTPException) -> errors.Mem8Error:
+    """Translates Quart/werkzeug's own 404, 405, 413 ... into domain errors."""
+    code = exception.code or 500
+    cls = _HTTP_ERRORS.get(code)
+    if code == 404:
+        return errors.NotFound("Unknown route: see GET /v1/models and the API documentation")
+    if code == 405:
+        return errors.MethodNotAllowed(f"Method not allowed here: {exception.description}")
+    if code == 413:
+        return errors.InputTooLarge("Request body too large")
+    error = (cls or errors.InvalidRequest)(exception.description or exception.name)
+    error.status = code
+    return error
+
+
+def from_unexpected(exception: BaseException) -> errors.Mem8Error:
+    """A bug: logged with its trace here, answered without one."""
+    log.error("unhandled error", exc_info=exception)
+    return errors.Mem8Error("Internal server error; the server log has the details")

@@ -1,0 +1,73 @@
+"""Serves the app on hypercorn inside the system's trio run; SIGINT/SIGTERM drain and stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Mapping
+from functools import partial
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from mem8.backends.base import LLMBackend
+from mem8.clock import Clock
+from mem8.config import Settings
+from mem8.http.app import create_app
+from mem8.system import open_system
+
+log = logging.getLogger(__name__)
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.graceful_timeout = settings.shutdown_grace
+    config.accesslog = None
+    return config
+
+
+async def serve(
+    settings: Settings,
+    *,
+    backends: Mapping[str, LLMBackend] | None = None,
+    clock: Clock | None = None,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serves until SIGINT/SIGTERM or `shutdown` is set; in-flight requests then get
+    settings.shutdown_grace seconds, the journal is closed and the actors stop."""
+    stop = trio.Event() if shutdown is None else shutdown
+    async with open_system(settings, backends=backends, clock=clock) as system:
+        app = create_app(system)
+        async with trio.open_nursery() as nursery:
+            if threading.current_thread() is threading.main_thread():
+                nursery.start_soon(_stop_on_signal, stop)
+            run = partial(_run_hypercorn, app, hypercorn_config(settings), stop, nursery)
+            binds = await nursery.start(run)
+            log.info("mem8 serves %d personas on %s", len(settings.personas), ", ".join(binds))
+            task_status.started(binds)
+    log.info("mem8 stopped")
+
+
+async def _run_hypercorn(
+    app: object,
+    config: Config,
+    stop: trio.Event,
+    nursery: trio.Nursery,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await hypercorn_serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)  # type: ignore[arg-type]
+    nursery.cancel_scope.cancel()  # hypercorn has drained: stop watching for signals
+
+
+async def _stop_on_signal(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            log.info(
+                "%s: draining in-flight requests, then stopping", signal.Signals(received).name
+            )
+            stop.set()
+            return
