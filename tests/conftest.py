@@ -1,4 +1,4 @@
-"""Shared fixtures: fresh settings on a temporary storage file, a live server with a scripted LLM."""
+"""Shared fixtures: settings on a temporary storage file, a live server with a scripted LLM."""
 
 from __future__ import annotations
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-BUILTIN_MODULES = ("mem8.backends.ollama", "mem8.backends.openai_upstream", "mem8.backends.embedded")
+BUILTIN_MODULES = (
+    "mem8.backends.ollama",
+    "mem8.backends.openai_upstream",
+    "mem8.backends.embedded",
+)
 
 
 def register_builtins() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import typing
 import math
+import typing
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,7 +117,7 @@ async def _chunks(
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        chunk = {**base, "system_fingerprint": None, "choices": [choice], **usage_field, **extra}
+        chunk = {**base, "choices": [choice], **usage_field, **extra}
         return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
     try:
@@ -129,12 +129,7 @@ async def _chunks(
             elif isinstance(message, Done):
                 yield event({}, message.finish_reason)
                 if body.include_usage:
-                    final = {
-                        **base,
-                        "system_fingerprint": None,
-                        "choices": [],
-                        "usage": _usage(message),
-                    }
+                    final = {**base, "choices": [], "usage": _usage(message)}
                     yield b"data: " + json.dumps(final).encode() + b"\n\n"
                 yield b"data: [DONE]\n\n"
             message = await anext(replies, None)

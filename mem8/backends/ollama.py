@@ -1,0 +1,174 @@
+"""Ollama's native chat API: POST /api/chat, answered with one JSON object per line (NDJSON)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from mem8.backends._http import count, discard, error_text, json_object
+from mem8.backends.base import (
+    Finish,
+    Generated,
+    GenerationRequest,
+    LLMBackend,
+    TextDelta,
+    registry,
+)
+from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
+
+if TYPE_CHECKING:
+    from mem8.config import Settings
+
+CONNECT_TIMEOUT = 5.0
+TAGS_TIMEOUT = 2.0
+PING_TIMEOUT = 1.0
+
+
+class OllamaBackend(LLMBackend):
+    """Chats with a model served by Ollama, yielding its tokens as they arrive."""
+
+    name: ClassVar[str] = "ollama"
+
+    def __init__(self, settings: Settings, *, base_url: str | None = None) -> None:
+        self.base_url = (base_url or settings.ollama_api_base).rstrip("/")
+        self._timeout = httpx.Timeout(settings.backend_timeout, connect=CONNECT_TIMEOUT)
+
+    def describe(self, model: str) -> str:
+        return f"ollama:{model} at {self.base_url}"
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
+        url = f"{self.base_url}/api/chat"
+        finish: Finish | None = None
+        # A client per generation: nothing pooled outlives the trio run that made it.
+        try:
+            async with (
+                httpx.AsyncClient(timeout=self._timeout) as client,
+                client.stream("POST", url, json=chat_body(request)) as reply,
+            ):
+                await self._check_status(reply, request.model)
+                lines = reply.aiter_lines()
+                try:
+                    async for line in lines:
+                        text, finish = self._read_line(line)
+                        if text:
+                            yield TextDelta(text)
+                        if finish is not None:
+                            break
+                finally:
+                    await discard(reply, lines)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise self._transport_error(error) from error
+        if finish is None:
+            raise BackendFailed(f"{self._who()}: the stream was cut before its final 'done' line")
+        yield finish
+
+    async def has_model(self, model: str) -> bool:
+        return _tagged(model) in {_tagged(name) for name in await self._model_names()}
+
+    async def reachable(self) -> bool:
+        """Whether an Ollama server answers at the base URL (a quick check, about a second)."""
+        reply = await self._get("/api/tags", PING_TIMEOUT)
+        return reply is not None and reply.is_success
+
+    async def _model_names(self) -> set[str]:
+        reply = await self._get("/api/tags", TAGS_TIMEOUT)
+        body = json_object(reply.text) if reply is not None and reply.is_success else None
+        models = body.get("models") if body is not None else None
+        if not isinstance(models, list):
+            return set()
+        return {
+            m[key]
+            for m in models
+            if isinstance(m, dict)
+            for key in ("name", "model")
+            if isinstance(m.get(key), str)
+        }
+
+    async def _get(self, path: str, timeout: float) -> httpx.Response | None:
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                return await client.get(self.base_url + path)
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+
+    async def _check_status(self, reply: httpx.Response, model: str) -> None:
+        if reply.is_success:
+            return
+        await reply.aread()
+        message = error_text(reply)
+        if reply.status_code == 404 and "model" in message and "not found" in message:
+            raise BackendUnavailable(
+                f"{self._who()} has no model {model!r}: fetch it with `ollama pull {model}` "
+                f"(Ollama said: {message})"
+            )
+        raise BackendFailed(f"{self._who()} answered HTTP {reply.status_code}: {message}")
+
+    def _read_line(self, line: str) -> tuple[str, Finish | None]:
+        """The text a stream line adds, and the Finish if it is the final 'done' line."""
+        if not line.strip():
+            return "", None
+        chunk = json_object(line)
+        if chunk is None:
+            raise BackendFailed(f"{self._who()} sent a line that is not JSON: {line[:200]}")
+        if "error" in chunk:
+            raise BackendFailed(f"{self._who()} failed mid-stream: {chunk['error']}")
+        message = chunk.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        finish = _finish(chunk) if chunk.get("done") is True else None
+        return (text if isinstance(text, str) else ""), finish
+
+    def _transport_error(self, error: httpx.HTTPError | httpx.InvalidURL) -> Mem8Error:
+        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+            return BackendUnavailable(
+                f"{self._who()} is not reachable ({error}): start it with `ollama serve`, "
+                "or set OLLAMA_API_BASE / MEM8_LLM_BACKEND=embedded"
+            )
+        if isinstance(error, httpx.TimeoutException):
+            return BackendUnavailable(
+                f"{self._who()} did not answer within {self._timeout.read} s "
+                "(MEM8_BACKEND_TIMEOUT); the model may still be loading"
+            )
+        if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            return BackendUnavailable(
+                f"OLLAMA_API_BASE {self.base_url!r} is not a usable http(s) URL: {error}"
+            )
+        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
+            return BackendFailed(f"{self._who()}: the stream was cut ({error})")
+        return BackendFailed(f"{self._who()}: {type(error).__name__}: {error}")
+
+    def _who(self) -> str:
+        return f"Ollama at {self.base_url}"
+
+
+def chat_body(request: GenerationRequest) -> dict[str, Any]:
+    """The /api/chat request: the conversation, streamed, with the sampling options."""
+    return {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": True,
+        "options": _options(request),
+    }
+
+
+def _options(request: GenerationRequest) -> dict[str, Any]:
+    optional = {"top_p": request.top_p, "num_predict": request.max_tokens, "seed": request.seed}
+    options: dict[str, Any] = {"temperature": request.temperature}
+    options.update({key: value for key, value in optional.items() if value is not None})
+    if request.stop:
+        options["stop"] = list(request.stop)
+    return options
+
+
+def _finish(chunk: dict[str, Any]) -> Finish:
+    reason = "length" if chunk.get("done_reason") == "length" else "stop"
+    return Finish(reason, count(chunk.get("prompt_eval_count")), count(chunk.get("eval_count")))
+
+
+def _tagged(model: str) -> str:
+    """`llama2` means `llama2:latest` to Ollama; a tag follows the last ':' after the last '/'."""
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
+registry.register("ollama", OllamaBackend)

@@ -1,0 +1,232 @@
+"""Any OpenAI-compatible upstream (llama.cpp server, vLLM, ...): streamed chat completions (SSE)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from mem8.backends._http import count, discard, error_message, error_text, json_object
+from mem8.backends.base import (
+    Finish,
+    Generated,
+    GenerationRequest,
+    LLMBackend,
+    TextDelta,
+    registry,
+)
+from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
+
+if TYPE_CHECKING:
+    from mem8.config import Settings
+
+CONNECT_TIMEOUT = 5.0
+MODELS_TIMEOUT = 2.0
+
+
+@dataclass
+class _Tally:
+    """What an SSE stream has said so far besides its text."""
+
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    done: bool = False  # the "data: [DONE]" line came
+
+    def finish(self) -> Finish:
+        reason = "length" if self.finish_reason == "length" else "stop"
+        return Finish(reason, self.prompt_tokens, self.completion_tokens)
+
+
+class OpenAIUpstreamBackend(LLMBackend):
+    """Chats through an OpenAI-compatible /chat/completions endpoint, streaming the tokens."""
+
+    name: ClassVar[str] = "openai"
+    needs_key: ClassVar[bool] = False  # local servers take none; a key is sent when set
+
+    def __init__(
+        self, settings: Settings, *, base_url: str | None = None, api_key: str | None = None
+    ) -> None:
+        self.base_url = (base_url or settings.openai_api_base).rstrip("/")
+        self._api_key = settings.upstream_api_key if api_key is None else api_key
+        self._timeout = httpx.Timeout(settings.backend_timeout, connect=CONNECT_TIMEOUT)
+
+    def describe(self, model: str) -> str:
+        return f"openai:{model} at {self.base_url}"
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
+        url = f"{self._configured_base()}/chat/completions"
+        tally = _Tally()
+        # A client per generation: nothing pooled outlives the trio run that made it.
+        try:
+            async with (
+                self._client(self._timeout) as client,
+                client.stream("POST", url, json=chat_body(request)) as reply,
+            ):
+                await self._check_status(reply)
+                if _is_json(reply):
+                    text = await self._read_whole(reply, tally)
+                    if text:
+                        yield TextDelta(text)
+                else:
+                    lines = reply.aiter_lines()
+                    try:
+                        async for line in lines:
+                            text = self._read_line(line, tally)
+                            if text:
+                                yield TextDelta(text)
+                            if tally.done:
+                                break
+                    finally:
+                        await discard(reply, lines)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise self._transport_error(error) from error
+        if not tally.done and tally.finish_reason is None:
+            raise BackendFailed(f"{self._who()}: the stream was cut before 'data: [DONE]'")
+        yield tally.finish()
+
+    async def has_model(self, model: str) -> bool:
+        if not self.base_url:
+            return False
+        try:
+            async with self._client(httpx.Timeout(MODELS_TIMEOUT)) as client:
+                reply = await client.get(f"{self.base_url}/models")
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return False
+        if reply.status_code == 404:
+            return True  # the upstream does not list its models; assume it serves this one
+        return reply.is_success and model in _model_ids(reply)
+
+    def _client(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        return httpx.AsyncClient(timeout=timeout, headers=headers)
+
+    def _configured_base(self) -> str:
+        if not self.base_url:
+            raise BackendUnavailable(
+                "no OpenAI-compatible upstream is configured: set OPENAI_API_BASE "
+                "(e.g. http://localhost:8000/v1)"
+            )
+        return self.base_url
+
+    async def _check_status(self, reply: httpx.Response) -> None:
+        if reply.is_success:
+            return
+        await reply.aread()
+        message = f"{self._who()} answered HTTP {reply.status_code}: {error_text(reply)}"
+        if reply.status_code in (401, 403):
+            message += "; check MEM8_UPSTREAM_API_KEY"
+        raise BackendFailed(message)
+
+    async def _read_whole(self, reply: httpx.Response, tally: _Tally) -> str:
+        """A plain JSON reply: an error, or the whole completion (the upstream did not stream)."""
+        await reply.aread()
+        body = json_object(reply.text) or {}
+        self._raise_error(body)
+        choice = _first_choice(body)
+        message = choice.get("message")
+        tally.finish_reason = _string(choice.get("finish_reason")) or "stop"
+        _count_usage(body, tally)
+        return _string(message.get("content")) if isinstance(message, dict) else ""
+
+    def _read_line(self, line: str, tally: _Tally) -> str:
+        """The text one SSE line adds; the rest of what it says goes into the tally."""
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "error":
+            raise BackendFailed(f"{self._who()} failed mid-stream: {value}")
+        if field != "data":
+            return ""  # blank separators, comments, event: and id: lines
+        if value.strip() == "[DONE]":
+            tally.done = True
+            return ""
+        chunk = json_object(value)
+        if chunk is None:
+            raise BackendFailed(f"{self._who()} sent an event that is not JSON: {value[:200]}")
+        self._raise_error(chunk)
+        return _read_chunk(chunk, tally)
+
+    def _raise_error(self, body: dict[str, Any]) -> None:
+        if "error" in body:
+            raise BackendFailed(f"{self._who()} failed: {error_message(body)}")
+
+    def _transport_error(self, error: httpx.HTTPError | httpx.InvalidURL) -> Mem8Error:
+        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+            return BackendUnavailable(
+                f"{self._who()} is not reachable ({error}): start the server, or point "
+                "OPENAI_API_BASE at one (or set MEM8_LLM_BACKEND to ollama or embedded)"
+            )
+        if isinstance(error, httpx.TimeoutException):
+            return BackendUnavailable(
+                f"{self._who()} did not answer within {self._timeout.read} s (MEM8_BACKEND_TIMEOUT)"
+            )
+        if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            return BackendUnavailable(
+                f"OPENAI_API_BASE {self.base_url!r} is not a usable http(s) URL: {error}"
+            )
+        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
+            return BackendFailed(f"{self._who()}: the stream was cut ({error})")
+        return BackendFailed(f"{self._who()}: {type(error).__name__}: {error}")
+
+    def _who(self) -> str:
+        return f"the OpenAI-compatible upstream at {self.base_url}"
+
+
+def chat_body(request: GenerationRequest) -> dict[str, Any]:
+    """The /chat/completions request: streamed, with usage asked for, and the sampling knobs."""
+    optional = {
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "seed": request.seed,
+        "stop": list(request.stop) or None,
+    }
+    return {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": request.temperature,
+        **{key: value for key, value in optional.items() if value is not None},
+    }
+
+
+def _read_chunk(chunk: dict[str, Any], tally: _Tally) -> str:
+    choice = _first_choice(chunk)
+    delta = choice.get("delta")
+    tally.finish_reason = _string(choice.get("finish_reason")) or tally.finish_reason
+    _count_usage(chunk, tally)
+    return _string(delta.get("content")) if isinstance(delta, dict) else ""
+
+
+def _first_choice(body: dict[str, Any]) -> dict[str, Any]:
+    choices = body.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first if isinstance(first, dict) else {}
+
+
+def _count_usage(body: dict[str, Any], tally: _Tally) -> None:
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        tally.prompt_tokens = count(usage.get("prompt_tokens"))
+        tally.completion_tokens = count(usage.get("completion_tokens"))
+
+
+def _model_ids(reply: httpx.Response) -> set[str]:
+    body = json_object(reply.text)
+    models = body.get("data") if body is not None else None
+    if not isinstance(models, list):
+        return set()
+    return {m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)}
+
+
+def _is_json(reply: httpx.Response) -> bool:
+    return str(reply.headers.get("content-type", "")).startswith("application/json")
+
+
+def _string(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+registry.register("openai", OpenAIUpstreamBackend)

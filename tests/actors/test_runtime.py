@@ -1,0 +1,142 @@
+"""The actor runtime: ask/tell, timeouts, bounded mailboxes and restarts."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgpack
+import pytest
+import trio
+
+from mem8 import errors
+from mem8.actors.messages import (
+    SCHEMA_VERSION,
+    Chat,
+    Digest,
+    Message,
+    MessageError,
+    StateDigest,
+    decode,
+)
+from mem8.actors.runtime import Actor, Reply, Supervisor
+
+
+class Counter(Actor):
+    """Counts digests asked of it; the request id says how to misbehave."""
+
+    handles: ClassVar[dict[type[Message], str]] = {StateDigest: "on_digest"}
+    instances = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        Counter.instances += 1
+        self.count = 0
+
+    async def on_digest(self, message: StateDigest, reply: Reply) -> None:
+        if message.request_id == "crash":
+            raise RuntimeError("bug")
+        if message.request_id == "refuse":
+            raise errors.InvalidRequest("no", param="x")
+        if message.request_id == "hang":
+            await trio.sleep_forever()
+        self.count += 1
+        await reply.send(Digest(message.request_id, "counter", str(self.count)))
+
+
+def run(test: object) -> None:
+    trio.run(test)  # type: ignore[arg-type]
+
+
+def test_ask_gets_the_answer() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            ref = Supervisor(nursery, ask_timeout=1, mailbox_size=4).start("c", Counter)
+            assert (await ref.ask(StateDigest("a"), Digest)).sha256 == "1"
+            assert (await ref.ask(StateDigest("b"), Digest)).sha256 == "2"
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_domain_error_reaches_the_caller_with_its_class() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            ref = Supervisor(nursery, ask_timeout=1, mailbox_size=4).start("c", Counter)
+            with pytest.raises(errors.InvalidRequest) as caught:
+                await ref.ask(StateDigest("refuse"), Digest)
+            assert caught.value.param == "x"
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_ask_times_out_instead_of_hanging() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            ref = Supervisor(nursery, ask_timeout=0.2, mailbox_size=4).start("c", Counter)
+            with trio.fail_after(5), pytest.raises(errors.ActorUnavailable, match="within"):
+                await ref.ask(StateDigest("hang"), Digest)
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_crashing_actor_fails_the_ask_and_is_restarted_fresh() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4)
+            ref = supervisor.start("c", Counter)
+            await ref.ask(StateDigest("a"), Digest)
+            before = Counter.instances
+            with pytest.raises(errors.ActorUnavailable, match="failed handling"):
+                await ref.ask(StateDigest("crash"), Digest)
+            assert (await ref.ask(StateDigest("b"), Digest)).sha256 == "1"  # fresh state
+            assert Counter.instances == before + 1
+            assert supervisor.restarts["c"] == 1
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_full_mailbox_pushes_back() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            ref = Supervisor(nursery, ask_timeout=0.2, mailbox_size=1).start("c", Counter)
+            await ref.tell(StateDigest("hang"))  # taken: the actor is now stuck on it
+            await trio.sleep(0.05)
+            await ref.tell(StateDigest("a"))  # fills the one slot
+            with trio.fail_after(5), pytest.raises(errors.Overloaded):
+                await ref.tell(StateDigest("b"))
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_messages_round_trip() -> None:
+    chat = Chat("r1", "p", "t", "u", 1.5, [{"role": "user", "content": "hi"}], temperature=0.2)
+    assert decode(chat.encode()) == chat
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"\xc1", "not a msgpack message"),
+        (msgpack.packb([1, 2]), "must be a map"),
+        (msgpack.packb({"type": "nope", "v": SCHEMA_VERSION}), "unknown message type"),
+        (
+            msgpack.packb({"type": "token", "v": 99, "request_id": "r", "text": "t"}),
+            "schema version",
+        ),
+        (
+            msgpack.packb({"type": "token", "v": SCHEMA_VERSION, "request_id": "r"}),
+            "missing fields",
+        ),
+        (
+            msgpack.packb({"type": "token", "v": SCHEMA_VERSION, "request_id": "r", "text": 3}),
+            "token.text",
+        ),
+    ],
+)
+def test_invalid_messages_are_refused(body: bytes, problem: str) -> None:
+    with pytest.raises(MessageError, match=problem):
+        decode(body)

@@ -1,0 +1,149 @@
+"""The journal and deterministic replay: a recorded session replays identically; damage is
+reported, not crashed on; rotation keeps the journal bounded and replayable."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from openai import OpenAI
+
+from mem8.actors.journal import read_journal
+from mem8.backends.fake import ScriptedLLM
+from mem8.config import Settings
+from mem8.errors import BackendUnavailable
+from mem8.replay import replay
+from tests.support.server import running_server
+
+HELLO = [{"role": "user", "content": "Hello!"}]
+
+
+def record_session(settings: Settings, requests: int = 6) -> Path:
+    """Serves a mixed session (personas, streams, a backend failure, a cut stream), then stops."""
+    llm = ScriptedLLM()
+    llm.enqueue(["first answer", BackendUnavailable("Ollama is down")])
+    with running_server(settings, dict.fromkeys(settings.personas, llm)) as server:
+        client = OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
+        personas = list(settings.personas)
+        for i in range(requests):
+            model = personas[i % len(personas)]
+            messages = [{"role": "user", "content": f"message {i}"}]
+            if i == 1:
+                with pytest.raises(Exception, match="Ollama is down"):
+                    client.chat.completions.create(model=model, messages=messages)  # type: ignore[arg-type]
+            elif i % 2:
+                stream = client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    stream=True,  # type: ignore[arg-type]
+                )
+                assert "".join(c.choices[0].delta.content or "" for c in stream)
+            else:
+                client.chat.completions.create(model=model, messages=messages, seed=i)  # type: ignore[arg-type]
+        client.close()
+    journal = settings.journal_dir()
+    assert journal is not None
+    return journal
+
+
+def test_a_recorded_session_replays_identically(settings: Settings) -> None:
+    journal = record_session(settings)
+    report = trio.run(replay, journal)
+    assert report.problems == [] and report.mismatches == []
+    assert report.requests == report.matched == 6
+    assert report.state_matched is True
+    assert report.ok
+
+
+def test_the_replay_command_says_ok(settings: Settings) -> None:
+    journal = record_session(settings, requests=3)
+    done = subprocess.run(
+        [sys.executable, "-m", "mem8", "replay", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "REPLAY OK" in done.stdout
+
+
+def _only_segment(journal: Path) -> Path:
+    (segment,) = sorted(journal.glob("segment-*.m8j"))
+    return segment
+
+
+def test_an_altered_record_is_detected(settings: Settings) -> None:
+    journal = record_session(settings, requests=3)
+    segment = _only_segment(journal)
+    data = segment.read_bytes()
+    at = data.index(b"first")  # a token of the recorded backend output
+    segment.write_bytes(data[:at] + b"FIRST" + data[at + 5 :])
+    report = trio.run(replay, journal)
+    assert not report.ok
+    assert any("altered" in p for p in report.problems), report.problems
+
+
+def test_a_truncated_journal_is_detected(settings: Settings) -> None:
+    journal = record_session(settings, requests=3)
+    segment = _only_segment(journal)
+    segment.write_bytes(segment.read_bytes()[:-7])
+    report = trio.run(replay, journal)
+    assert not report.ok
+    assert any("truncated" in p or "unreadable" in p for p in report.problems), report.problems
+    done = subprocess.run(
+        [sys.executable, "-m", "mem8", "replay", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "REPLAY FAILED" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_journal_cut_at_a_record_boundary_is_reported(settings: Settings) -> None:
+    journal = record_session(settings, requests=3)
+    reading = read_journal(journal)
+    assert reading.closed_cleanly
+    segment = _only_segment(journal)
+    data = segment.read_bytes()
+    cut = data.rindex(b"\x94\xa5state")  # the frame of the final `state` record
+    segment.write_bytes(data[:cut])
+    report = trio.run(replay, journal)
+    assert report.matched == report.requests == 3  # what is there still replays
+    assert report.state_matched is None
+    assert any("without a close record" in p for p in report.problems)
+
+
+def test_garbage_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "segment-00000001.m8j").write_bytes(b"\x00" * 5 + bytes(range(256)))
+    report = trio.run(replay, tmp_path)
+    assert not report.ok and report.problems
+    assert not trio.run(replay, tmp_path / "missing").ok
+
+
+def test_rotation_bounds_the_journal_and_replay_starts_from_a_snapshot(
+    settings: Settings,
+) -> None:
+    small = dataclasses.replace(settings, journal_segment_bytes=1500, journal_keep_segments=2)
+    journal = record_session(small, requests=30)
+    segments = sorted(journal.glob("segment-*.m8j"))
+    assert len(segments) <= 3  # the kept ones and the one being written
+    assert segments[0].name != "segment-00000001.m8j"
+    report = trio.run(replay, journal)
+    assert report.restored_from_snapshot
+    assert report.problems == [] and report.mismatches == []
+    assert report.state_matched is True
+    assert 0 < report.requests < 30
+
+
+def test_the_journal_can_be_turned_off(settings: Settings) -> None:
+    off = dataclasses.replace(settings, journal="off")
+    with running_server(off, dict.fromkeys(off.personas, ScriptedLLM())) as server:
+        body = {"model": "mem8-creative-v1", "messages": HELLO}
+        assert httpx.post(server.base_url + "/chat/completions", json=body).status_code == 200
+    assert not Path(settings.storage + ".journal").exists()
