@@ -34,8 +34,8 @@ case "$command" in
   cli) setup; exec "$VENV/bin/mem8" "$@" ;;
   lint)
     setup
-    "$VENV/bin/ruff" check mem8 tests bench sims
-    "$VENV/bin/ruff" format --check mem8 tests bench sims
+    "$VENV/bin/ruff" check mem8 tests bench
+    "$VENV/bin/ruff" format --check mem8 tests bench
     "$VENV/bin/mypy" ;;
   setup | build) setup ;;
   -h | --help | help | "") usage ;;
