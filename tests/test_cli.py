@@ -29,8 +29,12 @@ def free_port() -> int:
 def mem8_serve(tmp_path: Path, *flags: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     environ = {**os.environ, "MEM8_STORAGE": str(tmp_path / "mem8.db"), **env}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mem8", "serve", *flags], cwd=tmp_path, env=environ,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "mem8", "serve", *flags],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield process
@@ -46,7 +50,9 @@ def wait_healthy(root: str, process: subprocess.Popen[str], timeout: float = 60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"mem8 serve exited: {process.stdout.read() if process.stdout else ''}")
+            raise AssertionError(
+                f"mem8 serve exited: {process.stdout.read() if process.stdout else ''}"
+            )
         try:
             if httpx.get(root + "/health", timeout=1).text == "OK":
                 return
@@ -58,8 +64,11 @@ def wait_healthy(root: str, process: subprocess.Popen[str], timeout: float = 60)
 def test_a_bad_config_file_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:
     (tmp_path / "mem8.toml").write_text("[personas.p]\nname = 'P'\n")
     done = subprocess.run(
-        [sys.executable, "-m", "mem8", "serve", "--port", str(free_port())], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "mem8", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "MEM8_STORAGE": str(tmp_path / "mem8.db")},
     )
     assert done.returncode == 2
@@ -72,13 +81,23 @@ def test_serve_takes_port_and_backend_flags_and_sigterm_drains_a_stream(tmp_path
     port = free_port()
     root = f"http://127.0.0.1:{port}"
     script = Script(tokens=tuple(f" word{i}" for i in range(40)), token_delay=0.05)
-    with running(OllamaServer(script)) as ollama, mem8_serve(
-        tmp_path, "--port", str(port), "--backend", "ollama",
-        env={"OLLAMA_API_BASE": ollama.url, "MEM8_SHUTDOWN_GRACE": "20"},
-    ) as process:
+    with (
+        running(OllamaServer(script)) as ollama,
+        mem8_serve(
+            tmp_path,
+            "--port",
+            str(port),
+            "--backend",
+            "ollama",
+            env={"OLLAMA_API_BASE": ollama.url, "MEM8_SHUTDOWN_GRACE": "20"},
+        ) as process,
+    ):
         wait_healthy(root, process)
-        body = {"model": "mem8-creative-v1", "stream": True,
-                "messages": [{"role": "user", "content": "a long story please"}]}
+        body = {
+            "model": "mem8-creative-v1",
+            "stream": True,
+            "messages": [{"role": "user", "content": "a long story please"}],
+        }
         with httpx.stream("POST", root + "/v1/chat/completions", json=body, timeout=30) as stream:
             lines = stream.iter_lines()
             assert next(lines).startswith("data: ")
@@ -96,9 +115,10 @@ def test_serve_takes_port_and_backend_flags_and_sigterm_drains_a_stream(tmp_path
 def test_the_port_comes_from_the_environment(tmp_path: Path, variable: str) -> None:
     port = free_port()
     ollama = OllamaServer(Script(), models=("llama2:latest", "codellama:latest"))
-    with running(ollama), mem8_serve(
-        tmp_path, env={variable: str(port), "OLLAMA_API_BASE": ollama.url}
-    ) as process:
+    with (
+        running(ollama),
+        mem8_serve(tmp_path, env={variable: str(port), "OLLAMA_API_BASE": ollama.url}) as process,
+    ):
         wait_healthy(f"http://127.0.0.1:{port}", process)
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0

@@ -23,8 +23,11 @@ def test_auto_uses_ollama_for_the_models_it_has(
     with running(OllamaServer(Script(), models=("llama2:latest",))) as ollama:
         caplog.set_level(logging.INFO)
         chosen = names(dataclasses.replace(settings, ollama_api_base=ollama.url))
-    assert chosen == {"mem8-creative-v1": "ollama", "mem8-counselor-v1": "ollama",
-                      "mem8-technical-v1": "embedded"}
+    assert chosen == {
+        "mem8-creative-v1": "ollama",
+        "mem8-counselor-v1": "ollama",
+        "mem8-technical-v1": "embedded",
+    }
     assert "Ollama lacks codellama:latest" in caplog.text
     assert "persona mem8-technical-v1 is served by embedded" in caplog.text
 
@@ -36,6 +39,7 @@ def test_auto_without_ollama_uses_the_embedded_model(settings: Settings) -> None
 
 @pytest.mark.parametrize("forced", ["ollama", "embedded"])
 def test_a_forced_backend_serves_every_persona(settings: Settings, forced: str) -> None:
-    chosen = names(dataclasses.replace(settings, llm_backend=forced,
-                                       ollama_api_base=closed_port_url()))
+    chosen = names(
+        dataclasses.replace(settings, llm_backend=forced, ollama_api_base=closed_port_url())
+    )
     assert set(chosen.values()) == {forced}
