@@ -1,0 +1,1 @@
+"""Persistence: memories, their associations, files and actor state on disk."""

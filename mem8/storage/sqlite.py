@@ -1,0 +1,539 @@
+"""The SQLite store: memories, associations, files and actor state in one WAL-mode file.
+
+A plain synchronous class; the Store actor calls it from worker threads one call at a time, so the
+connection is opened with ``check_same_thread=False`` and must never be used concurrently. Every
+write is one transaction and is durable (fsynced, ``synchronous=FULL``) when its method returns.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from mem8.errors import InvalidRequest, Mem8Error, NotFound
+from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality, Scope
+
+BUSY_TIMEOUT_MS = 5000
+_BATCH = 1000  # rows per query when streaming every memory back at start
+
+
+class StorageError(Mem8Error):
+    """The storage file cannot be opened, is not mem8's, is too new, or refused a write."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What `mem8 status` reports about the store."""
+
+    memories: int
+    by_modality: dict[str, int]  # every modality, zero when absent
+    by_persona: dict[str, int]
+    consolidated: int  # memories whose tau is NEVER
+    average_tau: float | None  # over finite taus; None when there is none
+    size_bytes: int  # the database file plus its -wal
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+_SCHEMA_1 = (
+    # Files API uploads; deleting a file forgets every memory made from it (ON DELETE CASCADE).
+    """CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        status_details TEXT,
+        content BLOB,
+        path TEXT
+    )""",
+    "CREATE INDEX files_by_tenant ON files (tenant, created_at, id)",
+    # seq is the insertion order the grid is rebuilt in; tau NULL means NEVER (consolidated);
+    # negative_zeros has bit i set when _FLOAT_FIELDS[i] is -0.0, a sign SQLite's REAL drops.
+    """CREATE TABLE memories (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        user TEXT NOT NULL,
+        persona TEXT NOT NULL,
+        file_id TEXT REFERENCES files (id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        modality TEXT NOT NULL,
+        created REAL NOT NULL,
+        valence REAL NOT NULL,
+        arousal REAL NOT NULL,
+        dominance REAL NOT NULL,
+        importance REAL NOT NULL,
+        band INTEGER NOT NULL,
+        phase REAL NOT NULL,
+        tau REAL,
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        amplitude REAL NOT NULL,
+        recalls INTEGER NOT NULL,
+        last_recalled REAL NOT NULL,
+        negative_zeros INTEGER NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL
+    )""",
+    "CREATE INDEX memories_by_tenant ON memories (tenant, created, id)",
+    "CREATE INDEX memories_by_user ON memories (tenant, user, created, id)",
+    "CREATE INDEX memories_by_persona ON memories (tenant, persona, created, id)",
+    "CREATE INDEX memories_by_file ON memories (file_id)",
+    # An unordered pair is stored once, smaller id first.
+    """CREATE TABLE associations (
+        a TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+        b TEXT NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+        strength REAL NOT NULL,
+        PRIMARY KEY (a, b),
+        CHECK (a < b)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX associations_by_b ON associations (b)",
+    "CREATE TABLE states (owner TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID",
+)
+
+
+def _migrate_1(db: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_1:
+        db.execute(statement)
+
+
+# MIGRATIONS[v] upgrades a file at user_version v to v + 1, in its own transaction. Append only;
+# a migration that rebuilds a table must turn foreign_keys off around it (outside the transaction).
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- rows <-> memories --------------------------------------------------------------------------
+
+_FLOAT_FIELDS = (
+    "created",
+    "valence",
+    "arousal",
+    "dominance",
+    "importance",
+    "phase",
+    "tau",
+    "x",
+    "y",
+    "amplitude",
+    "last_recalled",
+)
+_BIT = {name: 1 << index for index, name in enumerate(_FLOAT_FIELDS)}
+_COLUMNS = (
+    "id",
+    "tenant",
+    "user",
+    "persona",
+    "file_id",
+    "text",
+    "source",
+    "modality",
+    *_FLOAT_FIELDS,
+    "band",
+    "recalls",
+    "negative_zeros",
+    "dim",
+    "vector",
+)
+_SELECT = f"SELECT seq, {', '.join(_COLUMNS)} FROM memories"
+_INSERT = (
+    f"INSERT INTO memories ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + column for column in _COLUMNS)})"
+)
+
+
+def _is_negative_zero(value: float) -> bool:
+    return value == 0.0 and math.copysign(1.0, value) < 0
+
+
+def _zero_bit(name: str, value: float) -> int:
+    return _BIT[name] if _is_negative_zero(value) else 0
+
+
+def _checked_float(memory_id: str, name: str, value: float) -> float:
+    number = float(value)
+    if math.isnan(number):
+        raise StorageError(f"Memory '{memory_id}': {name} is NaN, which cannot be stored")
+    return number
+
+
+def _tau_column(tau: float) -> float | None:
+    return None if tau == NEVER else float(tau)
+
+
+def _vector_blob(memory: Memory) -> tuple[int, bytes]:
+    vector = np.asarray(memory.vector)
+    if vector.ndim != 1 or vector.dtype != np.float32:
+        raise StorageError(
+            f"Memory '{memory.id}': the vector must be 1-D float32, not "
+            f"{vector.ndim}-D {vector.dtype}"
+        )
+    return vector.size, vector.astype("<f4").tobytes()
+
+
+def _floats(memory: Memory) -> dict[str, float]:
+    emotion = memory.emotion
+    values = {
+        "created": memory.created,
+        "valence": emotion.valence,
+        "arousal": emotion.arousal,
+        "dominance": emotion.dominance,
+        "importance": memory.importance,
+        "phase": memory.phase,
+        "tau": memory.tau,
+        "x": memory.x,
+        "y": memory.y,
+        "amplitude": memory.amplitude,
+        "last_recalled": memory.last_recalled,
+    }
+    return {name: _checked_float(memory.id, name, value) for name, value in values.items()}
+
+
+def _memory_row(memory: Memory, file_id: str | None) -> dict[str, Any]:
+    if memory.modality not in MODALITIES:
+        raise StorageError(f"Memory '{memory.id}': unknown modality '{memory.modality}'")
+    floats = _floats(memory)
+    dim, blob = _vector_blob(memory)
+    scope = memory.scope
+    return {
+        "id": memory.id,
+        "tenant": scope.tenant,
+        "user": scope.user,
+        "persona": scope.persona,
+        "file_id": file_id,
+        "text": memory.text,
+        "source": memory.source,
+        "modality": memory.modality,
+        **floats,
+        "tau": _tau_column(floats["tau"]),
+        "band": int(memory.band),
+        "recalls": int(memory.recalls),
+        "negative_zeros": sum(_zero_bit(name, value) for name, value in floats.items()),
+        "dim": dim,
+        "vector": blob,
+    }
+
+
+def _load_floats(row: sqlite3.Row) -> dict[str, float]:
+    floats = {name: float(NEVER if row[name] is None else row[name]) for name in _FLOAT_FIELDS}
+    for name in _FLOAT_FIELDS:
+        if row["negative_zeros"] & _BIT[name]:
+            floats[name] = -0.0
+    return floats
+
+
+def _load_vector(row: sqlite3.Row) -> np.ndarray[Any, np.dtype[np.float32]]:
+    blob: bytes = row["vector"]
+    if len(blob) != 4 * row["dim"]:
+        raise StorageError(
+            f"Memory '{row['id']}': its vector has {len(blob)} bytes, "
+            f"not the {4 * row['dim']} its dimension {row['dim']} needs"
+        )
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _load_modality(row: sqlite3.Row) -> Modality:
+    for modality in MODALITIES:
+        if row["modality"] == modality:
+            return modality
+    raise StorageError(f"Memory '{row['id']}': unknown modality '{row['modality']}'")
+
+
+def _load_memory(row: sqlite3.Row) -> Memory:
+    floats = _load_floats(row)
+    return Memory(
+        id=row["id"],
+        text=row["text"],
+        source=row["source"],
+        modality=_load_modality(row),
+        scope=Scope(tenant=row["tenant"], user=row["user"], persona=row["persona"]),
+        created=floats["created"],
+        emotion=Emotion(floats["valence"], floats["arousal"], floats["dominance"]),
+        importance=floats["importance"],
+        band=int(row["band"]),
+        phase=floats["phase"],
+        tau=floats["tau"],
+        x=floats["x"],
+        y=floats["y"],
+        amplitude=floats["amplitude"],
+        vector=_load_vector(row),
+        recalls=int(row["recalls"]),
+        last_recalled=floats["last_recalled"],
+    )
+
+
+# --- opening ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE .. COMMIT; rolls back on any error and reports SQLite's as StorageError."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        raise StorageError(f"Storage file {path}: {error}") from error
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException as error:
+        if db.in_transaction:  # some errors (disk full, I/O) have rolled back already
+            db.execute("ROLLBACK")
+        if isinstance(error, sqlite3.Error):
+            raise StorageError(f"Storage file {path}: {error}") from error
+        raise
+
+
+def _configure(db: sqlite3.Connection, path: Path) -> None:
+    db.row_factory = sqlite3.Row
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.OperationalError as error:  # a missing directory, no permission
+        raise StorageError(f"Cannot open storage file {path}: {error}") from error
+    except sqlite3.DatabaseError as error:  # garbage where the SQLite header should be
+        raise StorageError(f"{path} is not a mem8 storage file (SQLite): {error}") from error
+    if mode != "wal":
+        raise StorageError(f"Storage file {path}: cannot use WAL mode (journal_mode is {mode})")
+    # FULL in WAL mode fsyncs the WAL at every commit: a committed write survives power loss.
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    while True:
+        with _transaction(db, path):
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"Storage file {path} has schema version {version}, newer than the "
+                    f"{SCHEMA_VERSION} this mem8 knows: upgrade mem8 or use another file"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class MemoryStore:
+    """Memories, their associations and actor state in one SQLite file; see the module doc."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> MemoryStore:
+        """Create or open the file, switch it to WAL and bring its schema up to date."""
+        path = Path(path)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise StorageError(f"Cannot open storage file {path}: {error}") from error
+        try:
+            _configure(db, path)
+            _migrate(db, path)
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def copy_to(self, target: Path) -> None:
+        """Writes a consistent copy of the whole file (a journal snapshot's store)."""
+        if target.exists():
+            target.unlink()
+        self._db.execute("VACUUM INTO ?", (str(target),))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return _transaction(self._db, self.path)
+
+    # --- writes: one transaction each, durable on return ---
+
+    def add(self, memories: Sequence[Memory], *, file_id: str | None = None) -> None:
+        """Insert new memories; `file_id` ties them to an uploaded file that forgets them."""
+        rows = [_memory_row(memory, file_id) for memory in memories]
+        with self._write() as db:
+            db.executemany(_INSERT, rows)
+
+    def reinforce(self, updates: Sequence[tuple[str, int, float]]) -> None:
+        """Set (id, recalls, last_recalled); memories forgotten meanwhile are skipped."""
+        rows = [
+            (int(recalls), float(last), _zero_bit("last_recalled", last), memory_id)
+            for memory_id, recalls, last in updates
+        ]
+        with self._write() as db:
+            db.executemany(
+                "UPDATE memories SET recalls = ?, last_recalled = ?, "
+                f"negative_zeros = (negative_zeros & ~{_BIT['last_recalled']}) | ? WHERE id = ?",
+                rows,
+            )
+
+    def consolidate(self, ids: Sequence[str], tau: float = NEVER) -> None:
+        """Set the decay constant of these memories (NEVER: they no longer decay)."""
+        if math.isnan(tau):
+            raise StorageError("Cannot consolidate memories with a NaN tau")
+        rows = [(_tau_column(tau), _zero_bit("tau", tau), memory_id) for memory_id in ids]
+        with self._write() as db:
+            db.executemany(
+                "UPDATE memories SET tau = ?, "
+                f"negative_zeros = (negative_zeros & ~{_BIT['tau']}) | ? WHERE id = ?",
+                rows,
+            )
+
+    def forget(self, memory_id: str, tenant: str) -> bool:
+        """Delete one of the tenant's memories and its associations; False if it had none."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM memories WHERE id = ? AND tenant = ?", (memory_id, tenant)
+            )
+        return cursor.rowcount > 0
+
+    def associate(self, pairs: Sequence[tuple[str, str, float]]) -> None:
+        """Store or update unordered (a, b, strength); pairs with a forgotten memory are skipped."""
+        rows = [_association_row(a, b, strength) for a, b, strength in pairs]
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO associations (a, b, strength) SELECT :a, :b, :strength "
+                "WHERE EXISTS (SELECT 1 FROM memories WHERE id = :a) "
+                "AND EXISTS (SELECT 1 FROM memories WHERE id = :b) "
+                "ON CONFLICT (a, b) DO UPDATE SET strength = excluded.strength",
+                rows,
+            )
+
+    def put_state(self, owner: str, state: bytes) -> None:
+        """Replace the serialized state of one owner (a persona, the grid)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO states (owner, state) VALUES (?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET state = excluded.state",
+                (owner, bytes(state)),
+            )
+
+    # --- reads ---
+
+    def get(self, memory_id: str, tenant: str) -> Memory | None:
+        row = self._db.execute(
+            f"{_SELECT} WHERE id = ? AND tenant = ?", (memory_id, tenant)
+        ).fetchone()
+        return None if row is None else _load_memory(row)
+
+    def list(
+        self,
+        tenant: str,
+        *,
+        user: str | None = None,
+        persona: str | None = None,
+        modality: str | None = None,
+        limit: int = 20,
+        after: str | None = None,
+    ) -> builtins.list[Memory]:
+        """The tenant's memories by (created, id), the first `limit` after the memory `after`."""
+        if limit < 1:
+            raise InvalidRequest(f"limit must be at least 1, not {limit}", param="limit")
+        filters = {"tenant": tenant, "user": user, "persona": persona, "modality": modality}
+        clauses = [
+            f"{column} = :{column}" for column, value in filters.items() if value is not None
+        ]
+        params: dict[str, Any] = {**filters, "limit": limit}
+        if after is not None:
+            clauses.append("(created, id) > (:after_created, :after_id)")
+            params.update(after_created=self._cursor(after, tenant), after_id=after)
+        rows = self._db.execute(
+            f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY created, id LIMIT :limit", params
+        )
+        return [_load_memory(row) for row in rows]
+
+    def _cursor(self, after: str, tenant: str) -> float:
+        row = self._db.execute(
+            "SELECT created FROM memories WHERE id = ? AND tenant = ?", (after, tenant)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"No memory '{after}' to list after", param="after")
+        return float(row["created"])
+
+    def iter_all(self) -> Iterator[Memory]:
+        """Every memory in insertion order, for rebuilding the grid; fetched in batches."""
+        seq = 0
+        while True:
+            rows = self._db.execute(
+                f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            seq = rows[-1]["seq"]
+            yield from (_load_memory(row) for row in rows)
+
+    def associations(self, memory_id: str) -> builtins.list[tuple[str, float]]:
+        """(other memory, strength) for every association of this one, strongest first."""
+        rows = self._db.execute(
+            "SELECT b AS other, strength FROM associations WHERE a = :id "
+            "UNION ALL SELECT a AS other, strength FROM associations WHERE b = :id "
+            "ORDER BY strength DESC, other",
+            {"id": memory_id},
+        )
+        return [(row["other"], float(row["strength"])) for row in rows]
+
+    def get_state(self, owner: str) -> bytes | None:
+        row = self._db.execute("SELECT state FROM states WHERE owner = ?", (owner,)).fetchone()
+        return None if row is None else bytes(row["state"])
+
+    def stats(self) -> StoreStats:
+        totals = self._db.execute(
+            "SELECT COUNT(*) AS memories, COUNT(*) - COUNT(tau) AS consolidated, "
+            "AVG(tau) AS average_tau FROM memories"
+        ).fetchone()
+        return StoreStats(
+            memories=int(totals["memories"]),
+            by_modality={**dict.fromkeys(MODALITIES, 0), **self._counts("modality")},
+            by_persona=self._counts("persona"),
+            consolidated=int(totals["consolidated"]),
+            average_tau=totals["average_tau"],
+            size_bytes=self._size_bytes(),
+        )
+
+    def _counts(self, column: str) -> dict[str, int]:
+        rows = self._db.execute(
+            f"SELECT {column} AS key, COUNT(*) AS n FROM memories GROUP BY {column} ORDER BY key"
+        )
+        return {row["key"]: int(row["n"]) for row in rows}
+
+    def _size_bytes(self) -> int:
+        wal = self.path.with_name(self.path.name + "-wal")
+        return sum(file.stat().st_size for file in (self.path, wal) if file.exists())
+
+
+def _association_row(a: str, b: str, strength: float) -> dict[str, Any]:
+    if a == b:
+        raise StorageError(f"Memory '{a}' cannot be associated with itself")
+    first, second = sorted((a, b))
+    return {"a": first, "b": second, "strength": _checked_float(a, "strength", strength)}
