@@ -1,0 +1,115 @@
+"""Plain numpy versions of `mem8.grid.kernels`, same signatures: the tests' source of truth.
+
+Written for clarity, not speed; they skip the kernels' argument checks and ignore `parallel`."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Field = npt.NDArray[np.complex64]
+Floats = npt.NDArray[np.float32]
+Float64s = npt.NDArray[np.float64]
+Indices = npt.NDArray[np.int64]
+
+CUTOFF_SIGMAS = 3.0
+
+
+def imprint(
+    tile: Field,
+    row0: int,
+    col0: int,
+    x: float,
+    y: float,
+    amplitude: float,
+    sigma: float,
+    wavenumber: float,
+    phase: float,
+) -> None:
+    """Adds A exp(-r^2 / 2 sigma^2) exp(i (k r + phase)) within CUTOFF_SIGMAS sigma, in place."""
+    rows = (row0 + np.arange(tile.shape[0], dtype=np.float64))[:, None]
+    cols = (col0 + np.arange(tile.shape[1], dtype=np.float64))[None, :]
+    dy, dx = rows - y, cols - x
+    r2 = dx * dx + dy * dy
+    radius = CUTOFF_SIGMAS * sigma
+    envelope = amplitude * np.exp(-r2 / (2.0 * sigma * sigma))
+    angle = wavenumber * np.sqrt(r2) + phase
+    wave = (envelope * np.cos(angle) + 1j * (envelope * np.sin(angle))).astype(np.complex64)
+    inside = r2 <= radius * radius
+    tile[inside] += wave[inside]
+
+
+def propagate(
+    u: Field,
+    u_prev: Field,
+    c2dt2: float,
+    gamma_dt: float,
+    out: Field | None = None,
+    *,
+    parallel: bool = False,
+) -> Field:
+    """One damped leapfrog step of the padded tile `u`; float32 coefficients, as the kernel."""
+    keep = np.float32(1.0 - gamma_dt / 2.0)
+    gain = np.float32(c2dt2)
+    inverse = np.float32(1.0 / (1.0 + gamma_dt / 2.0))
+    centre = u[1:-1, 1:-1]
+    laplacian = (u[:-2, 1:-1] + u[2:, 1:-1]) + (u[1:-1, :-2] + u[1:-1, 2:]) - np.float32(4) * centre
+    following = ((np.float32(2) * centre - keep * u_prev) + gain * laplacian) * inverse
+    result: Field = following.astype(np.complex64) if out is None else out
+    result[...] = following
+    return result
+
+
+def decay(tile: Field, factor: float, *, parallel: bool = False) -> None:
+    tile *= np.float32(factor)
+
+
+def resonance(
+    query: Floats, vectors: Floats, weights: Floats, out: Floats, *, parallel: bool = False
+) -> None:
+    """Exact dot products (in float64), times the weights, rounded to float32."""
+    exact = vectors.astype(np.float64) @ query.astype(np.float64)
+    out[...] = exact * weights.astype(np.float64)
+
+
+def top_k(scores: Floats, k: int) -> Indices:
+    """A stable sort puts equal scores in index order and NaN last."""
+    order: Indices = np.argsort(-scores, kind="stable")[:k].astype(np.int64)
+    return order
+
+
+def sample(field: Field, xs: Float64s, ys: Float64s, row0: int = 0, col0: int = 0) -> Floats:
+    """Bilinear interpolation of |field| with a zero border; 0 beyond it."""
+    magnitude = np.pad(np.abs(field.astype(np.complex128)), 2)
+    x = np.asarray(xs, np.float64) - col0
+    y = np.asarray(ys, np.float64) - row0
+    inside = (x > -1.0) & (x < field.shape[1]) & (y > -1.0) & (y < field.shape[0])
+    x, y = np.where(inside, x, 0.0), np.where(inside, y, 0.0)
+    left, top = np.floor(x), np.floor(y)
+    fx, fy = x - left, y - top
+    i, j = top.astype(np.int64) + 2, left.astype(np.int64) + 2
+    upper = (1.0 - fx) * magnitude[i, j] + fx * magnitude[i, j + 1]
+    lower = (1.0 - fx) * magnitude[i + 1, j] + fx * magnitude[i + 1, j + 1]
+    levels: Floats = np.where(inside, (1.0 - fy) * upper + fy * lower, 0.0).astype(np.float32)
+    return levels
+
+
+def temporal_bind(times: Float64s, window: float) -> Indices:
+    """A new group starts wherever the gap to the previous event is at least `window`."""
+    starts = np.diff(np.asarray(times, np.float64)) >= window
+    groups: Indices = np.concatenate([[0], np.cumsum(starts)]).astype(np.int64)[: len(times)]
+    return groups
+
+
+def energy(u: Field, u_prev: Field, c2dt2: float) -> float:
+    """sum |u - u_prev|^2 + c2dt2 sum over edges (boundary ones too) of Re(grad u grad u_prev*)."""
+    now, before = np.pad(u.astype(np.complex128), 1), np.pad(u_prev.astype(np.complex128), 1)
+    kinetic = np.sum(np.abs(now - before) ** 2)
+    potential = 0.0
+    for axis in (0, 1):
+        # differences across every edge touching the field, ghost cells included
+        grad_now = np.diff(now, axis=axis)
+        grad_before = np.diff(before, axis=axis)
+        trim = (slice(None), slice(1, -1)) if axis == 0 else (slice(1, -1), slice(None))
+        potential += np.sum((grad_now[trim] * np.conj(grad_before[trim])).real)
+    return float(kinetic + float(np.float32(c2dt2)) * potential)
