@@ -44,6 +44,9 @@ class Settings:
         4, "MEM8_JOURNAL_KEEP", "Journal segments kept; older ones (covered by a snapshot) go."
     )
     grid_size: int = _setting(256, "MEM8_GRID_SIZE", "Side of the square memory grid.")
+    grid_tiles: int = _setting(
+        2, "MEM8_GRID_TILES", "Regions per side of the grid (2: 4 GridRegion actors)."
+    )
     llm_backend: str = _setting(
         "auto", "MEM8_LLM_BACKEND", "auto, ollama, openai or embedded: which LLM backend serves."
     )
@@ -268,6 +271,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"grid_size (MEM8_GRID_SIZE): must be one of {', '.join(map(str, GRID_SIZES))}, "
             f"got {settings.grid_size}"
+        )
+    if settings.grid_tiles not in (1, 2, 4, 8) or settings.grid_size % settings.grid_tiles:
+        raise ConfigError(
+            f"grid_tiles (MEM8_GRID_TILES): must be 1, 2, 4 or 8, got {settings.grid_tiles}"
         )
     if not 0 <= settings.port < 65536:  # 0: any free port
         raise ConfigError(f"port (MEM8_PORT): must be between 0 and 65535, got {settings.port}")

@@ -1,23 +1,43 @@
 """Deterministic replay: a fresh system on a virtual clock re-runs a journal's requests against
-the recorded backend outputs and checks every response and the final state hashes."""
+the recorded backend outputs, in the order the memory actor took them, and checks every
+response and the final state hashes."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import trio
+
 from mem8 import errors
 from mem8.actors.journal import Record, read_journal
-from mem8.actors.messages import Chat, Digest, Done, MessageError, Restore, Token, from_map
+from mem8.actors.messages import (
+    Accepted,
+    Ack,
+    Chat,
+    Digest,
+    Done,
+    GridField,
+    MemoryForget,
+    MessageError,
+    Restore,
+    Token,
+    from_map,
+)
 from mem8.actors.persona import Outcome
 from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
 from mem8.clock import VirtualClock
 from mem8.config import Settings
 from mem8.personas import Persona, Traits
 from mem8.system import System, open_system
+
+REQUEST_TIMEOUT = 60.0
 
 
 @dataclass
@@ -46,22 +66,37 @@ class ReplayReport:
 
 
 class RecordedLLM(LLMBackend):
-    """Serves each request's recorded output, looked up by request id."""
+    """Serves each request's recorded output once the driver reaches its commit record."""
 
     name: ClassVar[str] = "recorded"
 
-    def __init__(self) -> None:
-        self.outcomes: dict[str, dict[str, Any]] = {}
+    def __init__(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        self.outcomes = outcomes
+        self.released: dict[str, trio.Event] = {}
+
+    def release(self, request_id: str) -> None:
+        self.released.setdefault(request_id, trio.Event()).set()
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
         outcome = self.outcomes.get(request.request_id)
         if outcome is None:
             raise errors.BackendFailed(f"the journal holds no output for {request.request_id}")
+        await self.released.setdefault(request.request_id, trio.Event()).wait()
         for text in outcome["text"]:
             yield TextDelta(text)
         if outcome["error"] is not None:
             raise errors.rebuild(*outcome["error"])
         yield Finish(*outcome["finish"])
+
+
+@dataclass
+class _Running:
+    """One request being replayed: started at its chat record, finished at its commit."""
+
+    chat: Chat
+    accepted: trio.Event = field(default_factory=trio.Event)
+    finished: trio.Event = field(default_factory=trio.Event)
+    outcome: Outcome = field(default_factory=lambda: Outcome(text=[]))
 
 
 async def replay(directory: Path) -> ReplayReport:
@@ -71,89 +106,123 @@ async def replay(directory: Path) -> ReplayReport:
     if not records or records[0].kind != "header":
         report.problems.append("the journal does not start with a header record")
         return report
-    settings = Settings(personas=_personas(records[0].body), journal="off")
-    backend = RecordedLLM()
-    backend.outcomes = {
-        r.body["request_id"]: r.body["outcome"] for r in records if r.kind == "commit"
-    }
-    clock = VirtualClock(records[0].body.get("started", 0.0))
-    backends = dict.fromkeys(settings.personas, backend)
-    async with open_system(settings, clock=clock, backends=backends, journal=False) as system:
-        restored = await _restore(system, records, report)
-        await _rerun(system, clock, records, restored, report)
-        final = [r for r in records if r.kind == "state"]
-        if final:
-            report.state_matched = final[-1].body["digests"] == await system.state_digests()
+    snapshot = (
+        records[1].body["states"] if len(records) > 1 and records[1].kind == "snapshot" else None
+    )
+    with tempfile.TemporaryDirectory(prefix="mem8-replay-") as scratch:
+        settings = _settings(records[0].body, Path(scratch), directory, snapshot)
+        await _replay_in(settings, records, snapshot, report)
     if not reading.closed_cleanly and not report.problems:
         report.problems.append("the journal ends without a close record (crash or truncation)")
     return report
 
 
-def _personas(header: dict[str, Any]) -> dict[str, Persona]:
-    personas = {}
-    for pid, wire in header["personas"].items():
-        personas[pid] = Persona(**{**wire, "traits": Traits(**wire["traits"])})
-    return personas
+def _settings(
+    header: dict[str, Any], scratch: Path, directory: Path, snapshot: dict[str, Any] | None
+) -> Settings:
+    """The recorded system's settings, on a scratch copy of the snapshot's store (if any)."""
+    storage = scratch / "replay.db"
+    if snapshot is not None and snapshot.get("memory", {}).get("store"):
+        shutil.copyfile(directory / snapshot["memory"]["store"], storage)
+    personas = {
+        pid: Persona(**{**wire, "traits": Traits(**wire["traits"])})
+        for pid, wire in header["personas"].items()
+    }
+    grid = header.get("grid", {})
+    return dataclasses.replace(
+        Settings(personas=personas, journal="off", storage=str(storage)),
+        **{key: value for key, value in grid.items() if key in ("grid_size", "grid_tiles")},
+    )
 
 
-async def _restore(system: System, records: list[Record], report: ReplayReport) -> dict[str, int]:
-    """Restores the snapshot that opens the oldest kept segment; persona -> its commit seq."""
-    if len(records) < 2 or records[1].kind != "snapshot":
-        return {}
+async def _replay_in(
+    settings: Settings, records: list[Record], snapshot: dict[str, Any] | None, report: ReplayReport
+) -> None:
+    commits = {r.body["request_id"]: r.body for r in records if r.kind == "commit"}
+    backend = RecordedLLM({rid: body["outcome"] for rid, body in commits.items()})
+    clock = VirtualClock(records[0].body.get("started", 0.0))
+    backends = dict.fromkeys(settings.personas, backend)
+    async with open_system(settings, clock=clock, backends=backends, journal=False) as system:
+        done_seq = await _restore(system, snapshot, report)
+        async with trio.open_nursery() as nursery:
+            await _drive(system, clock, backend, records, commits, done_seq, nursery, report)
+        final = [r for r in records if r.kind == "state"]
+        if final:
+            report.state_matched = final[-1].body["digests"] == await system.state_digests()
+
+
+async def _restore(system: System, snapshot: dict[str, Any] | None, report: ReplayReport) -> int:
+    """Restores the snapshot opening the oldest kept segment; the commits it already holds."""
+    if snapshot is None:
+        return 0
     report.restored_from_snapshot = True
-    restored = {}
-    for owner, state in records[1].body["states"].items():
-        ref = system.personas.get(owner)
+    for owner, state in snapshot.items():
+        ref = system.memory if owner == "memory" else system.personas.get(owner)
         if ref is None:
-            report.problems.append(f"the snapshot holds an unknown persona {owner}")
+            report.problems.append(f"the snapshot holds an unknown actor {owner}")
             continue
         await ref.ask(Restore(uuid.uuid4().hex, state), Digest)
-        restored[owner] = state["seq"]
-    return restored
+    grid = snapshot.get("memory", {}).get("grid")
+    if grid:
+        restore = GridField(uuid.uuid4().hex, grid["current"], grid["previous"], grid["last_step"])
+        await system.grid.ask(restore, Ack)
+    seq: int = snapshot.get("memory", {}).get("seq", 0)
+    return seq
 
 
-async def _rerun(
+async def _drive(
     system: System,
     clock: VirtualClock,
+    backend: RecordedLLM,
     records: list[Record],
-    restored: dict[str, int],
+    commits: dict[str, dict[str, Any]],
+    done_seq: int,
+    nursery: trio.Nursery,
     report: ReplayReport,
 ) -> None:
-    chats: dict[str, Chat] = {}
+    running: dict[str, _Running] = {}
     for record in records:
         if record.kind == "chat":
+            chat = _chat(record, report)
+            commit = commits.get(chat.request_id) if chat else None
+            if chat is None or commit is None or commit["seq"] <= done_seq:
+                continue  # unfinished when the journal ended, or already in the snapshot
+            clock.set(chat.arrival)
+            request = running[chat.request_id] = _Running(chat)
+            nursery.start_soon(_run, system, request)
+            with trio.fail_after(REQUEST_TIMEOUT):
+                await request.accepted.wait()
+        elif record.kind == "commit" and record.body["seq"] > done_seq:
+            await _finish(
+                running.pop(record.body["request_id"], None), record.body, backend, report
+            )
+        elif record.kind == "forget":
+            forget = MemoryForget(
+                uuid.uuid4().hex, record.body["tenant"], record.body["memory_id"], record.at
+            )
             try:
-                chat = from_map(record.body["message"])
-            except (MessageError, KeyError, TypeError) as error:
-                report.problems.append(f"unreadable chat record: {error}")
-                continue
-            assert isinstance(chat, Chat)
-            chats[chat.request_id] = chat
-        elif record.kind == "commit" and record.body["seq"] > restored.get(
-            record.body["persona"], 0
-        ):
-            await _rerun_one(system, clock, chats, record.body, report)
+                await system.memory.ask(forget, Ack)
+            except errors.NotFound:
+                report.mismatches.append(f"forget {record.body['memory_id']}: not found")
 
 
-async def _rerun_one(
-    system: System,
-    clock: VirtualClock,
-    chats: dict[str, Chat],
-    commit: dict[str, Any],
-    report: ReplayReport,
-) -> None:
-    request_id = commit["request_id"]
-    chat = chats.pop(request_id, None)
-    if chat is None:
-        report.problems.append(f"commit {request_id} has no chat record before it")
-        return
-    report.requests += 1
-    clock.set(chat.arrival)
-    outcome = Outcome(text=[])
+def _chat(record: Record, report: ReplayReport) -> Chat | None:
     try:
-        with await system.persona(chat.persona).open_stream(chat) as replies:
+        chat = from_map(record.body["message"])
+    except (MessageError, KeyError, TypeError) as error:
+        report.problems.append(f"unreadable chat record: {error}")
+        return None
+    return chat if isinstance(chat, Chat) else None
+
+
+async def _run(system: System, request: _Running) -> None:
+    outcome = request.outcome
+    try:
+        with await system.persona(request.chat.persona).open_stream(request.chat) as replies:
             async for reply in replies:
-                if isinstance(reply, Token):
+                if isinstance(reply, Accepted):
+                    request.accepted.set()
+                elif isinstance(reply, Token):
                     outcome.text.append(reply.text)
                 elif isinstance(reply, Done):
                     outcome.finish = Finish(
@@ -161,7 +230,24 @@ async def _rerun_one(
                     )
     except errors.Mem8Error as error:
         outcome.error = error
-    if outcome.digest() == commit["response_sha256"]:
+    finally:
+        request.accepted.set()
+        request.finished.set()
+
+
+async def _finish(
+    request: _Running | None, commit: dict[str, Any], backend: RecordedLLM, report: ReplayReport
+) -> None:
+    if request is None:
+        report.problems.append(f"commit {commit['request_id']} has no chat record before it")
+        return
+    report.requests += 1
+    backend.release(commit["request_id"])
+    with trio.fail_after(REQUEST_TIMEOUT):
+        await request.finished.wait()
+    if request.outcome.digest() == commit["response_sha256"]:
         report.matched += 1
     else:
-        report.mismatches.append(f"request {request_id} ({chat.persona}): response differs")
+        report.mismatches.append(
+            f"request {commit['request_id']} ({request.chat.persona}): response differs"
+        )

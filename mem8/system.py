@@ -4,24 +4,47 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import msgpack
 import trio
 
 from mem8 import errors
+from mem8.actors.grid import GridActor, GridRegionActor, Tile, tiles
 from mem8.actors.journal import JournalActor
-from mem8.actors.messages import Ack, Digest, JournalClose, JournalFlush, StateDigest
+from mem8.actors.memory import MemoryActor
+from mem8.actors.messages import (
+    Ack,
+    Digest,
+    GridExport,
+    GridField,
+    GridImprint,
+    JournalClose,
+    JournalFlush,
+    Restore,
+    Snapshot,
+    SnapshotState,
+    StateDigest,
+)
 from mem8.actors.persona import PersonaActor
 from mem8.actors.runtime import ActorRef, Supervisor
 from mem8.backends.base import LLMBackend
 from mem8.backends.select import choose_backends
 from mem8.clock import Clock, WallClock
 from mem8.config import Settings
+from mem8.encoders.base import Encoder
+from mem8.encoders.lexical import LexicalEncoder
+from mem8.grid.placement import Placer
+from mem8.memory import memory_to_wire
+from mem8.storage.sqlite import MemoryStore
 
 log = logging.getLogger(__name__)
+GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
+RESTORE_BATCH = 500
 
 
 @dataclass
@@ -32,6 +55,9 @@ class System:
     personas: dict[str, ActorRef]
     backends: Mapping[str, LLMBackend]
     journal: ActorRef | None
+    memory: ActorRef
+    grid: ActorRef
+    store: MemoryStore
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
@@ -40,11 +66,18 @@ class System:
         return ref
 
     async def state_digests(self) -> dict[str, str]:
-        """Each persona's state hash: replay compares these."""
+        """Each persona's state hash and the memory's (which covers the grid): replay compares
+        these."""
         digests = {}
         for name, ref in sorted(self.personas.items()):
             digests[name] = (await ref.ask(StateDigest(uuid.uuid4().hex), Digest)).sha256
+        digests["memory"] = (await self.memory.ask(StateDigest(uuid.uuid4().hex), Digest)).sha256
+        digests["grid"] = (await self.grid.ask(StateDigest(uuid.uuid4().hex), Digest)).sha256
         return digests
+
+    def stateful(self) -> dict[str, ActorRef]:
+        """The actors whose state is saved at a clean stop and restored at start."""
+        return {**self.personas, "memory": self.memory}
 
     async def flush_journal(self) -> None:
         if self.journal is not None:
@@ -56,6 +89,7 @@ def journal_header(settings: Settings, clock: Clock) -> dict[str, Any]:
     return {
         "started": clock.now(),
         "personas": {pid: p.to_wire() for pid, p in settings.personas.items()},
+        "grid": {"grid_size": settings.grid_size, "grid_tiles": settings.grid_tiles},
     }
 
 
@@ -66,33 +100,132 @@ async def open_system(
     clock: Clock | None = None,
     backends: Mapping[str, LLMBackend] | None = None,
     journal: bool = True,
+    encoder: Encoder | None = None,
 ) -> AsyncIterator[System]:
-    """Starts every actor; on exit writes the journal's final state and stops them."""
+    """Starts every actor, restoring memory from storage; on exit saves the grid, writes the
+    journal's final state and stops them."""
     clock = clock or WallClock()
+    encoder = encoder or LexicalEncoder()
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
     for backend in {id(b): b for b in chosen.values()}.values():
         await backend.start()
-    async with trio.open_nursery() as nursery:
-        supervisor = Supervisor(
-            nursery, ask_timeout=settings.ask_timeout, mailbox_size=settings.mailbox_size
-        )
-        sources: dict[str, ActorRef] = {}  # whose state a journal snapshot holds
-        journal_ref = _start_journal(supervisor, settings, clock, sources) if journal else None
-        personas = {
-            pid: supervisor.start(
-                f"persona:{pid}",
-                lambda p=persona: PersonaActor(p, chosen[p.id], clock, journal_ref),  # type: ignore[misc]
+    store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
+    try:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(
+                nursery, ask_timeout=settings.ask_timeout, mailbox_size=settings.mailbox_size
             )
-            for pid, persona in settings.personas.items()
-        }
-        sources.update(personas)
-        system = System(settings, clock, supervisor, personas, chosen, journal_ref)
-        try:
-            yield system
-        finally:
-            with trio.CancelScope(shield=True):
-                await _close(system)
-            nursery.cancel_scope.cancel()
+            sources: dict[str, ActorRef] = {}  # whose state a journal snapshot holds
+            journal_ref = _start_journal(supervisor, settings, clock, sources) if journal else None
+            placer = Placer(encoder.dimensions, settings.grid_size)
+            grid = _start_grid(supervisor, settings, encoder.dimensions, placer.packet_sigma())
+            snapshots = settings.journal_dir() if journal_ref is not None else None
+            memory = supervisor.start(
+                "memory",
+                lambda: MemoryActor(store, encoder, placer, grid, journal_ref, snapshots),
+            )
+            personas = {
+                pid: supervisor.start(
+                    f"persona:{pid}",
+                    lambda p=persona: PersonaActor(p, chosen[p.id], memory),  # type: ignore[misc]
+                )
+                for pid, persona in settings.personas.items()
+            }
+            sources.update(personas)
+            sources["memory"] = memory
+            system = System(
+                settings, clock, supervisor, personas, chosen, journal_ref, memory, grid, store
+            )
+            await restore_grid(system)
+            await restore_actors(system)
+            try:
+                yield system
+            finally:
+                with trio.CancelScope(shield=True):
+                    await _close(system)
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+def _start_grid(
+    supervisor: Supervisor, settings: Settings, dimensions: int, sigma: float
+) -> ActorRef:
+    per_side = settings.grid_tiles
+
+    def region(i: int, tile: Tile) -> Callable[[], GridRegionActor]:
+        return lambda: GridRegionActor(f"region:{i}", tile, dimensions, sigma)
+
+    regions = [
+        supervisor.start(f"region:{i}", region(i, tile))
+        for i, tile in enumerate(tiles(settings.grid_size, per_side))
+    ]
+    return supervisor.start("grid", lambda: GridActor(settings.grid_size, per_side, regions, sigma))
+
+
+async def restore_grid(system: System) -> None:
+    """Indexes every stored memory; the field comes back as saved at the last clean stop, or,
+    after a crash, is rebuilt by imprinting every memory again."""
+    saved = await trio.to_thread.run_sync(system.store.get_state, GRID_STATE)
+    field = _saved_field(saved, system.settings) if saved is not None else None
+    batch: list[dict[str, Any]] = []
+    memories = await trio.to_thread.run_sync(lambda: list(system.store.iter_all()))
+    for memory in memories:
+        batch.append(memory_to_wire(memory))
+        if len(batch) == RESTORE_BATCH:
+            await _imprint(system, batch, wave=field is None)
+            batch = []
+    if batch:
+        await _imprint(system, batch, wave=field is None)
+    if field is not None:
+        await system.grid.ask(field, Ack)
+    log.info(
+        "memory restored: %d memories (field %s)",
+        len(memories),
+        "as saved" if field is not None else "rebuilt from the memories",
+    )
+
+
+async def save_actors(system: System) -> None:
+    """Each actor's state into the store, so that a clean restart continues exactly."""
+    for name, ref in system.stateful().items():
+        state = (await ref.ask(Snapshot(uuid.uuid4().hex, for_journal=False), SnapshotState)).state
+        packed = msgpack.packb(state, use_bin_type=True)
+        await trio.to_thread.run_sync(system.store.put_state, f"actor:{name}", packed)
+
+
+async def restore_actors(system: System) -> None:
+    for name, ref in system.stateful().items():
+        saved = await trio.to_thread.run_sync(system.store.get_state, f"actor:{name}")
+        if saved is not None:
+            await ref.ask(Restore(uuid.uuid4().hex, msgpack.unpackb(saved, raw=False)), Digest)
+
+
+async def _imprint(system: System, batch: list[dict[str, Any]], *, wave: bool) -> None:
+    await system.grid.ask(GridImprint(uuid.uuid4().hex, batch, batch[-1]["created"], wave), Ack)
+
+
+def _saved_field(saved: bytes, settings: Settings) -> GridField | None:
+    state = msgpack.unpackb(saved, raw=False)
+    if state.get("grid_size") != settings.grid_size or state.get("tiles") != settings.grid_tiles:
+        log.warning("the saved field is for another grid size or tiling: rebuilding it")
+        return None
+    return GridField(uuid.uuid4().hex, state["current"], state["previous"], state["last_step"])
+
+
+async def save_grid(system: System) -> None:
+    field = await system.grid.ask(GridExport(uuid.uuid4().hex), GridField)
+    state = msgpack.packb(
+        {
+            "grid_size": system.settings.grid_size,
+            "tiles": system.settings.grid_tiles,
+            "current": field.current,
+            "previous": field.previous,
+            "last_step": field.last_step,
+        },
+        use_bin_type=True,
+    )
+    await trio.to_thread.run_sync(system.store.put_state, GRID_STATE, state)
 
 
 def _start_journal(
@@ -116,6 +249,8 @@ def _start_journal(
 
 async def _close(system: System) -> None:
     try:
+        await save_grid(system)
+        await save_actors(system)
         digests = await system.state_digests()
         if system.journal is not None:
             await system.journal.ask(JournalClose(uuid.uuid4().hex, digests), Ack)

@@ -30,6 +30,7 @@ from mem8.actors.runtime import Actor, ActorRef, Reply
 log = logging.getLogger(__name__)
 FORMAT = 1
 SEGMENT_GLOB = "segment-*.m8j"
+STORE_GLOB = "store-*.db"  # the store's copy that a segment's opening snapshot refers to
 FSYNC_INTERVAL = 1.0  # seconds between background fsyncs of the open segment
 
 
@@ -239,10 +240,12 @@ class JournalActor(Actor):
         return states
 
     def _drop_old_segments(self) -> None:
-        segments = sorted(self.directory.glob(SEGMENT_GLOB))
-        for old in segments[: max(0, len(segments) - self.keep_segments)]:
-            old.unlink()
-            log.info("journal segment %s rotated away (covered by a later snapshot)", old.name)
+        """Keeps the newest segments and the store copies their snapshots refer to."""
+        for pattern in (SEGMENT_GLOB, STORE_GLOB):
+            files = sorted(self.directory.glob(pattern))
+            for old in files[: max(0, len(files) - self.keep_segments)]:
+                old.unlink()
+                log.info("journal file %s rotated away (covered by a later snapshot)", old.name)
 
     async def _sync_periodically(self) -> None:
         while True:

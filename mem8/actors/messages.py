@@ -113,6 +113,16 @@ class Chat(Message):
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    conversation: str = ""  # the rolling window's key within the caller's scope
+
+
+@message("accepted")
+class Accepted(Message):
+    """The first reply to a Chat: how interesting the persona found it."""
+
+    request_id: str
+    interest: float
+    conscious: bool
 
 
 @message("token")
@@ -159,9 +169,11 @@ class Digest(Message):
 
 @message("snapshot")
 class Snapshot(Message):
-    """Asks an actor for its full state; answered by a SnapshotState."""
+    """Asks an actor for its full state; answered by a SnapshotState. For the journal
+    (`for_journal`) the memory actor also copies the store and the field beside it."""
 
     request_id: str
+    for_journal: bool = True
 
 
 @message("snapshot_state")
@@ -209,3 +221,187 @@ class JournalFlush(Message):
     """Makes everything appended so far durable; answered by Ack."""
 
     request_id: str
+
+
+# --- grid -----------------------------------------------------------------------------------
+
+
+@message("grid_imprint")
+class GridImprint(Message):
+    """Imprints memories (wire maps, see mem8.memory.memory_to_wire); answered by Ack.
+    With `wave` false they are only indexed: their waves are already in a restored field."""
+
+    request_id: str
+    memories: list[dict[str, Any]]
+    now: float
+    wave: bool = True
+
+
+@message("grid_export")
+class GridExport(Message):
+    """Asks for the field (every region's tile); answered by GridField."""
+
+    request_id: str
+
+
+@message("grid_field")
+class GridField(Message):
+    """The field, region by region (complex64 bytes, row-major), and the time of its last step.
+    Sent to the grid it restores the field (answered by Ack)."""
+
+    request_id: str
+    current: list[bytes]
+    previous: list[bytes]
+    last_step: float | None
+
+
+@message("grid_recall")
+class GridRecall(Message):
+    """Finds the k most resonant memories of a scope; None filters match any user/persona."""
+
+    request_id: str
+    query: bytes  # little-endian float32 unit vector
+    tenant: str
+    user: str | None
+    persona: str | None
+    k: int
+    now: float
+
+
+@message("grid_recalled")
+class GridRecalled(Message):
+    """A region answers with candidates, [memory id, estimate, score]; the grid with the
+    recall, [memory id, score], best first."""
+
+    request_id: str
+    hits: list[list[Any]]
+
+
+@message("grid_forget")
+class GridForget(Message):
+    """Removes a memory's entry (its imprint fades with the field); answered by Ack."""
+
+    request_id: str
+    memory_id: str
+
+
+@message("grid_reinforce")
+class GridReinforce(Message):
+    """Records recalls: [memory id, recalls, tau] each (to a region also the centre x, y, so
+    that every tile its excitation touches can take its share); answered by Ack."""
+
+    request_id: str
+    updates: list[list[Any]]
+    now: float
+
+
+@message("grid_edges")
+class GridEdges(Message):
+    """Asks a region for its border rows and columns; answered by Edges."""
+
+    request_id: str
+
+
+@message("edges")
+class Edges(Message):
+    request_id: str
+    top: bytes
+    bottom: bytes
+    left: bytes
+    right: bytes
+
+
+@message("grid_step")
+class GridStep(Message):
+    """Advances a region's field one step with its neighbours' edges as halo; answered by Ack."""
+
+    request_id: str
+    top: bytes  # the row above this tile (zeros at the grid's border), complex64
+    bottom: bytes
+    left: bytes
+    right: bytes
+    decay: float
+
+
+# --- memory (the sequencer of everything that reads or changes memory) ---------------------
+
+
+@message("begin")
+class Begin(Message):
+    """A request starts: perceive it, recall for it, hand back the conversation's window."""
+
+    request_id: str
+    chat: dict[str, Any]  # the Chat message's map
+    conversation: str
+
+
+@message("begun")
+class Begun(Message):
+    request_id: str
+    emotion: list[float]  # valence, arousal, dominance of the last user message
+    novelty: float  # 1 - the best resonance against the scope's memories
+    recalled: list[dict[str, Any]]  # id, text, created, emotion, score: best first
+    window: list[dict[str, str]]  # the conversation's last messages, oldest first
+
+
+@message("commit")
+class Commit(Message):
+    """A request ends: remember the exchange if it was interesting, journal the outcome."""
+
+    request_id: str
+    persona: str
+    tenant: str
+    user: str
+    conversation: str
+    arrival: float
+    exchange: list[dict[str, str]]  # the user's message and the answer (role, content)
+    imprint: bool
+    interest: float
+    recalled: list[str]  # ids recalled for this request: reinforced when it is answered
+    outcome: dict[str, Any]  # text, finish, error: see mem8.actors.persona.Outcome
+    response_sha256: str
+
+
+@message("memory_query")
+class MemoryQuery(Message):
+    """Lists a tenant's memories (None filters match all), oldest first after the cursor;
+    or, with `memory_id`, fetches that one. Answered by MemoryPage."""
+
+    request_id: str
+    tenant: str
+    user: str | None = None
+    persona: str | None = None
+    modality: str | None = None
+    limit: int = 20
+    after: str | None = None
+    memory_id: str | None = None
+
+
+@message("memory_search")
+class MemorySearch(Message):
+    """The memories that resonate most with a text, within the caller's scope; MemoryPage."""
+
+    request_id: str
+    tenant: str
+    query: str
+    user: str | None = None
+    persona: str | None = None
+    limit: int = 10
+    now: float = 0.0
+
+
+@message("memory_page")
+class MemoryPage(Message):
+    request_id: str
+    memories: list[dict[str, Any]]  # wire maps without vectors; search adds "score"
+    has_more: bool
+
+
+@message("memory_forget")
+class MemoryForget(Message):
+    """Forgets one memory of the tenant; answered by Ack, or NotFound."""
+
+    request_id: str
+    tenant: str
+    memory_id: str
+    at: float

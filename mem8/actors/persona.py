@@ -1,9 +1,11 @@
-"""The persona actor: one per model id; turns a Chat into a prompt, a generation and a commit."""
+"""The persona actor: one per model id. A Chat begins at the memory actor (what it feels and
+recalls), is judged for interest, answered by the LLM (or subconsciously), and committed."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -12,11 +14,16 @@ import msgpack
 import trio
 
 from mem8 import errors
+from mem8.actors.memory import last_user_text
 from mem8.actors.messages import (
+    Accepted,
+    Ack,
+    Begin,
+    Begun,
     Chat,
+    Commit,
     Digest,
     Done,
-    JournalAppend,
     Message,
     Restore,
     Snapshot,
@@ -26,28 +33,30 @@ from mem8.actors.messages import (
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply
 from mem8.backends.base import ChatMessage, Finish, GenerationRequest, LLMBackend, TextDelta
-from mem8.clock import Clock
+from mem8.emotion import modulation
+from mem8.interest import Stimulus, interest, subconscious_reply
+from mem8.memory import Emotion
 from mem8.personas import Persona
+from mem8.prompt import memory_prompt
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class PersonaState:
-    """What a persona accumulates; `seq` numbers its commits (replay skips a snapshot's)."""
+    """What a persona accumulates (order-free counters: commits may finish in any order)."""
 
-    seq: int = 0
     answered: int = 0
+    subconscious: int = 0
     failed: int = 0
     cancelled: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    last_arrival: float = 0.0
 
 
 @dataclass
 class Outcome:
-    """How one generation ended: text and Finish, or an error."""
+    """How one request ended: text and Finish, or an error."""
 
     text: list[str]
     finish: Finish | None = None
@@ -68,6 +77,15 @@ class Outcome:
         return {"text": self.text, "finish": finish, "error": error}
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What the persona made of a request before answering it."""
+
+    interest: float
+    conscious: bool
+    recalled: list[str]
+
+
 class PersonaActor(Actor):
     handles: ClassVar[dict[type[Message], str]] = {
         Chat: "on_chat",
@@ -76,25 +94,60 @@ class PersonaActor(Actor):
         Restore: "on_restore",
     }
 
-    def __init__(
-        self, persona: Persona, backend: LLMBackend, clock: Clock, journal: ActorRef | None
-    ) -> None:
+    def __init__(self, persona: Persona, backend: LLMBackend, memory: ActorRef) -> None:
         super().__init__()
         self.persona = persona
         self.backend = backend
-        self.clock = clock
-        self.journal = journal
+        self.memory = memory
         self.state = PersonaState()
 
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
-        await self._record("chat", {"message": msgpack.unpackb(chat.encode())}, chat.arrival)
-        request = self._generation_request(chat)
-        self.spawn(lambda: self._generate(chat, request, reply.detach()))
+        chat_map = msgpack.unpackb(chat.encode())
+        begun = await self.memory.ask(Begin(chat.request_id, chat_map, chat.conversation), Begun)
+        judgement = self._judge(chat, begun)
+        await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))
+        detached = reply.detach()
+        if not judgement.conscious and self.persona.below_threshold == "subconscious":
+            self.spawn(lambda: self._answer_subconsciously(chat, judgement, detached))
+        else:
+            request = self._generation_request(chat, begun)
+            self.spawn(lambda: self._generate(chat, request, judgement, detached))
 
-    def _generation_request(self, chat: Chat) -> GenerationRequest:
-        messages = [ChatMessage("system", self.persona.system_prompt)]
+    def _judge(self, chat: Chat, begun: Begun) -> Judgement:
+        text = last_user_text(chat.messages)
+        stimulus = Stimulus(
+            text=text,
+            emotion=Emotion(*begun.emotion),
+            novelty=begun.novelty,
+            addressed=self._addressed(text),
+        )
+        level = interest(self.persona.traits, stimulus).level
+        conscious = level > self.persona.interest_threshold  # the spec: "if interest > 70%"
+        return Judgement(level, conscious, [r["id"] for r in begun.recalled])
+
+    def _addressed(self, text: str) -> bool:
+        lowered = text.lower()
+        first_name = self.persona.name.split()[-1].lower()
+        return first_name in lowered or self.persona.id.lower() in lowered
+
+    def _generation_request(self, chat: Chat, begun: Begun) -> GenerationRequest:
+        emotion = Emotion(*begun.emotion)
+        tone = modulation(emotion)
+        system = memory_prompt(
+            self.persona.system_prompt, tone.prompt, begun.recalled, chat.arrival
+        )
+        messages = [ChatMessage("system", system)]
+        present = {(m["role"], m["content"]) for m in chat.messages}
+        messages += [
+            ChatMessage(m["role"], m["content"])
+            for m in begun.window
+            if (m["role"], m["content"]) not in present
+        ]
         messages += [ChatMessage(m["role"], m["content"]) for m in chat.messages]
-        temperature = self.persona.temperature if chat.temperature is None else chat.temperature
+        if chat.temperature is not None:
+            temperature = chat.temperature  # the caller's explicit choice is kept exactly
+        else:
+            temperature = min(2.0, max(0.0, self.persona.temperature + tone.temperature_delta))
         return GenerationRequest(
             model=self.persona.model,
             messages=tuple(messages),
@@ -106,7 +159,19 @@ class PersonaActor(Actor):
             request_id=chat.request_id,
         )
 
-    async def _generate(self, chat: Chat, request: GenerationRequest, reply: Reply) -> None:
+    async def _answer_subconsciously(self, chat: Chat, judgement: Judgement, reply: Reply) -> None:
+        text = subconscious_reply(judgement.interest)
+        outcome = Outcome([text], Finish("stop", 0, 0))
+        try:
+            await reply.send(Token(chat.request_id, text))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            outcome = Outcome([text], error=errors.GenerationCancelled("the client went away"))
+        with trio.CancelScope(shield=True):
+            await self._commit(chat, judgement, outcome, reply, backend="subconscious")
+
+    async def _generate(
+        self, chat: Chat, request: GenerationRequest, judgement: Judgement, reply: Reply
+    ) -> None:
         outcome = Outcome(text=[])
         try:
             await self._stream(request, reply, outcome)
@@ -122,7 +187,7 @@ class PersonaActor(Actor):
                 f"{self.backend.describe(request.model)} ended without finishing its answer"
             )
         with trio.CancelScope(shield=True):
-            await self._commit(chat, outcome, reply)
+            await self._commit(chat, judgement, outcome, reply, backend=self.backend.name)
 
     async def _stream(self, request: GenerationRequest, reply: Reply, outcome: Outcome) -> None:
         async with aclosing(self.backend.generate(request)) as generation:
@@ -133,27 +198,33 @@ class PersonaActor(Actor):
                 else:
                     outcome.finish = item
 
-    async def _commit(self, chat: Chat, outcome: Outcome, reply: Reply) -> None:
-        # State changes in one await-free block: the actor's own tasks never interleave here.
-        state = self.state
-        state.seq += 1
-        state.last_arrival = max(state.last_arrival, chat.arrival)
-        if outcome.error is None and outcome.finish is not None:
-            state.answered += 1
-            state.prompt_tokens += outcome.finish.prompt_tokens
-            state.completion_tokens += outcome.finish.completion_tokens
-        elif isinstance(outcome.error, errors.GenerationCancelled):
-            state.cancelled += 1
-        else:
-            state.failed += 1
-        body = {
-            "request_id": chat.request_id,
-            "persona": self.persona.id,
-            "seq": state.seq,
-            "outcome": outcome.to_wire(),
-            "response_sha256": outcome.digest(),
-        }
-        await self._record("commit", body, self.clock.now())
+    async def _commit(
+        self, chat: Chat, judgement: Judgement, outcome: Outcome, reply: Reply, backend: str
+    ) -> None:
+        """Remembers (durably) before answering Done; a failure to remember fails the request."""
+        exchange = [
+            {"role": "user", "content": last_user_text(chat.messages)},
+            {"role": "assistant", "content": "".join(outcome.text)},
+        ]
+        commit = Commit(
+            chat.request_id,
+            self.persona.id,
+            chat.tenant,
+            chat.user,
+            chat.conversation,
+            chat.arrival,
+            exchange,
+            judgement.conscious,
+            judgement.interest,
+            judgement.recalled,
+            outcome.to_wire(),
+            outcome.digest(),
+        )
+        try:
+            await self.memory.ask(commit, Ack)
+        except errors.Mem8Error as error:
+            outcome.error = outcome.error or error
+        self._count(outcome, backend)
         try:
             if outcome.error is not None:
                 await reply.fail(outcome.error)
@@ -166,7 +237,7 @@ class PersonaActor(Actor):
                         finish.finish_reason,
                         finish.prompt_tokens,
                         finish.completion_tokens,
-                        self.backend.name,
+                        backend,
                     )
                 )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -174,9 +245,17 @@ class PersonaActor(Actor):
         finally:
             await reply.close()
 
-    async def _record(self, kind: str, body: dict[str, Any], at: float) -> None:
-        if self.journal is not None:
-            await self.journal.tell(JournalAppend(kind, at, body))
+    def _count(self, outcome: Outcome, backend: str) -> None:
+        state = self.state
+        if outcome.error is None and outcome.finish is not None:
+            state.answered += 1
+            state.subconscious += backend == "subconscious"
+            state.prompt_tokens += outcome.finish.prompt_tokens
+            state.completion_tokens += outcome.finish.completion_tokens
+        elif isinstance(outcome.error, errors.GenerationCancelled):
+            state.cancelled += 1
+        else:
+            state.failed += 1
 
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
         await reply.send(Digest(message.request_id, self.persona.id, state_sha256(self.export())))
@@ -194,3 +273,7 @@ class PersonaActor(Actor):
 
 def state_sha256(state: dict[str, Any]) -> str:
     return hashlib.sha256(msgpack.packb(state, use_bin_type=True)).hexdigest()
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex[:16]

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from mem8 import errors
 from mem8.http.chat import ChatCompletions
 from mem8.http.errors import from_http_exception, from_unexpected, render
+from mem8.http.memories import Memories
 from mem8.http.models import Models
 from mem8.system import System
 
@@ -31,6 +32,15 @@ def _routes(app: QuartTrio, system: System) -> None:
     app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
     app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
+    memories = Memories(system)
+    app.add_url_rule("/v1/memories", "list_memories", memories.list, methods=["GET"])
+    app.add_url_rule("/v1/memories/search", "search_memories", memories.search, methods=["POST"])
+    app.add_url_rule(
+        "/v1/memories/<memory_id>", "retrieve_memory", memories.retrieve, methods=["GET"]
+    )
+    app.add_url_rule(
+        "/v1/memories/<memory_id>", "forget_memory", memories.forget, methods=["DELETE"]
+    )
 
 
 async def _health() -> Response:

@@ -11,10 +11,10 @@ from typing import Any
 from quart import Response, request
 
 from mem8 import errors
-from mem8.actors.messages import Chat, Done, Message, Token
+from mem8.actors.messages import Accepted, Chat, Done, Message, Token
 from mem8.actors.runtime import ReplyStream
 from mem8.http.chat_request import ChatRequest, parse_chat, parse_json
-from mem8.http.context import caller, new_request_id
+from mem8.http.context import caller, conversation_key, new_request_id
 from mem8.http.errors import error_body, from_unexpected
 from mem8.system import System
 
@@ -32,18 +32,27 @@ class ChatCompletions:
         idle = self.system.settings.backend_timeout
         replies = await persona.open_stream(chat, first_timeout=idle, idle_timeout=idle)
         try:
-            # Waiting for the first reply lets a backend that is down answer with a real status.
+            accepted = await anext(replies)
+            # Waiting for the first answer lets a backend that is down answer with a real status.
             first = await anext(replies)
         except BaseException:
             replies.close()
             raise
+        if not isinstance(accepted, Accepted):
+            replies.close()
+            raise errors.ActorUnavailable(f"the persona answered {accepted.type} first")
         if body.stream:
-            return _sse_response(_chunks(body, chat, first, replies))
-        with replies:
-            return _completion(body, chat, [first, *[m async for m in replies]])
+            response = _sse_response(_chunks(body, chat, first, replies))
+        else:
+            with replies:
+                response = _completion(body, chat, [first, *[m async for m in replies]])
+        response.headers["x-mem8-interest"] = f"{accepted.interest:.6f}"
+        response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
+        return response
 
     def _chat(self, body: ChatRequest) -> Chat:
         tenant, user = caller(body.user)
+        conversation = conversation_key(tenant, user, body.model, body.messages)
         return Chat(
             request_id=new_request_id(),
             persona=body.model,
@@ -56,6 +65,7 @@ class ChatCompletions:
             max_tokens=body.max_tokens,
             stop=body.stop,
             seed=body.seed,
+            conversation=conversation,
         )
 
 

@@ -19,5 +19,14 @@ def caller(user: str) -> tuple[str, str]:
     return "key-" + hashlib.sha256(key.strip().encode()).hexdigest()[:16], user
 
 
+def conversation_key(tenant: str, user: str, persona: str, messages: list[dict[str, str]]) -> str:
+    """The `x-mem8-conversation` header if given; else the conversation's opening user message
+    identifies it (OpenAI clients resend the whole history with every request)."""
+    named = request.headers.get("x-mem8-conversation", "").strip()
+    opening = named or next((m["content"] for m in messages if m["role"] == "user"), "")
+    digest = hashlib.sha256("\x00".join([tenant, user, persona, opening]).encode()).hexdigest()
+    return digest[:24]
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex[:24]

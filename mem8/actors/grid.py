@@ -1,0 +1,396 @@
+"""The grid as actors: GridRegion owns one tile of the field and the memories centred in it;
+Grid routes imprints and recalls to the regions and runs the field's steps with halo exchange."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from mem8 import errors
+from mem8.actors.messages import (
+    Ack,
+    Digest,
+    Edges,
+    GridEdges,
+    GridExport,
+    GridField,
+    GridForget,
+    GridImprint,
+    GridRecall,
+    GridRecalled,
+    GridReinforce,
+    GridStep,
+    Message,
+    StateDigest,
+)
+from mem8.actors.runtime import Actor, ActorRef, Reply
+from mem8.grid import kernels
+from mem8.grid.index import Candidate, RegionIndex, candidates_for, ranked, shortlist
+from mem8.grid.placement import wavenumber
+
+TICK = 60.0  # seconds of clock time per propagation step
+MAX_STEPS = 4  # steps caught up at most per message: a long silence is not replayed in full
+C2DT2 = 0.2  # wave speed^2 * dt^2 / dx^2 (stable below 0.5)
+GAMMA_DT = 0.1  # damping per step
+FIELD_DECAY = 0.98  # the field's own fading per step
+ACTIVATION_GAIN = 0.2  # how much a memory's excited neighbourhood adds to its resonance
+EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's neighbourhood
+FIELD_DTYPE = np.complex64
+
+
+@dataclass(frozen=True)
+class Tile:
+    row0: int
+    col0: int
+    height: int
+    width: int
+
+    def holds(self, x: float, y: float) -> bool:
+        return self.row0 <= y < self.row0 + self.height and self.col0 <= x < self.col0 + self.width
+
+    def touches(self, x: float, y: float, radius: float) -> bool:
+        return (
+            self.row0 - radius <= y < self.row0 + self.height + radius
+            and self.col0 - radius <= x < self.col0 + self.width + radius
+        )
+
+
+def tiles(grid_size: int, per_side: int) -> list[Tile]:
+    """per_side x per_side tiles, row-major."""
+    edge = grid_size // per_side
+    return [Tile(r * edge, c * edge, edge, edge) for r in range(per_side) for c in range(per_side)]
+
+
+class GridRegionActor(Actor):
+    handles: ClassVar[dict[type[Message], str]] = {
+        GridImprint: "on_imprint",
+        GridRecall: "on_recall",
+        GridForget: "on_forget",
+        GridReinforce: "on_reinforce",
+        GridEdges: "on_edges",
+        GridStep: "on_step",
+        GridExport: "on_export",
+        GridField: "on_field",
+        StateDigest: "on_state_digest",
+    }
+
+    def __init__(self, name: str, tile: Tile, dimensions: int, sigma: float) -> None:
+        super().__init__()
+        self.name = name
+        self.tile = tile
+        self.sigma = sigma
+        self.field = np.zeros((tile.height, tile.width), FIELD_DTYPE)
+        self.previous = np.zeros_like(self.field)
+        self.index = RegionIndex(dimensions)
+        self.centres: dict[str, tuple[float, float]] = {}
+
+    async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
+        for wire in message.memories:
+            x, y = wire["x"], wire["y"]
+            if message.wave and self.tile.touches(x, y, 3 * self.sigma):
+                for target in (self.field, self.previous):  # a displacement at rest
+                    kernels.imprint(
+                        target,
+                        self.tile.row0,
+                        self.tile.col0,
+                        x,
+                        y,
+                        wire["amplitude"],
+                        self.sigma,
+                        wavenumber(wire["band"]),
+                        wire["phase"],
+                    )
+            if self.tile.holds(x, y):
+                vector = np.frombuffer(wire["vector"], dtype="<f4").astype(np.float32)
+                scope = (wire["tenant"], wire["user"], wire["persona"])
+                self.index.add(
+                    scope,
+                    wire["id"],
+                    vector,
+                    wire["created"],
+                    wire["tau"],
+                    wire["amplitude"],
+                    wire["recalls"],
+                    (math.floor(y), math.floor(x)),
+                )
+                self.centres[wire["id"]] = (x, y)
+        await reply.send(Ack(message.request_id))
+
+    async def on_recall(self, message: GridRecall, reply: Reply) -> None:
+        query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
+        hits = self.index.search(
+            query,
+            message.now,
+            message.k,
+            message.tenant,
+            message.user,
+            message.persona,
+            self._activation,
+        )
+        wire = [[c.memory_id, c.estimate, c.score] for c in hits]
+        await reply.send(GridRecalled(message.request_id, wire))
+
+    def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
+        interpolation, which could reach into a neighbouring tile and make tiling matter."""
+        level = kernels.sample(self.field, cells[:, 1], cells[:, 0], self.tile.row0, self.tile.col0)
+        gain: npt.NDArray[np.float32] = (1.0 + ACTIVATION_GAIN * level / (1.0 + level)).astype(
+            np.float32
+        )
+        return gain
+
+    async def on_forget(self, message: GridForget, reply: Reply) -> None:
+        if self.index.remove(message.memory_id):
+            del self.centres[message.memory_id]
+        await reply.send(Ack(message.request_id))
+
+    async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
+        for memory_id, recalls, tau, x, y in message.updates:
+            if memory_id in self.centres:
+                self.index.reinforce(memory_id, recalls, tau)
+            if self.tile.touches(x, y, 3 * self.sigma):  # recalling excites the neighbourhood
+                kernels.imprint(
+                    self.field,
+                    self.tile.row0,
+                    self.tile.col0,
+                    x,
+                    y,
+                    EXCITATION,
+                    self.sigma,
+                    0.0,
+                    0.0,
+                )
+        await reply.send(Ack(message.request_id))
+
+    async def on_edges(self, message: GridEdges, reply: Reply) -> None:
+        field = self.field
+        await reply.send(
+            Edges(
+                message.request_id,
+                field[0].tobytes(),
+                field[-1].tobytes(),
+                field[:, 0].copy().tobytes(),
+                field[:, -1].copy().tobytes(),
+            )
+        )
+
+    async def on_step(self, message: GridStep, reply: Reply) -> None:
+        padded = np.zeros((self.tile.height + 2, self.tile.width + 2), FIELD_DTYPE)
+        padded[1:-1, 1:-1] = self.field
+        padded[0, 1:-1] = np.frombuffer(message.top, FIELD_DTYPE)
+        padded[-1, 1:-1] = np.frombuffer(message.bottom, FIELD_DTYPE)
+        padded[1:-1, 0] = np.frombuffer(message.left, FIELD_DTYPE)
+        padded[1:-1, -1] = np.frombuffer(message.right, FIELD_DTYPE)
+        following = kernels.propagate(padded, self.previous, C2DT2, GAMMA_DT)
+        self.previous = self.field
+        self.field = following
+        kernels.decay(self.field, message.decay)
+        kernels.decay(self.previous, message.decay)
+        await reply.send(Ack(message.request_id))
+
+    async def on_export(self, message: GridExport, reply: Reply) -> None:
+        await reply.send(
+            GridField(message.request_id, [self.field.tobytes()], [self.previous.tobytes()], None)
+        )
+
+    async def on_field(self, message: GridField, reply: Reply) -> None:
+        shape = self.field.shape
+        self.field = np.frombuffer(message.current[0], FIELD_DTYPE).reshape(shape).copy()
+        self.previous = np.frombuffer(message.previous[0], FIELD_DTYPE).reshape(shape).copy()
+        await reply.send(Ack(message.request_id))
+
+    async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
+        digest = hashlib.sha256(self.field.tobytes() + self.previous.tobytes())
+        for memory_id in sorted(self.centres):
+            digest.update(memory_id.encode())
+        await reply.send(Digest(message.request_id, self.name, digest.hexdigest()))
+
+
+class GridActor(Actor):
+    """Routes to the regions; owns the field's clock (the last step's time)."""
+
+    handles: ClassVar[dict[type[Message], str]] = {
+        GridImprint: "on_imprint",
+        GridRecall: "on_recall",
+        GridForget: "on_forget",
+        GridReinforce: "on_reinforce",
+        GridExport: "on_export",
+        GridField: "on_field",
+        StateDigest: "on_state_digest",
+    }
+
+    def __init__(
+        self, grid_size: int, per_side: int, regions: list[ActorRef], sigma: float
+    ) -> None:
+        super().__init__()
+        self.grid_size = grid_size
+        self.per_side = per_side
+        self.tiles = tiles(grid_size, per_side)
+        self.regions = regions
+        self.sigma = sigma
+        self.last_step: float | None = None
+        self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
+        self.centres: dict[str, tuple[float, float]] = {}
+
+    async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
+        await self._advance(message.now)
+        routes: dict[int, list[dict[str, Any]]] = {}
+        for wire in message.memories:
+            for i, tile in enumerate(self.tiles):
+                if tile.touches(wire["x"], wire["y"], 3 * self.sigma):
+                    routes.setdefault(i, []).append(wire)
+                if tile.holds(wire["x"], wire["y"]):
+                    self.owner[wire["id"]] = i
+                    self.centres[wire["id"]] = (wire["x"], wire["y"])
+        await self._each(
+            {
+                i: GridImprint(_rid(), batch, message.now, message.wave)
+                for i, batch in routes.items()
+            },
+            Ack,
+        )
+        await reply.send(Ack(message.request_id))
+
+    async def on_recall(self, message: GridRecall, reply: Reply) -> None:
+        await self._advance(message.now)
+        asks = {
+            i: GridRecall(
+                _rid(),
+                message.query,
+                message.tenant,
+                message.user,
+                message.persona,
+                message.k,
+                message.now,
+            )
+            for i in range(len(self.regions))
+        }
+        answers = await self._each(asks, GridRecalled)
+        found = [
+            Candidate(memory_id, estimate, score)
+            for answer in answers.values()
+            for memory_id, estimate, score in answer.hits
+        ]
+        chosen = ranked(shortlist(found, candidates_for(message.k)), message.k)
+        best = [[c.memory_id, c.score] for c in chosen]
+        await reply.send(GridRecalled(message.request_id, best))
+
+    async def on_forget(self, message: GridForget, reply: Reply) -> None:
+        region = self.owner.pop(message.memory_id, None)
+        self.centres.pop(message.memory_id, None)
+        if region is not None:
+            await self.regions[region].ask(GridForget(_rid(), message.memory_id), Ack)
+        await reply.send(Ack(message.request_id))
+
+    async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
+        """Updates each memory's owner and excites every tile its packet touches."""
+        await self._advance(message.now)
+        routes: dict[int, list[list[Any]]] = {}
+        for memory_id, recalls, tau in message.updates:
+            if memory_id not in self.centres:
+                continue
+            x, y = self.centres[memory_id]
+            for i, tile in enumerate(self.tiles):
+                if tile.touches(x, y, 3 * self.sigma) or i == self.owner[memory_id]:
+                    routes.setdefault(i, []).append([memory_id, recalls, tau, x, y])
+        await self._each(
+            {i: GridReinforce(_rid(), batch, message.now) for i, batch in routes.items()}, Ack
+        )
+        await reply.send(Ack(message.request_id))
+
+    async def on_export(self, message: GridExport, reply: Reply) -> None:
+        answers = await self._each(
+            {i: GridExport(_rid()) for i in range(len(self.regions))}, GridField
+        )
+        ordered = [answers[i] for i in range(len(self.regions))]
+        await reply.send(
+            GridField(
+                message.request_id,
+                [a.current[0] for a in ordered],
+                [a.previous[0] for a in ordered],
+                self.last_step,
+            )
+        )
+
+    async def on_field(self, message: GridField, reply: Reply) -> None:
+        if len(message.current) != len(self.regions):
+            raise errors.InvalidRequest(
+                f"the saved field has {len(message.current)} regions, the grid {len(self.regions)}"
+            )
+        self.last_step = message.last_step
+        await self._each(
+            {
+                i: GridField(_rid(), [message.current[i]], [message.previous[i]], None)
+                for i in range(len(self.regions))
+            },
+            Ack,
+        )
+        await reply.send(Ack(message.request_id))
+
+    async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
+        answers = await self._each(
+            {i: StateDigest(_rid()) for i in range(len(self.regions))}, Digest
+        )
+        digest = hashlib.sha256(repr(self.last_step).encode())
+        for i in sorted(answers):
+            digest.update(answers[i].sha256.encode())
+        await reply.send(Digest(message.request_id, "grid", digest.hexdigest()))
+
+    async def _advance(self, now: float) -> None:
+        """Runs the steps due since the last one (at most MAX_STEPS), in lock step."""
+        if self.last_step is None:
+            self.last_step = now
+        due = int((now - self.last_step) // TICK)
+        for _ in range(min(due, MAX_STEPS)):
+            await self._step()
+        if due > 0:
+            self.last_step += due * TICK
+
+    async def _step(self) -> None:
+        edges = await self._each({i: GridEdges(_rid()) for i in range(len(self.regions))}, Edges)
+        steps = {i: self._halo(i, edges) for i in range(len(self.regions))}
+        await self._each(steps, Ack)
+
+    def _halo(self, i: int, edges: dict[int, Edges]) -> GridStep:
+        """The edges facing tile i from its four neighbours; zeros at the grid's border."""
+        row, col = divmod(i, self.per_side)
+        blank = bytes(np.zeros(self.tiles[i].width, FIELD_DTYPE).tobytes())
+        n = self.per_side
+
+        def edge(r: int, c: int, side: str) -> bytes:
+            if 0 <= r < n and 0 <= c < n:
+                return bytes(getattr(edges[r * n + c], side))
+            return blank
+
+        return GridStep(
+            _rid(),
+            top=edge(row - 1, col, "bottom"),
+            bottom=edge(row + 1, col, "top"),
+            left=edge(row, col - 1, "right"),
+            right=edge(row, col + 1, "left"),
+            decay=FIELD_DECAY,
+        )
+
+    async def _each(self, asks: Mapping[int, Message], reply_type: type[Any]) -> dict[int, Any]:
+        """Asks regions concurrently; the answers by region index."""
+        answers: dict[int, Any] = {}
+
+        async def one(i: int, message: Message) -> None:
+            answers[i] = await self.regions[i].ask(message, reply_type)
+
+        async with trio.open_nursery() as nursery:
+            for i, message in asks.items():
+                nursery.start_soon(one, i, message)
+        return answers
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,344 @@
+"""The memory actor: the one sequencer of everything that reads or changes memory.
+
+Requests begin here (perceive, recall, the conversation's window) and end here (persist, imprint,
+reinforce, journal). Because one mailbox orders them all, the journal records them in the order
+they took effect, and replay can follow that order exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections import deque
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from mem8 import errors
+from mem8.actors.messages import (
+    Ack,
+    Begin,
+    Begun,
+    Commit,
+    Digest,
+    GridExport,
+    GridField,
+    GridForget,
+    GridImprint,
+    GridRecall,
+    GridRecalled,
+    GridReinforce,
+    JournalAppend,
+    MemoryForget,
+    MemoryPage,
+    MemoryQuery,
+    MemorySearch,
+    Message,
+    Restore,
+    Snapshot,
+    SnapshotState,
+    StateDigest,
+)
+from mem8.actors.runtime import Actor, ActorRef, Reply
+from mem8.emotion import amplitude, perceive
+from mem8.encoders.base import Encoder
+from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
+from mem8.grid.placement import Placer
+from mem8.memory import Emotion, Memory, Scope, memory_to_wire
+from mem8.storage.sqlite import MemoryStore
+
+WINDOW = 10  # messages kept per conversation (the spec's rolling context window)
+RECALL_K = 5
+
+
+class MemoryActor(Actor):
+    handles: ClassVar[dict[type[Message], str]] = {
+        Begin: "on_begin",
+        Commit: "on_commit",
+        MemoryQuery: "on_query",
+        MemorySearch: "on_search",
+        MemoryForget: "on_forget",
+        StateDigest: "on_state_digest",
+        Snapshot: "on_snapshot",
+        Restore: "on_restore",
+    }
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        encoder: Encoder,
+        placer: Placer,
+        grid: ActorRef,
+        journal: ActorRef | None,
+        snapshots: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.snapshots = snapshots  # where a snapshot's copy of the store goes (the journal's)
+        self.store = store
+        self.encoder = encoder
+        self.placer = placer
+        self.grid = grid
+        self.journal = journal
+        self.seq = 0  # commits so far: replay skips those a snapshot already holds
+        self.windows: dict[str, deque[dict[str, str]]] = {}
+
+    async def on_begin(self, message: Begin, reply: Reply) -> None:
+        chat = message.chat
+        await self._record(
+            "chat", {"message": chat, "conversation": message.conversation}, chat["arrival"]
+        )
+        text = last_user_text(chat["messages"])
+        vector = self.encoder.embed(text)
+        recalled = await self._recall(vector, chat, RECALL_K)
+        best = max((r["resonance"] for r in recalled), default=0.0)
+        emotion = perceive(text)
+        window = list(self.windows.get(message.conversation, ()))
+        await reply.send(
+            Begun(
+                message.request_id,
+                [emotion.valence, emotion.arousal, emotion.dominance],
+                float(min(1.0, max(0.0, 1.0 - best))),
+                recalled,
+                window,
+            )
+        )
+
+    async def _recall(
+        self, vector: npt.NDArray[np.float32], chat: dict[str, Any], k: int
+    ) -> list[dict[str, Any]]:
+        ask = GridRecall(
+            _rid(),
+            vector.astype("<f4").tobytes(),
+            chat["tenant"],
+            chat["user"],
+            chat["persona"],
+            k,
+            chat["arrival"],
+        )
+        hits = (await self.grid.ask(ask, GridRecalled)).hits
+        found = await trio.to_thread.run_sync(self._load, [h[0] for h in hits], chat["tenant"])
+        recalled = []
+        for (memory_id, score), memory in zip(hits, found, strict=True):
+            if memory is None:
+                continue
+            recalled.append(
+                {
+                    "id": memory_id,
+                    "text": memory.text,
+                    "created": memory.created,
+                    "emotion": list(asdict(memory.emotion).values()),
+                    "score": score,
+                    "resonance": float(memory.vector @ vector),
+                }
+            )
+        return recalled
+
+    def _load(self, ids: list[str], tenant: str) -> list[Memory | None]:
+        return [self.store.get(memory_id, tenant) for memory_id in ids]
+
+    async def on_commit(self, message: Commit, reply: Reply) -> None:
+        self.seq += 1
+        answered = message.outcome["error"] is None
+        if answered:
+            self._remember_window(message)
+            if message.imprint:
+                await self._imprint(message)
+            await self._reinforce(message)
+        body = {
+            "request_id": message.request_id,
+            "persona": message.persona,
+            "seq": self.seq,
+            "interest": message.interest,
+            "imprinted": answered and message.imprint,
+            "outcome": message.outcome,
+            "response_sha256": message.response_sha256,
+        }
+        await self._record("commit", body, message.arrival)
+        await reply.send(Ack(message.request_id))
+
+    def _remember_window(self, message: Commit) -> None:
+        window = self.windows.setdefault(message.conversation, deque(maxlen=WINDOW))
+        window.extend({"role": m["role"], "content": m["content"]} for m in message.exchange)
+
+    async def _imprint(self, message: Commit) -> None:
+        """Both sides of the exchange, bound: within +-2 s of each other, they share a phase."""
+        scope = Scope(message.tenant, message.user, message.persona)
+        memories = [
+            self._memory(message, i, turn, scope)
+            for i, turn in enumerate(message.exchange)
+            if turn["content"].strip()
+        ]
+        memories = [m for m in memories if strong_enough(m.amplitude, m.importance)]
+        if not memories:
+            return
+        for memory in memories[1:]:
+            memory.phase = memories[0].phase
+        await trio.to_thread.run_sync(self.store.add, memories)  # durable before we answer
+        wires = [memory_to_wire(m) for m in memories]
+        await self.grid.ask(GridImprint(_rid(), wires, message.arrival), Ack)
+
+    def _memory(self, message: Commit, index: int, turn: dict[str, str], scope: Scope) -> Memory:
+        text = turn["content"]
+        vector = self.encoder.embed(text)
+        emotion = perceive(text)
+        place = self.placer.place(vector, text, "text")
+        return Memory(
+            id=f"mem-{message.request_id}-{index}",
+            text=text,
+            source=f"chat:{message.request_id}:{turn['role']}",
+            modality="text",
+            scope=scope,
+            created=message.arrival,
+            emotion=emotion,
+            importance=message.interest,
+            band=place.band,
+            phase=place.phase,
+            tau=decay_constant(emotion.valence, emotion.arousal, message.interest),
+            x=place.x,
+            y=place.y,
+            amplitude=amplitude(emotion),
+            vector=vector,
+        )
+
+    async def _reinforce(self, message: Commit) -> None:
+        found = await trio.to_thread.run_sync(self._load, message.recalled, message.tenant)
+        updates = [
+            (m.id, m.recalls + 1, reinforced_tau(m.tau, m.recalls + 1))
+            for m in found
+            if m is not None
+        ]
+        if not updates:
+            return
+        stamped = [(memory_id, recalls, message.arrival) for memory_id, recalls, _ in updates]
+        await trio.to_thread.run_sync(self.store.reinforce, stamped)
+        taus = [m for m in found if m is not None]
+        await trio.to_thread.run_sync(self._retau, taus, [u[2] for u in updates])
+        await self.grid.ask(GridReinforce(_rid(), [list(u) for u in updates], message.arrival), Ack)
+
+    def _retau(self, memories: list[Memory], taus: list[float]) -> None:
+        consolidated = [m.id for m, tau in zip(memories, taus, strict=True) if math.isinf(tau)]
+        if consolidated:
+            self.store.consolidate(consolidated)
+
+    async def on_query(self, message: MemoryQuery, reply: Reply) -> None:
+        if message.memory_id is not None:
+            found = await trio.to_thread.run_sync(self.store.get, message.memory_id, message.tenant)
+            if found is None:
+                raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
+            await reply.send(MemoryPage(message.request_id, [public_wire(found)], False))
+            return
+        page = await trio.to_thread.run_sync(
+            lambda: self.store.list(
+                message.tenant,
+                user=message.user,
+                persona=message.persona,
+                modality=message.modality,
+                limit=message.limit + 1,
+                after=message.after,
+            )
+        )
+        await reply.send(
+            MemoryPage(
+                message.request_id,
+                [public_wire(m) for m in page[: message.limit]],
+                len(page) > message.limit,
+            )
+        )
+
+    async def on_search(self, message: MemorySearch, reply: Reply) -> None:
+        vector = self.encoder.embed(message.query)
+        hits = (
+            await self.grid.ask(
+                GridRecall(
+                    _rid(),
+                    vector.astype("<f4").tobytes(),
+                    message.tenant,
+                    message.user,
+                    message.persona,
+                    message.limit,
+                    message.now,
+                ),
+                GridRecalled,
+            )
+        ).hits
+        found = await trio.to_thread.run_sync(self._load, [h[0] for h in hits], message.tenant)
+        results = [
+            {**public_wire(m), "score": score}
+            for (_, score), m in zip(hits, found, strict=True)
+            if m is not None
+        ]
+        await reply.send(MemoryPage(message.request_id, results, False))
+
+    async def on_forget(self, message: MemoryForget, reply: Reply) -> None:
+        forgotten = await trio.to_thread.run_sync(
+            self.store.forget, message.memory_id, message.tenant
+        )
+        if not forgotten:
+            raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
+        await self.grid.ask(GridForget(_rid(), message.memory_id), Ack)
+        await self._record(
+            "forget", {"tenant": message.tenant, "memory_id": message.memory_id}, message.at
+        )
+        await reply.send(Ack(message.request_id))
+
+    async def _record(self, kind: str, body: dict[str, Any], at: float) -> None:
+        if self.journal is not None:
+            await self.journal.tell(JournalAppend(kind, at, body))
+
+    async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
+        grid = await self.grid.ask(StateDigest(_rid()), Digest)
+        state = msgpack.packb([self.export(), grid.sha256], use_bin_type=True)
+        await reply.send(Digest(message.request_id, "memory", hashlib.sha256(state).hexdigest()))
+
+    async def on_snapshot(self, message: Snapshot, reply: Reply) -> None:
+        """Everything replay needs to start here: windows, the store's copy, the field."""
+        state = self.export()
+        if self.snapshots is not None and message.for_journal:
+            name = f"store-{self.seq:012d}.db"
+            await trio.to_thread.run_sync(self.store.copy_to, self.snapshots / name)
+            field = await self.grid.ask(GridExport(_rid()), GridField)
+            state["store"] = name
+            state["grid"] = {
+                "current": field.current,
+                "previous": field.previous,
+                "last_step": field.last_step,
+            }
+        await reply.send(SnapshotState(message.request_id, "memory", state))
+
+    async def on_restore(self, message: Restore, reply: Reply) -> None:
+        """Takes a snapshot's windows and commit count (the store and field come separately)."""
+        self.seq = message.state["seq"]
+        self.windows = {
+            key: deque(turns, maxlen=WINDOW) for key, turns in message.state["windows"].items()
+        }
+        await reply.send(Digest(message.request_id, "memory", ""))
+
+    def export(self) -> dict[str, Any]:
+        return {"seq": self.seq, "windows": {k: list(v) for k, v in sorted(self.windows.items())}}
+
+
+def public_wire(memory: Memory) -> dict[str, Any]:
+    """A memory as the API shows it: everything but its vector."""
+    wire = memory_to_wire(memory)
+    del wire["vector"]
+    return wire
+
+
+def last_user_text(messages: list[dict[str, str]]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            return message["content"]
+    return ""
+
+
+def emotion_of(values: list[float]) -> Emotion:
+    return Emotion(*values)
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex[:16]

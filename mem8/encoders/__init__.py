@@ -1,0 +1,1 @@
+"""Text encoders behind one contract (base.py): what places memories and finds them again."""

@@ -1,0 +1,50 @@
+"""How memories live and fade: decay constants, retention, reinforcement, consolidation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+DAY = 86_400.0
+BASE_TAU = 7 * DAY  # a plain memory's decay time constant
+RETENTION_FLOOR = 0.35  # consolidation: an old memory keeps this share of its weight
+NOISE_FLOOR = 0.05  # below this strength a wave is not stored
+CONSOLIDATE_AFTER = 5  # recalls after which a memory never decays
+REINFORCE_TAU = 1.5  # each recall stretches the decay constant (spacing effect)
+
+
+def decay_constant(valence: float, arousal: float, importance: float) -> float:
+    """tau grows with emotional significance and relevance: strong feelings are kept longer."""
+    significance = 1.0 + 2.0 * abs(valence) + 2.0 * arousal
+    return BASE_TAU * significance * (0.5 + importance)
+
+
+def strong_enough(amplitude: float, importance: float) -> bool:
+    return amplitude * importance >= NOISE_FLOOR
+
+
+def reinforced_tau(tau: float, recalls: int) -> float:
+    """The decay constant after one more recall; infinite (consolidated) after a few."""
+    if recalls >= CONSOLIDATE_AFTER or math.isinf(tau):
+        return math.inf
+    return tau * REINFORCE_TAU
+
+
+def recall_weights(
+    now: float,
+    created: npt.NDArray[np.float64],
+    tau: npt.NDArray[np.float64],
+    amplitude: npt.NDArray[np.float32],
+    recalls: npt.NDArray[np.int32],
+) -> npt.NDArray[np.float32]:
+    """Weight of each memory in recall: retention (never below the floor) x emotional
+    amplitude x use. Decay lowers a memory's weight; it never makes a good match unfindable."""
+    age = np.maximum(now - created, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fading = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
+    retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading
+    use = 1.0 + 0.1 * np.log1p(recalls)
+    weights: npt.NDArray[np.float32] = (retention * np.sqrt(amplitude) * use).astype(np.float32)
+    return weights

@@ -1,0 +1,260 @@
+"""The memories of one grid region, bucketed by scope so that recall never crosses scopes.
+
+Recall is two-stage: every memory of the caller's buckets is scored by its binary sketch
+(sketch.py: estimated resonance x weight, 32 bytes read per memory), the best `candidates`
+are rescored exactly (float vectors, the field's activation). The grid merges regions by the
+same two keys, so the answer does not depend on how the grid is tiled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from mem8.grid import kernels, sketch
+from mem8.grid.dynamics import recall_weights
+
+ScopeKey = tuple[str, str, str]  # tenant, user, persona
+# Cells (row, column) in, a multiplier of each memory's weight out: the field's excitation.
+Activation = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float32]]
+MIN_CANDIDATES = 32
+# The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
+# shortest decay constant is days, so that is within 0.2%; the answer is rescored exactly.
+WEIGHT_REFRESH = 600.0
+
+
+def candidates_for(k: int) -> int:
+    """How many memories the sketch stage passes to exact rescoring for a top-k recall."""
+    return max(MIN_CANDIDATES, 4 * k)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    memory_id: str
+    estimate: float  # from the sketch: chooses who is rescored
+    score: float  # exact: ranks the answer
+
+
+def shortlist(found: list[Candidate], count: int) -> list[Candidate]:
+    """The best `count` by estimate; equal estimates in memory-id order."""
+    return sorted(found, key=lambda c: (-c.estimate, c.memory_id))[:count]
+
+
+def ranked(found: list[Candidate], k: int) -> list[Candidate]:
+    """The best k by exact score; equal scores in memory-id order."""
+    return sorted(found, key=lambda c: (-c.score, c.memory_id))[:k]
+
+
+@dataclass
+class _Bucket:
+    """Parallel arrays of one scope's memories, grown by doubling."""
+
+    dimensions: int
+    ids: list[str] = field(default_factory=list)
+    vectors: npt.NDArray[np.float32] = field(init=False)
+    sketches: sketch.Sketches = field(init=False)
+    created: npt.NDArray[np.float64] = field(init=False)
+    tau: npt.NDArray[np.float64] = field(init=False)
+    amplitude: npt.NDArray[np.float32] = field(init=False)
+    recalls: npt.NDArray[np.int32] = field(init=False)
+    cells: npt.NDArray[np.float64] = field(init=False)  # the centre's cell: row, column
+    weights: npt.NDArray[np.float32] = field(init=False)  # recall weights at `weighed_at`
+    weighed_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self._allocate(16)
+
+    def _allocate(self, capacity: int) -> None:
+        kept = len(self.ids)
+        fresh: dict[str, npt.NDArray[np.generic]] = {
+            "vectors": np.zeros((capacity, self.dimensions), np.float32),
+            "sketches": np.zeros((capacity, sketch.WORDS), np.uint64),
+            "created": np.zeros(capacity, np.float64),
+            "tau": np.zeros(capacity, np.float64),
+            "amplitude": np.zeros(capacity, np.float32),
+            "recalls": np.zeros(capacity, np.int32),
+            "cells": np.zeros((capacity, 2), np.float64),
+            "weights": np.zeros(capacity, np.float32),
+        }
+        for name, array in fresh.items():
+            if kept:
+                old: npt.NDArray[np.generic] = getattr(self, name)
+                array[:kept] = old[:kept]
+            setattr(self, name, array)
+
+    def _arrays(self) -> tuple[npt.NDArray[np.generic], ...]:
+        return (
+            self.vectors,
+            self.sketches,
+            self.created,
+            self.tau,
+            self.amplitude,
+            self.recalls,
+            self.cells,
+            self.weights,
+        )
+
+    def add(
+        self,
+        memory_id: str,
+        vector: npt.NDArray[np.float32],
+        bits: sketch.Sketches,
+        created: float,
+        tau: float,
+        amplitude: float,
+        recalls: int,
+        cell: tuple[int, int],
+    ) -> None:
+        n = len(self.ids)
+        if n == len(self.created):
+            self._allocate(2 * n)
+        self.ids.append(memory_id)
+        self.vectors[n], self.sketches[n] = vector, bits
+        self.created[n], self.tau[n] = created, tau
+        self.amplitude[n], self.recalls[n] = amplitude, recalls
+        self.cells[n] = cell
+        self.reweigh(n)
+
+    def reweigh(self, position: int) -> None:
+        """Brings one memory's cached weight in line with the others' (after add, reinforce)."""
+        if self.weighed_at is not None:
+            at = slice(position, position + 1)
+            self.weights[at] = recall_weights(
+                self.weighed_at,
+                self.created[at],
+                self.tau[at],
+                self.amplitude[at],
+                self.recalls[at],
+            )
+
+    def _weigh(self, now: float) -> npt.NDArray[np.float32]:
+        """The cached weights, refreshed when `now` enters a new WEIGHT_REFRESH period."""
+        n = len(self.ids)
+        period = np.floor(now / WEIGHT_REFRESH) * WEIGHT_REFRESH
+        if self.weighed_at != period:
+            self.weighed_at = float(period)
+            self.weights[:n] = recall_weights(
+                self.weighed_at,
+                self.created[:n],
+                self.tau[:n],
+                self.amplitude[:n],
+                self.recalls[:n],
+            )
+        return self.weights[:n]
+
+    def remove(self, position: int) -> None:
+        """Swaps the last memory into `position` (order inside a bucket carries no meaning)."""
+        last = len(self.ids) - 1
+        for array in self._arrays():
+            array[position] = array[last]
+        self.ids[position] = self.ids[last]
+        self.ids.pop()
+
+    def shortlist(self, query_bits: sketch.Sketches, now: float, count: int) -> list[int]:
+        """Positions of the best `count` by estimate (all tied with the last one included)."""
+        n = len(self.ids)
+        estimates = sketch.estimate(query_bits, self.sketches[:n], self._weigh(now))
+        if n > count:
+            best = kernels.top_k(estimates, count)
+            chosen = np.flatnonzero(estimates >= estimates[best[-1]])  # ties at the cut too
+        else:
+            chosen = np.arange(n)
+        self._estimates = estimates
+        return [int(i) for i in chosen]
+
+    def rescore(
+        self,
+        query: npt.NDArray[np.float32],
+        positions: list[int],
+        now: float,
+        activation: Activation | None,
+    ) -> list[Candidate]:
+        at = np.asarray(positions, np.intp)
+        weights = recall_weights(
+            now, self.created[at], self.tau[at], self.amplitude[at], self.recalls[at]
+        )
+        if activation is not None:
+            weights *= activation(self.cells[at])
+        scores: npt.NDArray[np.float32] = np.empty(len(at), np.float32)
+        kernels.resonance(query, np.ascontiguousarray(self.vectors[at]), weights, scores)
+        return [
+            Candidate(self.ids[p], float(self._estimates[p]), float(s))
+            for p, s in zip(positions, scores, strict=True)
+        ]
+
+
+class RegionIndex:
+    """Scope-bucketed memory arrays with two-stage resonance scoring."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self._axes = sketch.projection(dimensions)
+        self._buckets: dict[ScopeKey, _Bucket] = {}
+        self._where: dict[str, tuple[ScopeKey, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, memory_id: str) -> bool:
+        return memory_id in self._where
+
+    def add(
+        self,
+        scope: ScopeKey,
+        memory_id: str,
+        vector: npt.NDArray[np.float32],
+        created: float,
+        tau: float,
+        amplitude: float,
+        recalls: int = 0,
+        cell: tuple[int, int] = (0, 0),
+    ) -> None:
+        bucket = self._buckets.setdefault(scope, _Bucket(self.dimensions))
+        self._where[memory_id] = (scope, len(bucket.ids))
+        bits = sketch.sketch(vector, self._axes)[0]
+        bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell)
+
+    def remove(self, memory_id: str) -> bool:
+        place = self._where.pop(memory_id, None)
+        if place is None:
+            return False
+        scope, position = place
+        bucket = self._buckets[scope]
+        moved = bucket.ids[-1]
+        bucket.remove(position)
+        if moved != memory_id:
+            self._where[moved] = (scope, position)
+        return True
+
+    def reinforce(self, memory_id: str, recalls: int, tau: float) -> None:
+        place = self._where.get(memory_id)
+        if place is not None:
+            bucket = self._buckets[place[0]]
+            bucket.recalls[place[1]], bucket.tau[place[1]] = recalls, tau
+            bucket.reweigh(place[1])
+
+    def search(
+        self,
+        query: npt.NDArray[np.float32],
+        now: float,
+        k: int,
+        tenant: str,
+        user: str | None,
+        persona: str | None,
+        activation: Activation | None = None,
+    ) -> list[Candidate]:
+        """This region's share of a top-k recall over the buckets matching the filters (None:
+        any user / any persona): its best candidates by estimate, each with its exact score."""
+        count = candidates_for(k)
+        query_bits = sketch.sketch(query, self._axes)[0]
+        found: list[Candidate] = []
+        for (b_tenant, b_user, b_persona), bucket in self._buckets.items():
+            if b_tenant != tenant or (user is not None and b_user != user):
+                continue
+            if (persona is not None and b_persona != persona) or not bucket.ids:
+                continue
+            positions = bucket.shortlist(query_bits, now, count)
+            found.extend(bucket.rescore(query, positions, now, activation))
+        return shortlist(found, count)

@@ -1,0 +1,133 @@
+"""/v1/memories: list, fetch, search and forget the caller's memories (OpenAI list shapes)."""
+
+from __future__ import annotations
+
+import math
+import typing
+import uuid
+from typing import Any
+
+from quart import Response, jsonify, request
+
+from mem8.actors.messages import Ack, MemoryForget, MemoryPage, MemoryQuery, MemorySearch
+from mem8.errors import InvalidRequest
+from mem8.grid.placement import BANDS
+from mem8.http.chat_request import parse_json
+from mem8.http.context import caller
+from mem8.memory import MODALITIES
+from mem8.system import System
+
+MAX_LIMIT = 100
+
+
+def memory_object(wire: dict[str, Any]) -> dict[str, Any]:
+    valence, arousal, dominance = wire["emotion"]
+    shown = {
+        "id": wire["id"],
+        "object": "memory",
+        "created_at": math.floor(wire["created"]),
+        "text": wire["text"],
+        "source": wire["source"],
+        "modality": wire["modality"],
+        "persona": wire["persona"],
+        "user": wire["user"],
+        "emotion": {"valence": valence, "arousal": arousal, "dominance": dominance},
+        "importance": wire["importance"],
+        "band": BANDS[wire["band"]],
+        "phase": wire["phase"],
+        "decay_tau": None if math.isinf(wire["tau"]) else wire["tau"],
+        "position": {"x": wire["x"], "y": wire["y"]},
+        "amplitude": wire["amplitude"],
+        "recalls": wire["recalls"],
+    }
+    if "score" in wire:
+        shown["score"] = wire["score"]
+    return shown
+
+
+def _list(page: MemoryPage) -> Response:
+    data = [memory_object(m) for m in page.memories]
+    return jsonify(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": page.has_more,
+        }
+    )
+
+
+class Memories:
+    def __init__(self, system: System) -> None:
+        self.system = system
+
+    def _persona_filter(self, value: str | None) -> str | None:
+        if value is not None:
+            self.system.persona(value)  # an unknown persona is the spec's 404
+        return value
+
+    async def list(self) -> Response:
+        tenant, _ = caller("")
+        args = request.args
+        modality = args.get("modality")
+        if modality is not None and modality not in MODALITIES:
+            raise InvalidRequest(
+                f"modality must be one of {', '.join(MODALITIES)}", param="modality"
+            )
+        query = MemoryQuery(
+            uuid.uuid4().hex,
+            tenant,
+            user=args.get("user"),
+            persona=self._persona_filter(args.get("persona")),
+            modality=modality,
+            limit=_limit(args.get("limit"), 20),
+            after=args.get("after"),
+        )
+        return _list(await self.system.memory.ask(query, MemoryPage))
+
+    async def retrieve(self, memory_id: str) -> Response:
+        tenant, _ = caller("")
+        query = MemoryQuery(uuid.uuid4().hex, tenant, memory_id=memory_id)
+        page = await self.system.memory.ask(query, MemoryPage)
+        return jsonify(memory_object(page.memories[0]))
+
+    async def search(self) -> Response:
+        body = parse_json(typing.cast(bytes, await request.get_data()))
+        text = body.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequest(
+                "'query' is required and must be a non-empty string", param="query"
+            )
+        for key in ("persona", "user"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise InvalidRequest(f"'{key}' must be a string", param=key)
+        tenant, _ = caller("")
+        search = MemorySearch(
+            uuid.uuid4().hex,
+            tenant,
+            text,
+            user=body.get("user"),
+            persona=self._persona_filter(body.get("persona")),
+            limit=_limit(body.get("limit"), 10),
+            now=self.system.clock.now(),
+        )
+        return _list(await self.system.memory.ask(search, MemoryPage))
+
+    async def forget(self, memory_id: str) -> Response:
+        tenant, _ = caller("")
+        forget = MemoryForget(uuid.uuid4().hex, tenant, memory_id, self.system.clock.now())
+        await self.system.memory.ask(forget, Ack)
+        return jsonify({"id": memory_id, "object": "memory.deleted", "deleted": True})
+
+
+def _limit(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if isinstance(value, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}", param="limit")
+    return limit

@@ -1,0 +1,207 @@
+"""Personas that remember, through the HTTP API: recall into later conversations, scope,
+persistence across restarts, interest, the subconscious policy and /v1/memories."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from openai import OpenAI
+
+from mem8.actors.journal import read_journal
+from mem8.backends.fake import ScriptedLLM
+from mem8.config import Settings
+from mem8.personas import Persona, Traits
+from mem8.replay import replay
+from tests.support.server import RunningServer, running_server
+
+WEDDING = (
+    "My sister Anna is getting married in Lisbon on June 3rd and I'm so nervous about my speech!"
+)
+PERSONA = "mem8-counselor-v1"
+
+
+def say(
+    server: RunningServer, text: str, *, key: str = "key-a", user: str = "", model: str = PERSONA
+) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "user": user}
+    response = httpx.post(
+        server.base_url + "/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def system_prompt(llm: ScriptedLLM) -> str:
+    return llm.history[-1].messages[0].content
+
+
+def test_a_fact_told_in_one_conversation_is_used_in_a_later_one(
+    server: RunningServer, llm: ScriptedLLM
+) -> None:
+    told = say(server, WEDDING)
+    assert float(told.headers["x-mem8-interest"]) >= 0.7
+    assert told.headers["x-mem8-conscious"] == "true"
+    say(server, "Where is my sister's wedding going to be?")
+    prompt = system_prompt(llm)
+    assert "Lisbon" in prompt and "What you remember" in prompt
+
+
+def test_recall_never_crosses_users_or_tenants(server: RunningServer, llm: ScriptedLLM) -> None:
+    say(
+        server, "My secret: the vault code is 4711, keep it safe, I trust you deeply!", user="alice"
+    )
+    say(
+        server,
+        "My secret, and I'm so scared someone finds out: I hid my grandmother's ring "
+        "in the old lighthouse!",
+        user="bob",
+    )
+    say(server, "What is my secret?", user="bob")
+    assert "lighthouse" in system_prompt(llm) and "4711" not in system_prompt(llm)
+    say(server, "What is my secret?", user="alice", key="key-b")  # another tenant's alice
+    assert "4711" not in system_prompt(llm) and "lighthouse" not in system_prompt(llm)
+
+
+def test_a_dull_message_is_answered_but_not_remembered(server: RunningServer) -> None:
+    reply = say(server, "ok")
+    assert float(reply.headers["x-mem8-interest"]) < 0.7
+    assert reply.headers["x-mem8-conscious"] == "false"
+    listed = httpx.get(
+        server.base_url + "/memories", headers={"Authorization": "Bearer key-a"}
+    ).json()
+    assert listed["data"] == []
+
+
+def test_the_subconscious_policy_answers_briefly_without_the_llm(settings: Settings) -> None:
+    dreamer = Persona(
+        id="mem8-dreamer-v1",
+        name="Dreamer",
+        traits=Traits(),
+        model="m",
+        temperature=0.5,
+        system_prompt="You dream.",
+        below_threshold="subconscious",
+    )
+    configured = dataclasses.replace(settings, personas={**settings.personas, dreamer.id: dreamer})
+    llm = ScriptedLLM()
+    with running_server(configured, dict.fromkeys(configured.personas, llm)) as server:
+        reply = say(server, "ok", model=dreamer.id)
+    level = float(reply.headers["x-mem8-interest"])
+    brief = re.fullmatch(
+        r"I understand\. Interest level: (\d+\.\d)%",
+        reply.json()["choices"][0]["message"]["content"],
+    )
+    assert brief is not None and abs(float(brief[1]) - level * 100) <= 0.05 + 1e-6
+    assert llm.history == []
+
+
+def test_memories_survive_a_restart_with_the_same_state(settings: Settings) -> None:
+    llm = ScriptedLLM()
+    auth = {"Authorization": "Bearer key-a"}
+    with running_server(settings, dict.fromkeys(settings.personas, llm)) as server:
+        say(server, WEDDING)
+        before = httpx.post(
+            server.base_url + "/memories/search", json={"query": "Lisbon"}, headers=auth
+        ).json()
+    with running_server(settings, dict.fromkeys(settings.personas, llm)) as server:
+        after = httpx.post(
+            server.base_url + "/memories/search", json={"query": "Lisbon"}, headers=auth
+        ).json()
+    assert [(m["id"], m["text"]) for m in after["data"]] == [
+        (m["id"], m["text"]) for m in before["data"]
+    ]  # scores fade with time; ranks stay
+    assert after["data"][0]["text"] == WEDDING
+    first_run, second_run = _closing_states(Path(settings.storage + ".journal"))
+    assert second_run == first_run  # grid, memory and every persona, as they were
+
+
+def _closing_states(journal: Path) -> list[dict[str, str]]:
+    return [r.body["digests"] for r in read_journal(journal).records if r.kind == "state"]
+
+
+def test_memory_routes_list_get_search_forget(server: RunningServer) -> None:
+    auth = {"Authorization": "Bearer key-a"}
+    say(server, WEDDING)
+    listed = httpx.get(
+        server.base_url + "/memories", params={"persona": PERSONA}, headers=auth
+    ).json()
+    assert listed["object"] == "list" and len(listed["data"]) == 2  # the message and the reply
+    first = listed["data"][0]
+    assert first["text"] == WEDDING and first["modality"] == "text"
+    assert set(first["emotion"]) == {"valence", "arousal", "dominance"}
+    one = httpx.get(server.base_url + f"/memories/{first['id']}", headers=auth).json()
+    assert one == first
+    page = httpx.get(server.base_url + "/memories", params={"limit": 1}, headers=auth).json()
+    assert page["has_more"] is True
+    rest = httpx.get(
+        server.base_url + "/memories", params={"after": page["last_id"]}, headers=auth
+    ).json()
+    assert [m["id"] for m in rest["data"]] == [listed["data"][1]["id"]]
+    found = httpx.post(
+        server.base_url + "/memories/search", json={"query": "sister wedding Lisbon"}, headers=auth
+    ).json()
+    assert found["data"][0]["id"] == first["id"] and found["data"][0]["score"] > 0
+    other = httpx.get(
+        server.base_url + f"/memories/{first['id']}", headers={"Authorization": "Bearer key-b"}
+    )
+    assert other.status_code == 404
+    deleted = httpx.delete(server.base_url + f"/memories/{first['id']}", headers=auth)
+    assert deleted.json() == {"id": first["id"], "object": "memory.deleted", "deleted": True}
+    gone = httpx.get(server.base_url + f"/memories/{first['id']}", headers=auth)
+    assert gone.status_code == 404 and gone.json()["error"]["param"] == "memory_id"
+    assert (
+        httpx.delete(server.base_url + f"/memories/{first['id']}", headers=auth).status_code == 404
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "param"),
+    [
+        ("GET", "/memories", {"params": {"limit": 0}}, "limit"),
+        ("GET", "/memories", {"params": {"modality": "smell"}}, "modality"),
+        ("GET", "/memories", {"params": {"persona": "mem8-nobody"}}, "model"),
+        ("POST", "/memories/search", {"json": {}}, "query"),
+        ("POST", "/memories/search", {"json": {"query": "x", "limit": "all"}}, "limit"),
+    ],
+)
+def test_bad_memory_requests_are_named(
+    server: RunningServer, method: str, path: str, kwargs: dict[str, object], param: str
+) -> None:
+    response = httpx.request(method, server.base_url + path, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code in (400, 404)
+    assert response.json()["error"]["param"] == param
+
+
+def test_a_remembering_session_replays_identically(settings: Settings) -> None:
+    llm = ScriptedLLM()
+    with running_server(settings, dict.fromkeys(settings.personas, llm)) as server:
+        say(server, WEDDING)
+        say(server, "ok")
+        say(server, "Where is my sister's wedding going to be? I forgot, help!")
+        client = OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
+        for chunk in client.chat.completions.create(
+            model=PERSONA,
+            stream=True,
+            messages=[{"role": "user", "content": "Tell me about Anna's wedding in Lisbon!"}],
+        ):
+            assert chunk
+        client.close()
+        memories = httpx.get(
+            server.base_url + "/memories", headers={"Authorization": "Bearer key-a"}
+        ).json()["data"]
+        httpx.delete(
+            server.base_url + f"/memories/{memories[0]['id']}",
+            headers={"Authorization": "Bearer key-a"},
+        )
+    report = trio.run(replay, Path(settings.storage + ".journal"))
+    assert report.problems == [] and report.mismatches == []
+    assert report.requests == report.matched == 4
+    assert report.state_matched is True
