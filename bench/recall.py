@@ -21,7 +21,7 @@ import numpy.typing as npt
 import trio
 
 from mem8.actors.grid import GridActor, GridRegionActor, tiles
-from mem8.actors.messages import Ack, GridImprint, GridRecall, GridRecalled
+from mem8.actors.messages import GridImprint, GridImprinted, GridRecall, GridRecalled
 from mem8.actors.runtime import ActorRef, Supervisor
 from mem8.encoders.lexical import LexicalEncoder
 from mem8.grid.placement import Placer
@@ -92,7 +92,8 @@ async def imprint(
     began = time.perf_counter()
     for first in range(0, len(vectors), BATCH):
         batch = wires(vectors[first : first + BATCH], start + first, placer)
-        await grid.ask(GridImprint(uuid.uuid4().hex, batch, float(start + first)), Ack, timeout=600)
+        ask = GridImprint(uuid.uuid4().hex, batch, float(start + first))
+        await grid.ask(ask, GridImprinted, timeout=600)
     return time.perf_counter() - began
 
 

@@ -23,6 +23,7 @@ from mem8.actors.messages import (
     GridExport,
     GridField,
     GridImprint,
+    GridImprinted,
     JournalClose,
     JournalFlush,
     Restore,
@@ -202,7 +203,8 @@ async def restore_actors(system: System) -> None:
 
 
 async def _imprint(system: System, batch: list[dict[str, Any]], *, wave: bool) -> None:
-    await system.grid.ask(GridImprint(uuid.uuid4().hex, batch, batch[-1]["created"], wave), Ack)
+    ask = GridImprint(uuid.uuid4().hex, batch, batch[-1]["created"], wave)
+    await system.grid.ask(ask, GridImprinted)
 
 
 def _saved_field(saved: bytes, settings: Settings) -> GridField | None:

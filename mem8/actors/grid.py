@@ -24,6 +24,7 @@ from mem8.actors.messages import (
     GridField,
     GridForget,
     GridImprint,
+    GridImprinted,
     GridRecall,
     GridRecalled,
     GridReinforce,
@@ -43,6 +44,7 @@ GAMMA_DT = 0.1  # damping per step
 FIELD_DECAY = 0.98  # the field's own fading per step
 ACTIVATION_GAIN = 0.2  # how much a memory's excited neighbourhood adds to its resonance
 EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's neighbourhood
+ASSOCIATION_FLOOR = 0.3  # interference below which two memories are not associated
 FIELD_DTYPE = np.complex64
 
 
@@ -67,6 +69,47 @@ def tiles(grid_size: int, per_side: int) -> list[Tile]:
     """per_side x per_side tiles, row-major."""
     edge = grid_size // per_side
     return [Tile(r * edge, c * edge, edge, edge) for r in range(per_side) for c in range(per_side)]
+
+
+class Overlaps:
+    """Which memories overlap in place and phase: their packets interfere constructively, so
+    they become associated. A spatial hash of cells `reach` wide finds the neighbours."""
+
+    def __init__(self, reach: float) -> None:
+        self.reach = reach
+        self.cells: dict[tuple[int, int], list[str]] = {}
+        self.placed: dict[str, tuple[float, float, float, tuple[str, str, str]]] = {}
+
+    def _cell(self, x: float, y: float) -> tuple[int, int]:
+        return math.floor(x / self.reach), math.floor(y / self.reach)
+
+    def add(self, wire: dict[str, Any]) -> list[list[Any]]:
+        """Places a memory; its associations with the memories of its scope it overlaps."""
+        x, y, phase = wire["x"], wire["y"], wire["phase"]
+        scope = (wire["tenant"], wire["user"], wire["persona"])
+        col, row = self._cell(x, y)
+        found = []
+        for dc in (-1, 0, 1):
+            for dr in (-1, 0, 1):
+                for other in self.cells.get((col + dc, row + dr), ()):
+                    ox, oy, ophase, oscope = self.placed[other]
+                    strength = overlap(x - ox, y - oy, phase - ophase, self.reach / 2)
+                    if oscope == scope and strength >= ASSOCIATION_FLOOR:
+                        found.append([wire["id"], other, round(strength, 6)])
+        self.cells.setdefault((col, row), []).append(wire["id"])
+        self.placed[wire["id"]] = (x, y, phase, scope)
+        return found
+
+    def remove(self, memory_id: str) -> None:
+        placed = self.placed.pop(memory_id, None)
+        if placed is not None:
+            self.cells[self._cell(placed[0], placed[1])].remove(memory_id)
+
+
+def overlap(dx: float, dy: float, dphase: float, sigma: float) -> float:
+    """Interference of two packets: the overlap of their envelopes times their phase
+    alignment; negative (destructive) counts as none."""
+    return max(0.0, math.exp(-(dx * dx + dy * dy) / (4 * sigma * sigma)) * math.cos(dphase))
 
 
 class GridRegionActor(Actor):
@@ -239,6 +282,7 @@ class GridActor(Actor):
         self.last_step: float | None = None
         self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
         self.centres: dict[str, tuple[float, float]] = {}
+        self.overlaps = Overlaps(2 * sigma)
 
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
         await self._advance(message.now)
@@ -257,7 +301,9 @@ class GridActor(Actor):
             },
             Ack,
         )
-        await reply.send(Ack(message.request_id))
+        found = [self.overlaps.add(wire) for wire in message.memories]
+        associations = [pair for pairs in found for pair in pairs] if message.wave else []
+        await reply.send(GridImprinted(message.request_id, associations))
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
@@ -286,6 +332,7 @@ class GridActor(Actor):
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
         self.centres.pop(message.memory_id, None)
+        self.overlaps.remove(message.memory_id)
         if region is not None:
             await self.regions[region].ask(GridForget(_rid(), message.memory_id), Ack)
         await reply.send(Ack(message.request_id))

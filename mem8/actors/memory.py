@@ -30,6 +30,7 @@ from mem8.actors.messages import (
     GridField,
     GridForget,
     GridImprint,
+    GridImprinted,
     GridRecall,
     GridRecalled,
     GridReinforce,
@@ -47,13 +48,41 @@ from mem8.actors.messages import (
 from mem8.actors.runtime import Actor, ActorRef, Reply
 from mem8.emotion import amplitude, perceive
 from mem8.encoders.base import Encoder
+from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
 from mem8.memory import Emotion, Memory, Scope, memory_to_wire
 from mem8.storage.sqlite import MemoryStore
 
 WINDOW = 10  # messages kept per conversation (the spec's rolling context window)
+BINDING_WINDOW = 2.0  # seconds within which percepts are bound
 RECALL_K = 5
+
+
+class Binder:
+    """Percepts of one user within +-2 s of each other belong together: they share the phase
+    of the first of them (so their waves add up) and are associated."""
+
+    def __init__(self) -> None:
+        self.recent: deque[Memory] = deque()
+
+    def bind(self, memories: list[Memory]) -> list[tuple[str, str, float]]:
+        now = max(m.created for m in memories)
+        while self.recent and self.recent[0].created < now - BINDING_WINDOW:
+            self.recent.popleft()
+        user = (memories[0].scope.tenant, memories[0].scope.user)
+        window = [m for m in self.recent if (m.scope.tenant, m.scope.user) == user] + memories
+        window.sort(key=lambda m: (m.created, m.id))
+        times = np.array([m.created for m in window], np.float64)
+        groups = kernels.temporal_bind(times, BINDING_WINDOW)
+        pairs = []
+        for memory, group in zip(window, groups, strict=True):
+            first = window[int(np.argmax(groups == group))]
+            if memory in memories and first is not memory:
+                memory.phase = first.phase
+                pairs.append((memory.id, first.id, 1.0))
+        self.recent.extend(memories)
+        return pairs
 
 
 class MemoryActor(Actor):
@@ -85,6 +114,7 @@ class MemoryActor(Actor):
         self.grid = grid
         self.journal = journal
         self.seq = 0  # commits so far: replay skips those a snapshot already holds
+        self.binder = Binder()
         self.windows: dict[str, deque[dict[str, str]]] = {}
 
     async def on_begin(self, message: Begin, reply: Reply) -> None:
@@ -166,7 +196,8 @@ class MemoryActor(Actor):
         window.extend({"role": m["role"], "content": m["content"]} for m in message.exchange)
 
     async def _imprint(self, message: Commit) -> None:
-        """Both sides of the exchange, bound: within +-2 s of each other, they share a phase."""
+        """Both sides of the exchange, bound to each other and to what the same user's other
+        percepts (any persona, any modality) brought within +-2 s; durable, then imprinted."""
         scope = Scope(message.tenant, message.user, message.persona)
         memories = [
             self._memory(message, i, turn, scope)
@@ -176,11 +207,13 @@ class MemoryActor(Actor):
         memories = [m for m in memories if strong_enough(m.amplitude, m.importance)]
         if not memories:
             return
-        for memory in memories[1:]:
-            memory.phase = memories[0].phase
+        bound = self.binder.bind(memories)
         await trio.to_thread.run_sync(self.store.add, memories)  # durable before we answer
         wires = [memory_to_wire(m) for m in memories]
-        await self.grid.ask(GridImprint(_rid(), wires, message.arrival), Ack)
+        imprinted = await self.grid.ask(GridImprint(_rid(), wires, message.arrival), GridImprinted)
+        pairs = bound + [(a, b, s) for a, b, s in imprinted.associations]
+        if pairs:
+            await trio.to_thread.run_sync(self.store.associate, pairs)
 
     def _memory(self, message: Commit, index: int, turn: dict[str, str], scope: Scope) -> Memory:
         text = turn["content"]

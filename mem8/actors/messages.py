@@ -237,6 +237,15 @@ class GridImprint(Message):
     wave: bool = True
 
 
+@message("grid_imprinted")
+class GridImprinted(Message):
+    """The grid's answer to an imprint: the associations it found, [memory a, memory b,
+    strength], between new memories and those they overlap in place and phase."""
+
+    request_id: str
+    associations: list[list[Any]]
+
+
 @message("grid_export")
 class GridExport(Message):
     """Asks for the field (every region's tile); answered by GridField."""

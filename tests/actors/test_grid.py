@@ -16,6 +16,7 @@ from mem8.actors.messages import (
     GridField,
     GridForget,
     GridImprint,
+    GridImprinted,
     GridRecall,
     GridRecalled,
     GridReinforce,
@@ -86,7 +87,7 @@ async def exercise(grid: ActorRef) -> tuple[list[list[list[object]]], str, bytes
     now = 1000.0
     for start in range(0, len(wires), 8):
         now += TICK * 1.5  # a propagation step (with halo exchange) between batches
-        await grid.ask(GridImprint(uuid.uuid4().hex, wires[start : start + 8], now), Ack)
+        await grid.ask(GridImprint(uuid.uuid4().hex, wires[start : start + 8], now), GridImprinted)
     await grid.ask(
         GridReinforce(uuid.uuid4().hex, [["m003", 2, 1e6], ["m010", 1, 2e6]], now + 3 * TICK), Ack
     )
