@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -283,6 +284,7 @@ class GridActor(Actor):
         self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
         self.centres: dict[str, tuple[float, float]] = {}
         self.overlaps = Overlaps(2 * sigma)
+        self.population: Counter[tuple[str, str, str]] = Counter()  # memories per scope
 
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
         await self._advance(message.now)
@@ -291,9 +293,10 @@ class GridActor(Actor):
             for i, tile in enumerate(self.tiles):
                 if tile.touches(wire["x"], wire["y"], 3 * self.sigma):
                     routes.setdefault(i, []).append(wire)
-                if tile.holds(wire["x"], wire["y"]):
+                if tile.holds(wire["x"], wire["y"]) and wire["id"] not in self.owner:
                     self.owner[wire["id"]] = i
                     self.centres[wire["id"]] = (wire["x"], wire["y"])
+                    self.population[(wire["tenant"], wire["user"], wire["persona"])] += 1
         await self._each(
             {
                 i: GridImprint(_rid(), batch, message.now, message.wave)
@@ -307,6 +310,9 @@ class GridActor(Actor):
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
+        if not self._populated(message.tenant, message.user, message.persona):
+            await reply.send(GridRecalled(message.request_id, []))  # nothing to ask the regions
+            return
         asks = {
             i: GridRecall(
                 _rid(),
@@ -329,9 +335,18 @@ class GridActor(Actor):
         best = [[c.memory_id, c.score] for c in chosen]
         await reply.send(GridRecalled(message.request_id, best))
 
+    def _populated(self, tenant: str, user: str | None, persona: str | None) -> bool:
+        return any(
+            count > 0 and t == tenant and user in (None, u) and persona in (None, p)
+            for (t, u, p), count in self.population.items()
+        )
+
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
         self.centres.pop(message.memory_id, None)
+        placed = self.overlaps.placed.get(message.memory_id)
+        if placed is not None:
+            self.population[placed[3]] -= 1
         self.overlaps.remove(message.memory_id)
         if region is not None:
             await self.regions[region].ask(GridForget(_rid(), message.memory_id), Ack)

@@ -66,9 +66,8 @@ class SegmentWriter:
     def append(self, record: Record) -> None:
         packed = msgpack.packb([record.kind, record.at, record.body], use_bin_type=True)
         self._previous = _chain(self._previous, packed)
-        frame = msgpack.packb(
-            [record.kind, record.at, record.body, self._previous], use_bin_type=True
-        )
+        # [kind, at, body, chain]: the same items behind a 4-array header, packed only once.
+        frame = b"\x94" + packed[1:] + msgpack.packb(self._previous, use_bin_type=True)
         self._file.write(frame)
         self._file.flush()
         self.bytes += len(frame)

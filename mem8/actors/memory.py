@@ -7,7 +7,6 @@ they took effect, and replay can follow that order exactly."""
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from collections import deque
 from dataclasses import asdict
@@ -151,7 +150,7 @@ class MemoryActor(Actor):
             chat["arrival"],
         )
         hits = (await self.grid.ask(ask, GridRecalled)).hits
-        found = await trio.to_thread.run_sync(self._load, [h[0] for h in hits], chat["tenant"])
+        found = self._load([h[0] for h in hits], chat["tenant"])
         recalled = []
         for (memory_id, score), memory in zip(hits, found, strict=True):
             if memory is None:
@@ -169,6 +168,8 @@ class MemoryActor(Actor):
         return recalled
 
     def _load(self, ids: list[str], tenant: str) -> list[Memory | None]:
+        """Keyed reads, inline: a page-cache read by primary key costs less than a thread hop.
+        (Writes, which wait for the disk, go to a worker thread.)"""
         return [self.store.get(memory_id, tenant) for memory_id in ids]
 
     async def on_commit(self, message: Commit, reply: Reply) -> None:
@@ -239,28 +240,23 @@ class MemoryActor(Actor):
         )
 
     async def _reinforce(self, message: Commit) -> None:
-        found = await trio.to_thread.run_sync(self._load, message.recalled, message.tenant)
+        """Each recalled memory: one more recall, a longer decay constant (in store and grid)."""
         updates = [
             (m.id, m.recalls + 1, reinforced_tau(m.tau, m.recalls + 1))
-            for m in found
+            for m in self._load(message.recalled, message.tenant)
             if m is not None
         ]
-        if not updates:
-            return
-        stamped = [(memory_id, recalls, message.arrival) for memory_id, recalls, _ in updates]
-        await trio.to_thread.run_sync(self.store.reinforce, stamped)
-        taus = [m for m in found if m is not None]
-        await trio.to_thread.run_sync(self._retau, taus, [u[2] for u in updates])
-        await self.grid.ask(GridReinforce(_rid(), [list(u) for u in updates], message.arrival), Ack)
-
-    def _retau(self, memories: list[Memory], taus: list[float]) -> None:
-        consolidated = [m.id for m, tau in zip(memories, taus, strict=True) if math.isinf(tau)]
-        if consolidated:
-            self.store.consolidate(consolidated)
+        if updates:
+            rows = [
+                (memory_id, recalls, message.arrival, tau) for memory_id, recalls, tau in updates
+            ]
+            await trio.to_thread.run_sync(self.store.record_recalls, rows)
+            ask = GridReinforce(_rid(), [list(u) for u in updates], message.arrival)
+            await self.grid.ask(ask, Ack)
 
     async def on_query(self, message: MemoryQuery, reply: Reply) -> None:
         if message.memory_id is not None:
-            found = await trio.to_thread.run_sync(self.store.get, message.memory_id, message.tenant)
+            found = self.store.get(message.memory_id, message.tenant)
             if found is None:
                 raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
             await reply.send(MemoryPage(message.request_id, [public_wire(found)], False))
@@ -299,7 +295,7 @@ class MemoryActor(Actor):
                 GridRecalled,
             )
         ).hits
-        found = await trio.to_thread.run_sync(self._load, [h[0] for h in hits], message.tenant)
+        found = self._load([h[0] for h in hits], message.tenant)
         results = [
             {**public_wire(m), "score": score}
             for (_, score), m in zip(hits, found, strict=True)

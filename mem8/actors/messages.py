@@ -26,11 +26,16 @@ class Message:
 
     type: ClassVar[str]
 
-    def encode(self) -> bytes:
-        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+    def to_map(self) -> dict[str, Any]:
+        """The message as a plain map, its type and schema version included."""
+        body = {name: getattr(self, name) for name in _FIELD_TYPES[type(self)]}
         body["type"] = self.type
         body["v"] = SCHEMA_VERSION
-        return bytes(msgpack.packb(body, use_bin_type=True))
+        return body
+
+    def encode(self) -> bytes:
+        packed: bytes = msgpack.packb(self.to_map(), use_bin_type=True)
+        return packed
 
 
 @typing.dataclass_transform(frozen_default=True)

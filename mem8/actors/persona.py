@@ -102,7 +102,7 @@ class PersonaActor(Actor):
         self.state = PersonaState()
 
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
-        chat_map = msgpack.unpackb(chat.encode())
+        chat_map = chat.to_map()
         begun = await self.memory.ask(Begin(chat.request_id, chat_map, chat.conversation), Begun)
         judgement = self._judge(chat, begun)
         await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))

@@ -121,6 +121,13 @@ class ActorRef:
         return ReplyStream(self.name, receive, timeout, idle_timeout)
 
     async def _deliver(self, envelope: Envelope) -> None:
+        try:  # the common case, room in the mailbox, needs no timer
+            self._mailbox.send_nowait(envelope)
+            return
+        except trio.WouldBlock:
+            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise errors.ActorUnavailable(f"{self.name} is not running") from error
         with trio.move_on_after(self.ask_timeout) as scope:
             try:
                 await self._mailbox.send(envelope)
@@ -146,20 +153,26 @@ class ReplyStream:
         return self
 
     async def __anext__(self) -> Message:
-        with trio.move_on_after(self._timeout) as scope:
-            try:
-                raw = await self._receive.receive()
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                raise StopAsyncIteration from None
-        if scope.cancelled_caught:
-            raise errors.ActorUnavailable(
-                f"{self._actor} did not answer within {self._timeout:g} s"
-            )
+        try:  # a reply already waiting needs no timer
+            raw = self._receive.receive_nowait()
+        except trio.WouldBlock:
+            raw = await self._wait()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
         self._timeout = self._idle
         answer = decode(raw)
         if isinstance(answer, Failed):
             raise errors.rebuild(answer.error, answer.message, answer.param)
         return answer
+
+    async def _wait(self) -> bytes:
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                return await self._receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                raise StopAsyncIteration from None
+        assert scope.cancelled_caught
+        raise errors.ActorUnavailable(f"{self._actor} did not answer within {self._timeout:g} s")
 
     def close(self) -> None:
         self._receive.close()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import uuid
+import os
 
 from quart import request
 
@@ -16,7 +17,12 @@ def caller(user: str) -> tuple[str, str]:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         return ANONYMOUS, user
-    return "key-" + hashlib.sha256(key.strip().encode()).hexdigest()[:16], user
+    return tenant_of(key.strip()), user
+
+
+@functools.lru_cache(maxsize=1024)
+def tenant_of(key: str) -> str:
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def conversation_key(tenant: str, user: str, persona: str, messages: list[dict[str, str]]) -> str:
@@ -29,4 +35,4 @@ def conversation_key(tenant: str, user: str, persona: str, messages: list[dict[s
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:24]
+    return os.urandom(12).hex()

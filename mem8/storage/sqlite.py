@@ -397,6 +397,29 @@ class MemoryStore:
                 rows,
             )
 
+    def record_recalls(self, updates: Sequence[tuple[str, int, float, float]]) -> None:
+        """Set (id, recalls, last_recalled, tau) in one transaction: a recall both counts and
+        stretches the decay constant. Memories forgotten meanwhile are skipped."""
+        if any(math.isnan(tau) for *_, tau in updates):
+            raise StorageError("Cannot record a NaN decay constant")
+        rows = [
+            (
+                int(recalls),
+                float(last),
+                _tau_column(tau),
+                _zero_bit("last_recalled", last) | _zero_bit("tau", tau),
+                memory_id,
+            )
+            for memory_id, recalls, last, tau in updates
+        ]
+        mask = _BIT["last_recalled"] | _BIT["tau"]
+        with self._write() as db:
+            db.executemany(
+                "UPDATE memories SET recalls = ?, last_recalled = ?, tau = ?, "
+                f"negative_zeros = (negative_zeros & ~{mask}) | ? WHERE id = ?",
+                rows,
+            )
+
     def consolidate(self, ids: Sequence[str], tau: float = NEVER) -> None:
         """Set the decay constant of these memories (NEVER: they no longer decay)."""
         if math.isnan(tau):
