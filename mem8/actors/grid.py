@@ -253,8 +253,8 @@ class GridRegionActor(Actor):
 
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
         digest = hashlib.sha256(self.field.tobytes() + self.previous.tobytes())
-        for memory_id in sorted(self.centres):
-            digest.update(memory_id.encode())
+        for memory_id, recalls, tau in self.index.uses():
+            digest.update(f"{memory_id}:{recalls}:{tau!r};".encode())
         await reply.send(Digest(message.request_id, self.name, digest.hexdigest()))
 
 

@@ -228,6 +228,14 @@ class RegionIndex:
             self._where[moved] = (scope, position)
         return True
 
+    def uses(self) -> list[tuple[str, int, float]]:
+        """(id, recalls, tau) of every memory, by id: what recall has changed."""
+        found = []
+        for memory_id, (scope, position) in self._where.items():
+            bucket = self._buckets[scope]
+            found.append((memory_id, int(bucket.recalls[position]), float(bucket.tau[position])))
+        return sorted(found)
+
     def reinforce(self, memory_id: str, recalls: int, tau: float) -> None:
         place = self._where.get(memory_id)
         if place is not None:
