@@ -207,3 +207,47 @@ def test_a_remembering_session_replays_identically(settings: Settings) -> None:
     assert report.problems == [] and report.mismatches == []
     assert report.requests == report.matched == 4
     assert report.state_matched is True
+
+
+@pytest.mark.parametrize("size", [512, 1024])
+def test_larger_grids_work(settings: Settings, size: int) -> None:
+    sized = dataclasses.replace(settings, grid_size=size)
+    llm = ScriptedLLM()
+    with running_server(sized, dict.fromkeys(sized.personas, llm)) as server:
+        say(server, WEDDING)
+        say(server, "Where is my sister's wedding going to be?")
+        assert "Lisbon" in system_prompt(llm)
+
+
+@pytest.mark.embedded
+def test_the_embedded_model_uses_a_fact_from_an_earlier_conversation(settings: Settings) -> None:
+    embedded = dataclasses.replace(settings, llm_backend="embedded")
+    with running_server(embedded) as server:  # SmolLM2 through llama.cpp, nothing faked
+        client = OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0)
+        told = client.chat.completions.with_raw_response.create(
+            model=PERSONA,
+            messages=[{"role": "user", "content": WEDDING}],
+            max_tokens=16,
+            temperature=0,
+            seed=1,
+        )
+        assert told.headers["x-mem8-conscious"] == "true"
+        question = [{"role": "user", "content": "In which city is my sister's wedding?"}]
+        answer = client.chat.completions.create(
+            model=PERSONA,
+            messages=question,
+            max_tokens=24,
+            temperature=0,
+            seed=1,  # type: ignore[arg-type]
+        )
+        stranger = client.chat.completions.create(  # the same question from someone else
+            model=PERSONA,
+            messages=question,
+            max_tokens=24,
+            temperature=0,
+            seed=1,
+            user="zoe",  # type: ignore[arg-type]
+        )
+        client.close()
+    assert "lisbon" in (answer.choices[0].message.content or "").lower()
+    assert "lisbon" not in (stranger.choices[0].message.content or "").lower()
