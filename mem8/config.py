@@ -75,6 +75,11 @@ class Settings:
         30.0, "MEM8_ASK_TIMEOUT", "Seconds a caller waits for an actor to accept a message."
     )
     mailbox_size: int = _setting(64, "MEM8_MAILBOX_SIZE", "Messages an actor's mailbox holds.")
+    actor_wire: str = _setting(
+        "objects",
+        "MEM8_ACTOR_WIRE",
+        "objects (pass messages in-process) or msgpack (encode at every hop).",
+    )
     max_body_bytes: int = _setting(
         32 * 1024 * 1024, "MEM8_MAX_BODY_BYTES", "Largest request body accepted (else 413)."
     )
@@ -266,6 +271,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"llm_backend (MEM8_LLM_BACKEND): must be one of {', '.join(BACKEND_CHOICES)}, "
             f"got {settings.llm_backend!r}"
+        )
+    if settings.actor_wire not in ("objects", "msgpack"):
+        raise ConfigError(
+            f"actor_wire (MEM8_ACTOR_WIRE): must be objects or msgpack, got {settings.actor_wire!r}"
         )
     if settings.grid_size not in GRID_SIZES:
         raise ConfigError(

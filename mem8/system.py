@@ -114,7 +114,10 @@ async def open_system(
     try:
         async with trio.open_nursery() as nursery:
             supervisor = Supervisor(
-                nursery, ask_timeout=settings.ask_timeout, mailbox_size=settings.mailbox_size
+                nursery,
+                ask_timeout=settings.ask_timeout,
+                mailbox_size=settings.mailbox_size,
+                wire="msgpack" if settings.actor_wire == "msgpack" else "objects",
             )
             sources: dict[str, ActorRef] = {}  # whose state a journal snapshot holds
             journal_ref = _start_journal(supervisor, settings, clock, sources) if journal else None

@@ -13,9 +13,13 @@ from mem8.config import Settings
 from tests.support.server import RunningServer, running_server
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(port=0, storage=str(tmp_path / "mem8.db"), ask_timeout=5.0)
+@pytest.fixture(params=["objects", "msgpack"])
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Every server test runs with messages passed as objects (the default) and as msgpack
+    bytes at every hop, which proves each message survives the wire."""
+    return Settings(
+        port=0, storage=str(tmp_path / "mem8.db"), ask_timeout=5.0, actor_wire=request.param
+    )
 
 
 @pytest.fixture

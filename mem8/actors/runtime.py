@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import trio
 
@@ -17,20 +17,35 @@ from mem8.actors.messages import Failed, Message, decode
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 REPLY_BUFFER = 32
+Payload = Message | bytes
+Wire = Literal["objects", "msgpack"]
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    payload: bytes
-    reply: trio.MemorySendChannel[bytes] | None
+    payload: Payload
+    reply: trio.MemorySendChannel[Payload] | None
+
+
+def pack(message: Message, wire: Wire) -> Payload:
+    """What crosses an actor boundary: the frozen message itself between actors of one process
+    ("objects"), its msgpack bytes where they could be in different processes ("msgpack")."""
+    return message.encode() if wire == "msgpack" else message
+
+
+def unpack(payload: Payload) -> Message:
+    return decode(payload) if isinstance(payload, bytes) else payload
 
 
 class Reply:
     """The channel an actor answers an ask on; a closed reply means the caller went away."""
 
-    def __init__(self, channel: trio.MemorySendChannel[bytes] | None, request_id: str) -> None:
+    def __init__(
+        self, channel: trio.MemorySendChannel[Payload] | None, request_id: str, wire: Wire
+    ) -> None:
         self._channel = channel
         self.request_id = request_id
+        self.wire = wire
         self.detached = False
 
     def detach(self) -> Reply:
@@ -45,7 +60,7 @@ class Reply:
     async def send(self, message: Message) -> None:
         """Sends one message; raises trio.BrokenResourceError when the caller has gone."""
         if self._channel is not None:
-            await self._channel.send(message.encode())
+            await self._channel.send(pack(message, self.wire))
 
     async def fail(self, error: errors.Mem8Error) -> None:
         failure = Failed(self.request_id, type(error).__name__, error.message, error.param)
@@ -86,13 +101,20 @@ class Actor:
 class ActorRef:
     """The only handle others get: send messages, never touch state."""
 
-    def __init__(self, name: str, mailbox: trio.MemorySendChannel[Envelope], ask_timeout: float):
+    def __init__(
+        self,
+        name: str,
+        mailbox: trio.MemorySendChannel[Envelope],
+        ask_timeout: float,
+        wire: Wire = "objects",
+    ) -> None:
         self.name = name
         self._mailbox = mailbox
         self.ask_timeout = ask_timeout
+        self.wire = wire
 
     async def tell(self, message: Message) -> None:
-        await self._deliver(Envelope(message.encode(), None))
+        await self._deliver(Envelope(pack(message, self.wire), None))
 
     async def ask(self, message: Message, reply_type: type[M], timeout: float | None = None) -> M:
         """Sends message and waits for its single reply of reply_type."""
@@ -110,11 +132,11 @@ class ActorRef:
     ) -> ReplyStream:
         """Sends message; the stream yields its replies, the first within first_timeout (the
         ask timeout by default), then each within idle_timeout."""
-        send, receive = trio.open_memory_channel[bytes](REPLY_BUFFER)
+        send, receive = trio.open_memory_channel[Payload](REPLY_BUFFER)
         timeout = self.ask_timeout if first_timeout is None else first_timeout
         try:
             async with send:
-                await self._deliver(Envelope(message.encode(), send.clone()))
+                await self._deliver(Envelope(pack(message, self.wire), send.clone()))
         except BaseException:
             receive.close()
             raise
@@ -142,7 +164,7 @@ class ReplyStream:
     tells the actor that the caller has gone (its next send fails)."""
 
     def __init__(
-        self, actor: str, receive: trio.MemoryReceiveChannel[bytes], first: float, idle: float
+        self, actor: str, receive: trio.MemoryReceiveChannel[Payload], first: float, idle: float
     ) -> None:
         self._actor = actor
         self._receive = receive
@@ -160,12 +182,12 @@ class ReplyStream:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
         self._timeout = self._idle
-        answer = decode(raw)
+        answer = unpack(raw)
         if isinstance(answer, Failed):
             raise errors.rebuild(answer.error, answer.message, answer.param)
         return answer
 
-    async def _wait(self) -> bytes:
+    async def _wait(self) -> Payload:
         with trio.move_on_after(self._timeout) as scope:
             try:
                 return await self._receive.receive()
@@ -195,8 +217,10 @@ class Supervisor:
         mailbox_size: int,
         max_restarts: int = 5,
         restart_window: float = 60.0,
+        wire: Wire = "objects",
     ) -> None:
         self._nursery = nursery
+        self._wire = wire
         self._ask_timeout = ask_timeout
         self._mailbox_size = mailbox_size
         self._max_restarts = max_restarts
@@ -206,7 +230,7 @@ class Supervisor:
 
     def start(self, name: str, factory: Callable[[], Actor]) -> ActorRef:
         send, receive = trio.open_memory_channel[Envelope](self._mailbox_size)
-        ref = ActorRef(name, send, self._ask_timeout)
+        ref = ActorRef(name, send, self._ask_timeout, self._wire)
         self.refs[name] = ref
         self.restarts[name] = 0
         self._nursery.start_soon(self._supervise, name, factory, receive)
@@ -256,8 +280,9 @@ class _Crash(Exception):
 
 
 async def _handle(name: str, actor: Actor, envelope: Envelope) -> None:
-    message = decode(envelope.payload)
-    reply = Reply(envelope.reply, getattr(message, "request_id", ""))
+    message = unpack(envelope.payload)
+    wire: Wire = "msgpack" if isinstance(envelope.payload, bytes) else "objects"
+    reply = Reply(envelope.reply, getattr(message, "request_id", ""), wire)
     try:
         await actor.dispatch(message, reply)
     except errors.Mem8Error as error:
