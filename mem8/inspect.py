@@ -174,7 +174,7 @@ def utilisation(magnitude: Magnitude) -> float:
 
 
 def saved_field(store: MemoryStore) -> SavedField | None:
-    from mem8.system import GRID_STATE  # the system module pulls in every actor: only here
+    from mem8.actors.memory import GRID_STATE  # pulls in the actors: only here
 
     saved = store.get_state(GRID_STATE)
     return None if saved is None else unpack_field(saved)

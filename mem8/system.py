@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -16,16 +17,15 @@ import trio
 from mem8 import errors
 from mem8.actors.grid import GridActor, GridRegionActor, Tile, tiles
 from mem8.actors.journal import JournalActor
-from mem8.actors.memory import MemoryActor
+from mem8.actors.memory import GRID_STATE, MemoryActor
 from mem8.actors.messages import (
     Ack,
     Digest,
     GridExport,
     GridField,
-    GridImprint,
-    GridImprinted,
     JournalClose,
     JournalFlush,
+    Recollect,
     Restore,
     Snapshot,
     SnapshotState,
@@ -40,12 +40,9 @@ from mem8.config import Settings
 from mem8.encoders.base import Encoder
 from mem8.encoders.lexical import LexicalEncoder
 from mem8.grid.placement import Placer
-from mem8.memory import memory_to_wire
 from mem8.storage.sqlite import MemoryStore
 
 log = logging.getLogger(__name__)
-GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
-RESTORE_BATCH = 500
 
 
 @dataclass
@@ -67,18 +64,15 @@ class System:
         return ref
 
     async def state_digests(self) -> dict[str, str]:
-        """Each persona's state hash and the memory's (which covers the grid): replay compares
-        these."""
-        digests = {}
-        for name, ref in sorted(self.personas.items()):
-            digests[name] = (await ref.ask(StateDigest(uuid.uuid4().hex), Digest)).sha256
-        digests["memory"] = (await self.memory.ask(StateDigest(uuid.uuid4().hex), Digest)).sha256
-        digests["grid"] = (await self.grid.ask(StateDigest(uuid.uuid4().hex), Digest)).sha256
-        return digests
+        """The memory actor's state hash (windows, tallies, commit count, and the grid's) and the
+        grid's on its own: replay compares these."""
+        memory = await self.memory.ask(StateDigest(uuid.uuid4().hex), Digest)
+        grid = await self.grid.ask(StateDigest(uuid.uuid4().hex), Digest)
+        return {"memory": memory.sha256, "grid": grid.sha256}
 
     def stateful(self) -> dict[str, ActorRef]:
         """The actors whose state is saved at a clean stop and restored at start."""
-        return {**self.personas, "memory": self.memory}
+        return {"memory": self.memory}  # personas keep no state: their tallies live there
 
     async def flush_journal(self) -> None:
         if self.journal is not None:
@@ -135,7 +129,6 @@ async def open_system(
                 )
                 for pid, persona in settings.personas.items()
             }
-            sources.update(personas)
             sources["memory"] = memory
             system = System(
                 settings, clock, supervisor, personas, chosen, journal_ref, memory, grid, store
@@ -168,26 +161,8 @@ def _start_grid(
 
 
 async def restore_grid(system: System) -> None:
-    """Indexes every stored memory; the field comes back as saved at the last clean stop, or,
-    after a crash, is rebuilt by imprinting every memory again."""
-    saved = await trio.to_thread.run_sync(system.store.get_state, GRID_STATE)
-    field = _saved_field(saved, system.settings) if saved is not None else None
-    batch: list[dict[str, Any]] = []
-    memories = await trio.to_thread.run_sync(lambda: list(system.store.iter_all()))
-    for memory in memories:
-        batch.append(memory_to_wire(memory))
-        if len(batch) == RESTORE_BATCH:
-            await _imprint(system, batch, wave=field is None)
-            batch = []
-    if batch:
-        await _imprint(system, batch, wave=field is None)
-    if field is not None:
-        await system.grid.ask(field, Ack)
-    log.info(
-        "memory restored: %d memories (field %s)",
-        len(memories),
-        "as saved" if field is not None else "rebuilt from the memories",
-    )
+    recollect = Recollect(uuid.uuid4().hex, system.settings.grid_size, system.settings.grid_tiles)
+    await system.memory.ask(recollect, Ack, timeout=math.inf)  # a large store takes a while
 
 
 async def save_actors(system: System) -> None:
@@ -203,19 +178,6 @@ async def restore_actors(system: System) -> None:
         saved = await trio.to_thread.run_sync(system.store.get_state, f"actor:{name}")
         if saved is not None:
             await ref.ask(Restore(uuid.uuid4().hex, msgpack.unpackb(saved, raw=False)), Digest)
-
-
-async def _imprint(system: System, batch: list[dict[str, Any]], *, wave: bool) -> None:
-    ask = GridImprint(uuid.uuid4().hex, batch, batch[-1]["created"], wave)
-    await system.grid.ask(ask, GridImprinted)
-
-
-def _saved_field(saved: bytes, settings: Settings) -> GridField | None:
-    state = msgpack.unpackb(saved, raw=False)
-    if state.get("grid_size") != settings.grid_size or state.get("tiles") != settings.grid_tiles:
-        log.warning("the saved field is for another grid size or tiling: rebuilding it")
-        return None
-    return GridField(uuid.uuid4().hex, state["current"], state["previous"], state["last_step"])
 
 
 async def save_grid(system: System) -> None:

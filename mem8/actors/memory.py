@@ -7,8 +7,9 @@ they took effect, and replay can follow that order exactly."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ from mem8.actors.messages import (
     MemoryQuery,
     MemorySearch,
     Message,
+    Recollect,
     Restore,
     Snapshot,
     SnapshotState,
@@ -53,6 +55,10 @@ from mem8.grid.placement import Placer
 from mem8.memory import Emotion, Memory, Scope, memory_to_wire
 from mem8.storage.sqlite import MemoryStore
 
+GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
+RESTORE_BATCH = 500
+TALLIES = ("answered", "subconscious", "failed", "cancelled", "prompt_tokens", "completion_tokens")
+log = logging.getLogger(__name__)
 WINDOW = 10  # messages kept per conversation (the spec's rolling context window)
 BINDING_WINDOW = 2.0  # seconds within which percepts are bound
 RECALL_K = 5
@@ -88,6 +94,7 @@ class MemoryActor(Actor):
     handles: ClassVar[dict[type[Message], str]] = {
         Begin: "on_begin",
         Commit: "on_commit",
+        Recollect: "on_recollect",
         MemoryQuery: "on_query",
         MemorySearch: "on_search",
         MemoryForget: "on_forget",
@@ -114,6 +121,10 @@ class MemoryActor(Actor):
         self.journal = journal
         self.seq = 0  # commits so far: replay skips those a snapshot already holds
         self.binder = Binder()
+        self.population: Counter[tuple[str, str, str]] = Counter()  # memories per scope
+        # Per persona: answered, subconscious, failed, cancelled, prompt and completion tokens.
+        # Kept here, in commit order, so that one snapshot holds them consistently with seq.
+        self.tallies: dict[str, dict[str, int]] = {}
         self.windows: dict[str, deque[dict[str, str]]] = {}
 
     async def on_begin(self, message: Begin, reply: Reply) -> None:
@@ -122,8 +133,10 @@ class MemoryActor(Actor):
             "chat", {"message": chat, "conversation": message.conversation}, chat["arrival"]
         )
         text = last_user_text(chat["messages"])
-        vector = self.encoder.embed(text)
-        recalled = await self._recall(vector, chat, RECALL_K)
+        scope = (chat["tenant"], chat["user"], chat["persona"])
+        recalled = []
+        if self.population[scope]:  # nothing to recall costs nothing
+            recalled = await self._recall(self.encoder.embed(text), chat, RECALL_K)
         best = max((r["resonance"] for r in recalled), default=0.0)
         emotion = perceive(text)
         window = list(self.windows.get(message.conversation, ()))
@@ -174,6 +187,7 @@ class MemoryActor(Actor):
 
     async def on_commit(self, message: Commit, reply: Reply) -> None:
         self.seq += 1
+        self._tally(message)
         answered = message.outcome["error"] is None
         if answered:
             self._remember_window(message)
@@ -191,6 +205,17 @@ class MemoryActor(Actor):
         }
         await self._record("commit", body, message.arrival)
         await reply.send(Ack(message.request_id))
+
+    def _tally(self, message: Commit) -> None:
+        tally = self.tallies.setdefault(message.persona, dict.fromkeys(TALLIES, 0))
+        error, finish = message.outcome["error"], message.outcome["finish"]
+        if error is None:
+            tally["answered"] += 1
+            tally["subconscious"] += message.answered_by == "subconscious"
+            tally["prompt_tokens"] += finish[1]
+            tally["completion_tokens"] += finish[2]
+        else:
+            tally["cancelled" if error[0] == "GenerationCancelled" else "failed"] += 1
 
     def _remember_window(self, message: Commit) -> None:
         window = self.windows.setdefault(message.conversation, deque(maxlen=WINDOW))
@@ -210,6 +235,7 @@ class MemoryActor(Actor):
             return
         bound = self.binder.bind(memories)
         await trio.to_thread.run_sync(self.store.add, memories)  # durable before we answer
+        self.population[(scope.tenant, scope.user, scope.persona)] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
         imprinted = await self.grid.ask(GridImprint(_rid(), wires, message.arrival), GridImprinted)
         pairs = bound + [(a, b, s) for a, b, s in imprinted.associations]
@@ -253,6 +279,24 @@ class MemoryActor(Actor):
             await trio.to_thread.run_sync(self.store.record_recalls, rows)
             ask = GridReinforce(_rid(), [list(u) for u in updates], message.arrival)
             await self.grid.ask(ask, Ack)
+
+    async def on_recollect(self, message: Recollect, reply: Reply) -> None:
+        saved = await trio.to_thread.run_sync(self.store.get_state, GRID_STATE)
+        field = saved_field(saved, message.grid_size, message.tiles) if saved else None
+        memories = await trio.to_thread.run_sync(lambda: list(self.store.iter_all()))
+        for start in range(0, len(memories), RESTORE_BATCH):
+            batch = [memory_to_wire(m) for m in memories[start : start + RESTORE_BATCH]]
+            imprint = GridImprint(_rid(), batch, batch[-1]["created"], wave=field is None)
+            await self.grid.ask(imprint, GridImprinted)
+        self.population = Counter((m.scope.tenant, m.scope.user, m.scope.persona) for m in memories)
+        if field is not None:
+            await self.grid.ask(field, Ack)
+        log.info(
+            "memory restored: %d memories (field %s)",
+            len(memories),
+            "as saved" if field is not None else "rebuilt from the memories",
+        )
+        await reply.send(Ack(message.request_id))
 
     async def on_query(self, message: MemoryQuery, reply: Reply) -> None:
         if message.memory_id is not None:
@@ -304,11 +348,14 @@ class MemoryActor(Actor):
         await reply.send(MemoryPage(message.request_id, results, False))
 
     async def on_forget(self, message: MemoryForget, reply: Reply) -> None:
+        found = self.store.get(message.memory_id, message.tenant)
         forgotten = await trio.to_thread.run_sync(
             self.store.forget, message.memory_id, message.tenant
         )
         if not forgotten:
             raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
+        if found is not None:
+            self.population[(found.scope.tenant, found.scope.user, found.scope.persona)] -= 1
         await self.grid.ask(GridForget(_rid(), message.memory_id), Ack)
         await self._record(
             "forget", {"tenant": message.tenant, "memory_id": message.memory_id}, message.at
@@ -342,13 +389,27 @@ class MemoryActor(Actor):
     async def on_restore(self, message: Restore, reply: Reply) -> None:
         """Takes a snapshot's windows and commit count (the store and field come separately)."""
         self.seq = message.state["seq"]
+        self.tallies = {p: dict(t) for p, t in message.state.get("tallies", {}).items()}
         self.windows = {
             key: deque(turns, maxlen=WINDOW) for key, turns in message.state["windows"].items()
         }
         await reply.send(Digest(message.request_id, "memory", ""))
 
     def export(self) -> dict[str, Any]:
-        return {"seq": self.seq, "windows": {k: list(v) for k, v in sorted(self.windows.items())}}
+        return {
+            "tallies": {p: dict(t) for p, t in sorted(self.tallies.items())},
+            "seq": self.seq,
+            "windows": {k: list(v) for k, v in sorted(self.windows.items())},
+        }
+
+
+def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:
+    """The field saved at the last clean stop, if it fits this grid's size and tiling."""
+    state = msgpack.unpackb(saved, raw=False)
+    if state.get("grid_size") != grid_size or state.get("tiles") != tiles:
+        log.warning("the saved field is for another grid size or tiling: rebuilding it")
+        return None
+    return GridField(_rid(), state["current"], state["previous"], state["last_step"])
 
 
 def public_wire(memory: Memory) -> dict[str, Any]:

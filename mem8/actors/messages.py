@@ -374,6 +374,7 @@ class Commit(Message):
     recalled: list[str]  # ids recalled for this request: reinforced when it is answered
     outcome: dict[str, Any]  # text, finish, error: see mem8.actors.persona.Outcome
     response_sha256: str
+    answered_by: str  # the backend's name, or "subconscious"
 
 
 @message("memory_query")
@@ -419,3 +420,13 @@ class MemoryForget(Message):
     tenant: str
     memory_id: str
     at: float
+
+
+@message("recollect")
+class Recollect(Message):
+    """At start: index every stored memory again and bring back the field saved at the last
+    clean stop (or rebuild it, after a crash, by imprinting them all). Answered by Ack."""
+
+    request_id: str
+    grid_size: int
+    tiles: int

@@ -22,13 +22,8 @@ from mem8.actors.messages import (
     Begun,
     Chat,
     Commit,
-    Digest,
     Done,
     Message,
-    Restore,
-    Snapshot,
-    SnapshotState,
-    StateDigest,
     Token,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply
@@ -40,18 +35,6 @@ from mem8.personas import Persona
 from mem8.prompt import memory_prompt
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PersonaState:
-    """What a persona accumulates (order-free counters: commits may finish in any order)."""
-
-    answered: int = 0
-    subconscious: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 @dataclass
@@ -89,9 +72,6 @@ class Judgement:
 class PersonaActor(Actor):
     handles: ClassVar[dict[type[Message], str]] = {
         Chat: "on_chat",
-        StateDigest: "on_state_digest",
-        Snapshot: "on_snapshot",
-        Restore: "on_restore",
     }
 
     def __init__(self, persona: Persona, backend: LLMBackend, memory: ActorRef) -> None:
@@ -99,7 +79,6 @@ class PersonaActor(Actor):
         self.persona = persona
         self.backend = backend
         self.memory = memory
-        self.state = PersonaState()
 
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
         chat_map = chat.to_map()
@@ -219,12 +198,12 @@ class PersonaActor(Actor):
             judgement.recalled,
             outcome.to_wire(),
             outcome.digest(),
+            backend,
         )
         try:
             await self.memory.ask(commit, Ack)
         except errors.Mem8Error as error:
             outcome.error = outcome.error or error
-        self._count(outcome, backend)
         try:
             if outcome.error is not None:
                 await reply.fail(outcome.error)
@@ -244,35 +223,6 @@ class PersonaActor(Actor):
             pass
         finally:
             await reply.close()
-
-    def _count(self, outcome: Outcome, backend: str) -> None:
-        state = self.state
-        if outcome.error is None and outcome.finish is not None:
-            state.answered += 1
-            state.subconscious += backend == "subconscious"
-            state.prompt_tokens += outcome.finish.prompt_tokens
-            state.completion_tokens += outcome.finish.completion_tokens
-        elif isinstance(outcome.error, errors.GenerationCancelled):
-            state.cancelled += 1
-        else:
-            state.failed += 1
-
-    async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
-        await reply.send(Digest(message.request_id, self.persona.id, state_sha256(self.export())))
-
-    async def on_snapshot(self, message: Snapshot, reply: Reply) -> None:
-        await reply.send(SnapshotState(message.request_id, self.persona.id, self.export()))
-
-    async def on_restore(self, message: Restore, reply: Reply) -> None:
-        self.state = PersonaState(**message.state)
-        await reply.send(Digest(message.request_id, self.persona.id, state_sha256(self.export())))
-
-    def export(self) -> dict[str, Any]:
-        return asdict(self.state)
-
-
-def state_sha256(state: dict[str, Any]) -> str:
-    return hashlib.sha256(msgpack.packb(state, use_bin_type=True)).hexdigest()
 
 
 def _rid() -> str:
