@@ -46,6 +46,8 @@ FIELD_DECAY = 0.98  # the field's own fading per step
 ACTIVATION_GAIN = 0.2  # how much a memory's excited neighbourhood adds to its resonance
 EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's neighbourhood
 ASSOCIATION_FLOOR = 0.3  # interference below which two memories are not associated
+MAX_ASSOCIATIONS = 8  # a new memory's strongest associations kept
+CELL_SCAN = 64  # a saturated grid's cell: only its most recent memories are compared
 FIELD_DTYPE = np.complex64
 
 
@@ -74,11 +76,12 @@ def tiles(grid_size: int, per_side: int) -> list[Tile]:
 
 class Overlaps:
     """Which memories overlap in place and phase: their packets interfere constructively, so
-    they become associated. A spatial hash of cells `reach` wide finds the neighbours."""
+    they become associated. A spatial hash per scope, of cells `reach` wide, finds the
+    neighbours; a new memory keeps its MAX_ASSOCIATIONS strongest."""
 
     def __init__(self, reach: float) -> None:
         self.reach = reach
-        self.cells: dict[tuple[int, int], list[str]] = {}
+        self.cells: dict[tuple[tuple[str, str, str], int, int], list[str]] = {}
         self.placed: dict[str, tuple[float, float, float, tuple[str, str, str]]] = {}
 
     def _cell(self, x: float, y: float) -> tuple[int, int]:
@@ -89,28 +92,38 @@ class Overlaps:
         x, y, phase = wire["x"], wire["y"], wire["phase"]
         scope = (wire["tenant"], wire["user"], wire["persona"])
         col, row = self._cell(x, y)
-        found = []
-        for dc in (-1, 0, 1):
-            for dr in (-1, 0, 1):
-                for other in self.cells.get((col + dc, row + dr), ()):
-                    ox, oy, ophase, oscope = self.placed[other]
-                    strength = overlap(x - ox, y - oy, phase - ophase, self.reach / 2)
-                    if oscope == scope and strength >= ASSOCIATION_FLOOR:
-                        found.append([wire["id"], other, round(strength, 6)])
-        self.cells.setdefault((col, row), []).append(wire["id"])
+        near = [
+            other
+            for dc in (-1, 0, 1)
+            for dr in (-1, 0, 1)
+            for other in self.cells.get((scope, col + dc, row + dr), ())
+        ]
+        found = self._strongest(wire["id"], x, y, phase, near)
+        self.cells.setdefault((scope, col, row), []).append(wire["id"])
         self.placed[wire["id"]] = (x, y, phase, scope)
         return found
+
+    def _strongest(
+        self, memory_id: str, x: float, y: float, phase: float, near: list[str]
+    ) -> list[list[Any]]:
+        if not near:
+            return []
+        spots = np.array([self.placed[other][:3] for other in near], np.float64)
+        sigma = self.reach / 2
+        distance2 = (spots[:, 0] - x) ** 2 + (spots[:, 1] - y) ** 2
+        strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - spots[:, 2])
+        order = sorted(range(len(near)), key=lambda i: (-strength[i], near[i]))
+        return [
+            [memory_id, near[i], round(float(strength[i]), 6)]
+            for i in order[:MAX_ASSOCIATIONS]
+            if strength[i] >= ASSOCIATION_FLOOR
+        ]
 
     def remove(self, memory_id: str) -> None:
         placed = self.placed.pop(memory_id, None)
         if placed is not None:
-            self.cells[self._cell(placed[0], placed[1])].remove(memory_id)
-
-
-def overlap(dx: float, dy: float, dphase: float, sigma: float) -> float:
-    """Interference of two packets: the overlap of their envelopes times their phase
-    alignment; negative (destructive) counts as none."""
-    return max(0.0, math.exp(-(dx * dx + dy * dy) / (4 * sigma * sigma)) * math.cos(dphase))
+            col, row = self._cell(placed[0], placed[1])
+            self.cells[(placed[3], col, row)].remove(memory_id)
 
 
 class GridRegionActor(Actor):
