@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-import trio
 
 from mem8 import errors
 from mem8.actors.messages import (
@@ -33,7 +32,7 @@ from mem8.actors.messages import (
     Message,
     StateDigest,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply
+from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
 from mem8.grid import kernels
 from mem8.grid.index import Candidate, RegionIndex, candidates_for, ranked, shortlist
 from mem8.grid.placement import wavenumber
@@ -98,7 +97,7 @@ class Overlaps:
             for dr in (-1, 0, 1)
             for other in self.cells.get((scope, col + dc, row + dr), ())
         ]
-        found = self._strongest(wire["id"], x, y, phase, near)
+        found = self._strongest(wire["id"], x, y, phase, near) if near else []
         self.cells.setdefault((scope, col, row), []).append(wire["id"])
         self.placed[wire["id"]] = (x, y, phase, scope)
         return found
@@ -112,12 +111,9 @@ class Overlaps:
         sigma = self.reach / 2
         distance2 = (spots[:, 0] - x) ** 2 + (spots[:, 1] - y) ** 2
         strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - spots[:, 2])
-        order = sorted(range(len(near)), key=lambda i: (-strength[i], near[i]))
-        return [
-            [memory_id, near[i], round(float(strength[i]), 6)]
-            for i in order[:MAX_ASSOCIATIONS]
-            if strength[i] >= ASSOCIATION_FLOOR
-        ]
+        strong = np.flatnonzero(strength >= ASSOCIATION_FLOOR)  # usually few: sort only those
+        order = sorted(strong, key=lambda i: (-strength[i], near[i]))[:MAX_ASSOCIATIONS]
+        return [[memory_id, near[i], round(float(strength[i]), 6)] for i in order]
 
     def remove(self, memory_id: str) -> None:
         placed = self.placed.pop(memory_id, None)
@@ -455,16 +451,27 @@ class GridActor(Actor):
         )
 
     async def _each(self, asks: Mapping[int, Message], reply_type: type[Any]) -> dict[int, Any]:
-        """Asks regions concurrently; the answers by region index."""
-        answers: dict[int, Any] = {}
-
-        async def one(i: int, message: Message) -> None:
-            answers[i] = await self.regions[i].ask(message, reply_type)
-
-        async with trio.open_nursery() as nursery:
+        """Asks regions concurrently (every ask is delivered before the first answer is
+        awaited: no task per region needed); the answers by region index."""
+        streams = {}
+        try:
             for i, message in asks.items():
-                nursery.start_soon(one, i, message)
-        return answers
+                streams[i] = await self.regions[i].open_stream(message)
+            return {
+                i: await _answer(stream, reply_type, self.regions[i].name)
+                for i, stream in streams.items()
+            }
+        finally:
+            for stream in streams.values():
+                stream.close()
+
+
+async def _answer(stream: ReplyStream, reply_type: type[Any], region: str) -> Any:
+    answer = await anext(stream, None)
+    if not isinstance(answer, reply_type):
+        found = "nothing" if answer is None else answer.type
+        raise errors.ActorUnavailable(f"{region} answered {found}, not {reply_type.type}")
+    return answer
 
 
 def _rid() -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
+
 
 def count(value: object) -> int:
     """A token count from an upstream's JSON; anything but an int counts as 0."""
@@ -47,3 +49,30 @@ async def discard(reply: httpx.Response, lines: AsyncIterator[str]) -> None:
     with contextlib.suppress(httpx.HTTPError):
         async for _ in lines:
             pass
+
+
+def transport_failure(
+    error: httpx.HTTPError | httpx.InvalidURL,
+    who: str,
+    *,
+    unreachable: str,
+    base_variable: str,
+    base_url: str,
+    read_timeout: float | None,
+    timeout_hint: str = "",
+) -> Mem8Error:
+    """What a connection problem means to the caller: the backend is down or misconfigured
+    (unavailable, with what to do), or it broke off mid-answer (failed)."""
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return BackendUnavailable(f"{who} is not reachable ({error}): {unreachable}")
+    if isinstance(error, httpx.TimeoutException):
+        return BackendUnavailable(
+            f"{who} did not answer within {read_timeout} s (MEM8_BACKEND_TIMEOUT){timeout_hint}"
+        )
+    if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return BackendUnavailable(
+            f"{base_variable} {base_url!r} is not a usable http(s) URL: {error}"
+        )
+    if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
+        return BackendFailed(f"{who}: the stream was cut ({error})")
+    return BackendFailed(f"{who}: {type(error).__name__}: {error}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from mem8.backends._http import count, discard, error_text, json_object
+from mem8.backends._http import count, discard, error_text, json_object, transport_failure
 from mem8.backends.base import (
     Finish,
     Generated,
@@ -120,23 +120,16 @@ class OllamaBackend(LLMBackend):
         return (text if isinstance(text, str) else ""), finish
 
     def _transport_error(self, error: httpx.HTTPError | httpx.InvalidURL) -> Mem8Error:
-        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-            return BackendUnavailable(
-                f"{self._who()} is not reachable ({error}): start it with `ollama serve`, "
-                "or set OLLAMA_API_BASE / MEM8_LLM_BACKEND=embedded"
-            )
-        if isinstance(error, httpx.TimeoutException):
-            return BackendUnavailable(
-                f"{self._who()} did not answer within {self._timeout.read} s "
-                "(MEM8_BACKEND_TIMEOUT); the model may still be loading"
-            )
-        if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
-            return BackendUnavailable(
-                f"OLLAMA_API_BASE {self.base_url!r} is not a usable http(s) URL: {error}"
-            )
-        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
-            return BackendFailed(f"{self._who()}: the stream was cut ({error})")
-        return BackendFailed(f"{self._who()}: {type(error).__name__}: {error}")
+        return transport_failure(
+            error,
+            self._who(),
+            unreachable="start it with `ollama serve`, or set OLLAMA_API_BASE / "
+            "MEM8_LLM_BACKEND=embedded",
+            base_variable="OLLAMA_API_BASE",
+            base_url=self.base_url,
+            read_timeout=self._timeout.read,
+            timeout_hint="; the model may still be loading",
+        )
 
     def _who(self) -> str:
         return f"Ollama at {self.base_url}"

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from mem8.backends._http import count, discard, error_message, error_text, json_object
+from mem8.backends._http import (
+    count,
+    discard,
+    error_message,
+    error_text,
+    json_object,
+    transport_failure,
+)
 from mem8.backends.base import (
     Finish,
     Generated,
@@ -153,22 +160,15 @@ class OpenAIUpstreamBackend(LLMBackend):
             raise BackendFailed(f"{self._who()} failed: {error_message(body)}")
 
     def _transport_error(self, error: httpx.HTTPError | httpx.InvalidURL) -> Mem8Error:
-        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-            return BackendUnavailable(
-                f"{self._who()} is not reachable ({error}): start the server, or point "
-                "OPENAI_API_BASE at one (or set MEM8_LLM_BACKEND to ollama or embedded)"
-            )
-        if isinstance(error, httpx.TimeoutException):
-            return BackendUnavailable(
-                f"{self._who()} did not answer within {self._timeout.read} s (MEM8_BACKEND_TIMEOUT)"
-            )
-        if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
-            return BackendUnavailable(
-                f"OPENAI_API_BASE {self.base_url!r} is not a usable http(s) URL: {error}"
-            )
-        if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
-            return BackendFailed(f"{self._who()}: the stream was cut ({error})")
-        return BackendFailed(f"{self._who()}: {type(error).__name__}: {error}")
+        return transport_failure(
+            error,
+            self._who(),
+            unreachable="start the server, or point OPENAI_API_BASE at one (or set "
+            "MEM8_LLM_BACKEND to ollama or embedded)",
+            base_variable="OPENAI_API_BASE",
+            base_url=self.base_url,
+            read_timeout=self._timeout.read,
+        )
 
     def _who(self) -> str:
         return f"the OpenAI-compatible upstream at {self.base_url}"
