@@ -85,6 +85,17 @@ def start_grid(supervisor: Supervisor, dimensions: int, sigma: float) -> ActorRe
     return supervisor.start("grid", lambda: GridActor(GRID, TILES, regions, sigma))
 
 
+async def warm_up(dimensions: int, placer: Placer) -> None:
+    """Loads the numba kernels (compiled and cached) on a throwaway grid, outside the figures."""
+    async with trio.open_nursery() as nursery:
+        grid = start_grid(
+            Supervisor(nursery, ask_timeout=60, mailbox_size=64), dimensions, placer.packet_sigma()
+        )
+        await imprint(grid, unit_vectors(2 * BATCH, dimensions, seed=1), 0, placer)
+        await recall_latencies(grid, unit_vectors(5, dimensions, seed=3), 10.0)
+        nursery.cancel_scope.cancel()
+
+
 async def imprint(
     grid: ActorRef, vectors: npt.NDArray[np.float32], start: int, placer: Placer
 ) -> float:
@@ -138,6 +149,7 @@ async def run(sizes: list[int], queries: int) -> None:
     )
     print(header)
     rows = []
+    await warm_up(dimensions, placer)
     async with trio.open_nursery() as nursery:
         grid = start_grid(
             Supervisor(nursery, ask_timeout=60, mailbox_size=64), dimensions, placer.packet_sigma()

@@ -19,6 +19,7 @@ from mem8.actors.messages import (
     Ack,
     Digest,
     Edges,
+    GridCandidates,
     GridEdges,
     GridExport,
     GridField,
@@ -34,7 +35,7 @@ from mem8.actors.messages import (
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
 from mem8.grid import kernels
-from mem8.grid.index import Candidate, RegionIndex, candidates_for, ranked, shortlist
+from mem8.grid.index import Candidates, RegionIndex, candidates_for
 from mem8.grid.placement import wavenumber
 
 TICK = 60.0  # seconds of clock time per propagation step
@@ -73,6 +74,35 @@ def tiles(grid_size: int, per_side: int) -> list[Tile]:
     return [Tile(r * edge, c * edge, edge, edge) for r in range(per_side) for c in range(per_side)]
 
 
+ScopeKey = tuple[str, str, str]
+
+
+class _Cell:
+    """The memories of one scope in one cell of the spatial hash: ids and (x, y, phase)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.spots = np.zeros((8, 3), np.float64)
+
+    def add(self, memory_id: str, x: float, y: float, phase: float) -> None:
+        n = len(self.ids)
+        if n == len(self.spots):
+            self.spots = np.concatenate([self.spots, np.zeros_like(self.spots)])
+        self.spots[n] = x, y, phase
+        self.ids.append(memory_id)
+
+    def remove(self, memory_id: str) -> None:
+        at = self.ids.index(memory_id)
+        self.spots[at : len(self.ids) - 1] = self.spots[at + 1 : len(self.ids)]
+        del self.ids[at]
+
+    def recent(self) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """The CELL_SCAN most recent: a saturated cell is not compared with in full."""
+        n = len(self.ids)
+        first = max(0, n - CELL_SCAN)
+        return self.ids[first:n], self.spots[first:n]
+
+
 class Overlaps:
     """Which memories overlap in place and phase: their packets interfere constructively, so
     they become associated. A spatial hash per scope, of cells `reach` wide, finds the
@@ -80,8 +110,8 @@ class Overlaps:
 
     def __init__(self, reach: float) -> None:
         self.reach = reach
-        self.cells: dict[tuple[tuple[str, str, str], int, int], list[str]] = {}
-        self.placed: dict[str, tuple[float, float, float, tuple[str, str, str]]] = {}
+        self.cells: dict[tuple[ScopeKey, int, int], _Cell] = {}
+        self.placed: dict[str, tuple[ScopeKey, int, int]] = {}  # memory id -> its cell
 
     def _cell(self, x: float, y: float) -> tuple[int, int]:
         return math.floor(x / self.reach), math.floor(y / self.reach)
@@ -91,35 +121,45 @@ class Overlaps:
         x, y, phase = wire["x"], wire["y"], wire["phase"]
         scope = (wire["tenant"], wire["user"], wire["persona"])
         col, row = self._cell(x, y)
-        near = [
-            other
-            for dc in (-1, 0, 1)
-            for dr in (-1, 0, 1)
-            for other in self.cells.get((scope, col + dc, row + dr), ())
-        ]
-        found = self._strongest(wire["id"], x, y, phase, near) if near else []
-        self.cells.setdefault((scope, col, row), []).append(wire["id"])
-        self.placed[wire["id"]] = (x, y, phase, scope)
+        ids: list[str] = []
+        spots = []
+        for dc in (-1, 0, 1):
+            for dr in (-1, 0, 1):
+                cell = self.cells.get((scope, col + dc, row + dr))
+                if cell is not None:
+                    cell_ids, cell_spots = cell.recent()
+                    ids += cell_ids
+                    spots.append(cell_spots)
+        found = self._strongest(wire["id"], x, y, phase, ids, spots) if ids else []
+        self.cells.setdefault((scope, col, row), _Cell()).add(wire["id"], x, y, phase)
+        self.placed[wire["id"]] = (scope, col, row)
         return found
 
     def _strongest(
-        self, memory_id: str, x: float, y: float, phase: float, near: list[str]
+        self,
+        memory_id: str,
+        x: float,
+        y: float,
+        phase: float,
+        near: list[str],
+        spots: list[npt.NDArray[np.float64]],
     ) -> list[list[Any]]:
-        if not near:
-            return []
-        spots = np.array([self.placed[other][:3] for other in near], np.float64)
+        where = np.concatenate(spots)
         sigma = self.reach / 2
-        distance2 = (spots[:, 0] - x) ** 2 + (spots[:, 1] - y) ** 2
-        strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - spots[:, 2])
+        distance2 = (where[:, 0] - x) ** 2 + (where[:, 1] - y) ** 2
+        strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - where[:, 2])
         strong = np.flatnonzero(strength >= ASSOCIATION_FLOOR)  # usually few: sort only those
         order = sorted(strong, key=lambda i: (-strength[i], near[i]))[:MAX_ASSOCIATIONS]
         return [[memory_id, near[i], round(float(strength[i]), 6)] for i in order]
 
+    def scope_of(self, memory_id: str) -> ScopeKey | None:
+        placed = self.placed.get(memory_id)
+        return None if placed is None else placed[0]
+
     def remove(self, memory_id: str) -> None:
         placed = self.placed.pop(memory_id, None)
         if placed is not None:
-            col, row = self._cell(placed[0], placed[1])
-            self.cells[(placed[3], col, row)].remove(memory_id)
+            self.cells[placed].remove(memory_id)
 
 
 class GridRegionActor(Actor):
@@ -188,8 +228,14 @@ class GridRegionActor(Actor):
             message.persona,
             self._activation,
         )
-        wire = [[c.memory_id, c.estimate, c.score] for c in hits]
-        await reply.send(GridRecalled(message.request_id, wire))
+        await reply.send(
+            GridCandidates(
+                message.request_id,
+                hits.ids,
+                hits.estimates.astype("<f4").tobytes(),
+                hits.scores.astype("<f4").tobytes(),
+            )
+        )
 
     def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
@@ -334,14 +380,19 @@ class GridActor(Actor):
             )
             for i in range(len(self.regions))
         }
-        answers = await self._each(asks, GridRecalled)
-        found = [
-            Candidate(memory_id, estimate, score)
-            for answer in answers.values()
-            for memory_id, estimate, score in answer.hits
-        ]
-        chosen = ranked(shortlist(found, candidates_for(message.k)), message.k)
-        best = [[c.memory_id, c.score] for c in chosen]
+        answers = await self._each(asks, GridCandidates)
+        found = Candidates.merge(
+            [
+                Candidates(
+                    a.ids,
+                    np.frombuffer(a.estimates, "<f4").astype(np.float32),
+                    np.frombuffer(a.scores, "<f4").astype(np.float32),
+                )
+                for _, a in sorted(answers.items())
+            ]
+        )
+        chosen = found.shortlist(candidates_for(message.k)).ranked(message.k)
+        best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
     def _populated(self, tenant: str, user: str | None, persona: str | None) -> bool:
@@ -353,9 +404,9 @@ class GridActor(Actor):
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
         self.centres.pop(message.memory_id, None)
-        placed = self.overlaps.placed.get(message.memory_id)
-        if placed is not None:
-            self.population[placed[3]] -= 1
+        scope = self.overlaps.scope_of(message.memory_id)
+        if scope is not None:
+            self.population[scope] -= 1
         self.overlaps.remove(message.memory_id)
         if region is not None:
             await self.regions[region].ask(GridForget(_rid(), message.memory_id), Ack)

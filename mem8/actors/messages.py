@@ -282,10 +282,20 @@ class GridRecall(Message):
     now: float
 
 
+@message("grid_candidates")
+class GridCandidates(Message):
+    """A region's share of a recall: its best candidates, with their estimates and exact
+    scores as little-endian float32 arrays parallel to `ids`."""
+
+    request_id: str
+    ids: list[str]
+    estimates: bytes
+    scores: bytes
+
+
 @message("grid_recalled")
 class GridRecalled(Message):
-    """A region answers with candidates, [memory id, estimate, score]; the grid with the
-    recall, [memory id, score], best first."""
+    """The recall: [memory id, score], best first."""
 
     request_id: str
     hits: list[list[Any]]

@@ -30,21 +30,37 @@ def candidates_for(k: int) -> int:
     return max(MIN_CANDIDATES, 4 * k)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    memory_id: str
-    estimate: float  # from the sketch: chooses who is rescored
-    score: float  # exact: ranks the answer
+@dataclass(frozen=True)
+class Candidates:
+    """Memories up for a recall: ids, the sketch's estimate (chooses who is rescored) and the
+    exact score (ranks the answer), as parallel arrays."""
 
+    ids: list[str]
+    estimates: npt.NDArray[np.float32]
+    scores: npt.NDArray[np.float32]
 
-def shortlist(found: list[Candidate], count: int) -> list[Candidate]:
-    """The best `count` by estimate; equal estimates in memory-id order."""
-    return sorted(found, key=lambda c: (-c.estimate, c.memory_id))[:count]
+    @staticmethod
+    def merge(parts: list[Candidates]) -> Candidates:
+        if not parts:
+            return Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+        return Candidates(
+            [i for p in parts for i in p.ids],
+            np.concatenate([p.estimates for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+        )
 
+    def _take(self, order: npt.NDArray[np.intp]) -> Candidates:
+        return Candidates([self.ids[i] for i in order], self.estimates[order], self.scores[order])
 
-def ranked(found: list[Candidate], k: int) -> list[Candidate]:
-    """The best k by exact score; equal scores in memory-id order."""
-    return sorted(found, key=lambda c: (-c.score, c.memory_id))[:k]
+    def shortlist(self, count: int) -> Candidates:
+        """The best `count` by estimate; equal estimates in memory-id order."""
+        order = np.lexsort((np.array(self.ids, dtype=str), -self.estimates))[:count]
+        return self._take(order)
+
+    def ranked(self, k: int) -> Candidates:
+        """The best k by exact score; equal scores in memory-id order."""
+        order = np.lexsort((np.array(self.ids, dtype=str), -self.scores))[:k]
+        return self._take(order)
 
 
 @dataclass
@@ -170,7 +186,7 @@ class _Bucket:
         positions: list[int],
         now: float,
         activation: Activation | None,
-    ) -> list[Candidate]:
+    ) -> Candidates:
         at = np.asarray(positions, np.intp)
         weights = recall_weights(
             now, self.created[at], self.tau[at], self.amplitude[at], self.recalls[at]
@@ -179,10 +195,7 @@ class _Bucket:
             weights *= activation(self.cells[at])
         scores: npt.NDArray[np.float32] = np.empty(len(at), np.float32)
         kernels.resonance(query, np.ascontiguousarray(self.vectors[at]), weights, scores)
-        return [
-            Candidate(self.ids[p], float(self._estimates[p]), float(s))
-            for p, s in zip(positions, scores, strict=True)
-        ]
+        return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
 
 
 class RegionIndex:
@@ -252,17 +265,17 @@ class RegionIndex:
         user: str | None,
         persona: str | None,
         activation: Activation | None = None,
-    ) -> list[Candidate]:
+    ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
         any user / any persona): its best candidates by estimate, each with its exact score."""
         count = candidates_for(k)
         query_bits = sketch.sketch(query, self._axes)[0]
-        found: list[Candidate] = []
+        found: list[Candidates] = []
         for (b_tenant, b_user, b_persona), bucket in self._buckets.items():
             if b_tenant != tenant or (user is not None and b_user != user):
                 continue
             if (persona is not None and b_persona != persona) or not bucket.ids:
                 continue
             positions = bucket.shortlist(query_bits, now, count)
-            found.extend(bucket.rescore(query, positions, now, activation))
-        return shortlist(found, count)
+            found.append(bucket.rescore(query, positions, now, activation))
+        return Candidates.merge(found).shortlist(count)
