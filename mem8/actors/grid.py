@@ -131,7 +131,10 @@ class Overlaps:
                     ids += cell_ids
                     spots.append(cell_spots)
         found = self._strongest(wire["id"], x, y, phase, ids, spots) if ids else []
-        self.cells.setdefault((scope, col, row), _Cell()).add(wire["id"], x, y, phase)
+        cell = self.cells.get((scope, col, row))
+        if cell is None:
+            cell = self.cells[(scope, col, row)] = _Cell()
+        cell.add(wire["id"], x, y, phase)
         self.placed[wire["id"]] = (scope, col, row)
         return found
 
@@ -148,9 +151,10 @@ class Overlaps:
         sigma = self.reach / 2
         distance2 = (where[:, 0] - x) ** 2 + (where[:, 1] - y) ** 2
         strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - where[:, 2])
-        strong = np.flatnonzero(strength >= ASSOCIATION_FLOOR)  # usually few: sort only those
-        order = sorted(strong, key=lambda i: (-strength[i], near[i]))[:MAX_ASSOCIATIONS]
-        return [[memory_id, near[i], round(float(strength[i]), 6)] for i in order]
+        strong = np.flatnonzero(strength >= ASSOCIATION_FLOOR)
+        # Strongest first; equal strengths in the order they were placed (stable sort).
+        order = strong[np.argsort(-strength[strong], kind="stable")][:MAX_ASSOCIATIONS]
+        return [[memory_id, near[i], float(strength[i])] for i in order]
 
     def scope_of(self, memory_id: str) -> ScopeKey | None:
         placed = self.placed.get(memory_id)

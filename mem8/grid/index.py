@@ -224,7 +224,9 @@ class RegionIndex:
         recalls: int = 0,
         cell: tuple[int, int] = (0, 0),
     ) -> None:
-        bucket = self._buckets.setdefault(scope, _Bucket(self.dimensions))
+        bucket = self._buckets.get(scope)
+        if bucket is None:
+            bucket = self._buckets[scope] = _Bucket(self.dimensions)
         self._where[memory_id] = (scope, len(bucket.ids))
         bits = sketch.sketch(vector, self._axes)[0]
         bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell)
