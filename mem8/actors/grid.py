@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import uuid
+import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from mem8.actors.messages import (
     StateDigest,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
-from mem8.grid import kernels
+from mem8.grid import kernels, sketch
 from mem8.grid.index import Candidates, RegionIndex, candidates_for
 from mem8.grid.placement import wavenumber
 
@@ -223,6 +223,7 @@ class GridRegionActor(Actor):
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
+        bits = np.frombuffer(message.sketch, np.uint64) if message.sketch else None
         hits = self.index.search(
             query,
             message.now,
@@ -231,6 +232,7 @@ class GridRegionActor(Actor):
             message.user,
             message.persona,
             self._activation,
+            bits,
         )
         await reply.send(
             GridCandidates(
@@ -344,6 +346,7 @@ class GridActor(Actor):
         self.centres: dict[str, tuple[float, float]] = {}
         self.overlaps = Overlaps(2 * sigma)
         self.population: Counter[tuple[str, str, str]] = Counter()  # memories per scope
+        self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
 
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
         await self._advance(message.now)
@@ -372,6 +375,11 @@ class GridActor(Actor):
         if not self._populated(message.tenant, message.user, message.persona):
             await reply.send(GridRecalled(message.request_id, []))  # nothing to ask the regions
             return
+        query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
+        axes = self._axes.get(len(query))
+        if axes is None:
+            axes = self._axes[len(query)] = sketch.projection(len(query))
+        bits = sketch.sketch(query, axes)[0].tobytes()
         asks = {
             i: GridRecall(
                 _rid(),
@@ -381,6 +389,7 @@ class GridActor(Actor):
                 message.persona,
                 message.k,
                 message.now,
+                bits,
             )
             for i in range(len(self.regions))
         }
@@ -530,4 +539,4 @@ async def _answer(stream: ReplyStream, reply_type: type[Any], region: str) -> An
 
 
 def _rid() -> str:
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()

@@ -280,6 +280,7 @@ class GridRecall(Message):
     persona: str | None
     k: int
     now: float
+    sketch: bytes = b""  # the query's binary sketch, computed once by the grid for its regions
 
 
 @message("grid_candidates")

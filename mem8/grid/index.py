@@ -188,13 +188,20 @@ class _Bucket:
         activation: Activation | None,
     ) -> Candidates:
         at = np.asarray(positions, np.intp)
-        weights = recall_weights(
-            now, self.created[at], self.tau[at], self.amplitude[at], self.recalls[at]
+        gains = (
+            activation(self.cells[at]) if activation is not None else np.ones(len(at), np.float32)
         )
-        if activation is not None:
-            weights *= activation(self.cells[at])
-        scores: npt.NDArray[np.float32] = np.empty(len(at), np.float32)
-        kernels.resonance(query, np.ascontiguousarray(self.vectors[at]), weights, scores)
+        scores = sketch.rescore(
+            query,
+            self.vectors,
+            at,
+            self.created,
+            self.tau,
+            self.amplitude,
+            self.recalls,
+            gains,
+            now,
+        )
         return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
 
 
@@ -267,11 +274,13 @@ class RegionIndex:
         user: str | None,
         persona: str | None,
         activation: Activation | None = None,
+        query_bits: sketch.Sketches | None = None,
     ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
         any user / any persona): its best candidates by estimate, each with its exact score."""
         count = candidates_for(k)
-        query_bits = sketch.sketch(query, self._axes)[0]
+        if query_bits is None:
+            query_bits = sketch.sketch(query, self._axes)[0]
         found: list[Candidates] = []
         for (b_tenant, b_user, b_persona), bucket in self._buckets.items():
             if b_tenant != tenant or (user is not None and b_user != user):

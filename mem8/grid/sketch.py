@@ -6,11 +6,14 @@ candidates by the estimate times the memory's weight, then rescore only those ex
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
+
+from mem8.grid.dynamics import RETENTION_FLOOR
 
 BITS = 256
 WORDS = BITS // 64
@@ -82,3 +85,58 @@ def estimate_reference(query: Sketches, sketches: Sketches, weights: Floats) -> 
     differing = np.unpackbits((sketches ^ query.reshape(1, -1)).view(np.uint8), axis=1).sum(1)
     result: Floats = (COSINES[differing] * weights).astype(np.float32)
     return result
+
+
+@njit(cache=True)
+def _rescore(
+    query: Any,
+    vectors: Any,
+    positions: Any,
+    created: Any,
+    tau: Any,
+    amplitude: Any,
+    recalls: Any,
+    gains: Any,
+    now: float,
+    floor: float,
+    out: Any,
+) -> None:
+    for j in range(positions.shape[0]):
+        i = positions[j]
+        fading = 1.0 if math.isinf(tau[i]) else math.exp(-max(now - created[i], 0.0) / tau[i])
+        use = 1.0 + 0.1 * math.log1p(recalls[i])
+        weight = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use * gains[j]
+        dot = 0.0
+        for d in range(query.shape[0]):  # one fixed order: the same score in any tiling
+            dot += query[d] * vectors[i, d]
+        out[j] = dot * weight
+
+
+def rescore(
+    query: Floats,
+    vectors: Floats,
+    positions: npt.NDArray[np.intp],
+    created: npt.NDArray[np.float64],
+    tau: npt.NDArray[np.float64],
+    amplitude: Floats,
+    recalls: npt.NDArray[np.int32],
+    gains: Floats,
+    now: float,
+) -> Floats:
+    """Exact resonance x recall weight x activation gain of the shortlisted memories, in one
+    pass (the weight as mem8.grid.dynamics.recall_weights defines it)."""
+    out: Floats = np.empty(positions.shape[0], np.float32)
+    _rescore(
+        query,
+        vectors,
+        positions,
+        created,
+        tau,
+        amplitude,
+        recalls,
+        gains,
+        float(now),
+        RETENTION_FLOOR,
+        out,
+    )
+    return out
