@@ -9,20 +9,18 @@ import pytest
 import trio
 
 from mem8.backends.base import (
-    ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
-    LLMBackend,
     TextDelta,
     registry,
 )
 from mem8.backends.ollama import OllamaBackend
 from mem8.config import Settings
 from mem8.errors import BackendFailed, BackendUnavailable
+from tests.backends import driving
+from tests.backends.driving import SLOW, collect_into, generate_all, text_of
 from tests.backends.wire_servers import OllamaServer, Script, closed_port_url, running
-
-SLOW = Script(tokens=tuple(f" t{i}" for i in range(100)), token_delay=0.02)
 
 
 @pytest.fixture
@@ -38,19 +36,7 @@ def backend_at(url: str, *, timeout: float = 10.0) -> OllamaBackend:
 def chat(
     model: str = "llama2:latest", *, temperature: float = 0.7, **options: Any
 ) -> GenerationRequest:
-    messages = (ChatMessage("system", "You are Ada."), ChatMessage("user", "Hello?"))
-    return GenerationRequest(model, messages, temperature, **options)
-
-
-def generate_all(backend: LLMBackend, request: GenerationRequest) -> list[Generated]:
-    async def collect() -> list[Generated]:
-        return [item async for item in backend.generate(request)]
-
-    return trio.run(collect)
-
-
-def text_of(items: list[Generated]) -> str:
-    return "".join(item.text for item in items if isinstance(item, TextDelta))
+    return driving.chat(model, temperature=temperature, **options)
 
 
 def test_streams_the_text_then_one_finish_with_the_token_counts(ollama: OllamaServer) -> None:
@@ -138,7 +124,7 @@ def test_a_connection_dropped_mid_stream_fails_after_the_text_so_far() -> None:
         running(OllamaServer(Script(drop_after=2))) as server,
         pytest.raises(BackendFailed) as caught,
     ):
-        trio.run(_collect_into, backend_at(server.url), chat(), items)
+        trio.run(collect_into, backend_at(server.url), chat(), items)
     assert text_of(items) == "Hello,"
     assert "stream was cut" in caught.value.message
 
@@ -189,7 +175,7 @@ def test_cancelling_the_consumer_stops_the_upstream_stream() -> None:
 
     async def consume_briefly(backend: OllamaBackend) -> None:
         with trio.move_on_after(0.3):
-            await _collect_into(backend, chat(), items)
+            await collect_into(backend, chat(), items)
 
     with running(OllamaServer(SLOW)) as server:
         trio.run(consume_briefly, backend_at(server.url))
@@ -222,10 +208,3 @@ def test_is_registered_under_its_name() -> None:
     assert isinstance(backend, OllamaBackend)
     assert backend.base_url == "http://ollama.test:11434"
     assert backend.describe("llama2") == "ollama:llama2 at http://ollama.test:11434"
-
-
-async def _collect_into(
-    backend: LLMBackend, request: GenerationRequest, items: list[Generated]
-) -> None:
-    async for item in backend.generate(request):
-        items.append(item)

@@ -9,20 +9,18 @@ import pytest
 import trio
 
 from mem8.backends.base import (
-    ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
-    LLMBackend,
     TextDelta,
     registry,
 )
 from mem8.backends.openai_upstream import OpenAIUpstreamBackend
 from mem8.config import Settings
 from mem8.errors import BackendFailed, BackendUnavailable
+from tests.backends import driving
+from tests.backends.driving import SLOW, collect_into, generate_all, text_of
 from tests.backends.wire_servers import OpenAIServer, Script, closed_port_url, running
-
-SLOW = Script(tokens=tuple(f" t{i}" for i in range(100)), token_delay=0.02)
 
 
 @pytest.fixture
@@ -41,18 +39,7 @@ def v1(server: OpenAIServer) -> str:
 
 
 def chat(model: str = "smol", *, temperature: float = 0.7, **options: Any) -> GenerationRequest:
-    messages = (ChatMessage("system", "You are Ada."), ChatMessage("user", "Hello?"))
-    return GenerationRequest(model, messages, temperature, **options)
-
-
-def generate_all(backend: LLMBackend, request: GenerationRequest) -> list[Generated]:
-    items: list[Generated] = []
-    trio.run(_collect_into, backend, request, items)
-    return items
-
-
-def text_of(items: list[Generated]) -> str:
-    return "".join(item.text for item in items if isinstance(item, TextDelta))
+    return driving.chat(model, temperature=temperature, **options)
 
 
 def test_streams_the_text_then_one_finish_with_the_usage(upstream: OpenAIServer) -> None:
@@ -170,7 +157,7 @@ def test_a_connection_dropped_mid_stream_fails_after_the_text_so_far() -> None:
         running(OpenAIServer(Script(drop_after=2))) as server,
         pytest.raises(BackendFailed) as caught,
     ):
-        trio.run(_collect_into, backend_at(v1(server)), chat(), items)
+        trio.run(collect_into, backend_at(v1(server)), chat(), items)
     assert text_of(items) == "Hello,"
     assert "stream was cut" in caught.value.message
 
@@ -203,7 +190,7 @@ def test_cancelling_the_consumer_stops_the_upstream_stream() -> None:
 
     async def consume_briefly(backend: OpenAIUpstreamBackend) -> None:
         with trio.move_on_after(0.3):
-            await _collect_into(backend, chat(), items)
+            await collect_into(backend, chat(), items)
 
     with running(OpenAIServer(SLOW)) as server:
         trio.run(consume_briefly, backend_at(v1(server)))
@@ -238,10 +225,3 @@ def test_is_registered_under_its_name_and_needs_no_key() -> None:
     assert backend.base_url == "http://vllm.test:8000/v1"
     assert not OpenAIUpstreamBackend.needs_key
     assert backend.describe("smol") == "openai:smol at http://vllm.test:8000/v1"
-
-
-async def _collect_into(
-    backend: LLMBackend, request: GenerationRequest, items: list[Generated]
-) -> None:
-    async for item in backend.generate(request):
-        items.append(item)
