@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -155,10 +154,6 @@ class Overlaps:
         # Strongest first; equal strengths in the order they were placed (stable sort).
         order = strong[np.argsort(-strength[strong], kind="stable")][:MAX_ASSOCIATIONS]
         return [[memory_id, near[i], float(strength[i])] for i in order]
-
-    def scope_of(self, memory_id: str) -> ScopeKey | None:
-        placed = self.placed.get(memory_id)
-        return None if placed is None else placed[0]
 
     def remove(self, memory_id: str) -> None:
         placed = self.placed.pop(memory_id, None)
@@ -345,7 +340,6 @@ class GridActor(Actor):
         self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
         self.centres: dict[str, tuple[float, float]] = {}
         self.overlaps = Overlaps(2 * sigma)
-        self.population: Counter[tuple[str, str, str]] = Counter()  # memories per scope
         self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
 
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
@@ -358,7 +352,6 @@ class GridActor(Actor):
                 if tile.holds(wire["x"], wire["y"]) and wire["id"] not in self.owner:
                     self.owner[wire["id"]] = i
                     self.centres[wire["id"]] = (wire["x"], wire["y"])
-                    self.population[(wire["tenant"], wire["user"], wire["persona"])] += 1
         await self._each(
             {
                 i: GridImprint(_rid(), batch, message.now, message.wave)
@@ -372,9 +365,6 @@ class GridActor(Actor):
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
-        if not self._populated(message.tenant, message.user, message.persona):
-            await reply.send(GridRecalled(message.request_id, []))  # nothing to ask the regions
-            return
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         axes = self._axes.get(len(query))
         if axes is None:
@@ -408,18 +398,9 @@ class GridActor(Actor):
         best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
-    def _populated(self, tenant: str, user: str | None, persona: str | None) -> bool:
-        return any(
-            count > 0 and t == tenant and user in (None, u) and persona in (None, p)
-            for (t, u, p), count in self.population.items()
-        )
-
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
         self.centres.pop(message.memory_id, None)
-        scope = self.overlaps.scope_of(message.memory_id)
-        if scope is not None:
-            self.population[scope] -= 1
         self.overlaps.remove(message.memory_id)
         if region is not None:
             await self.regions[region].ask(GridForget(_rid(), message.memory_id), Ack)

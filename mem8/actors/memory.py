@@ -52,7 +52,7 @@ from mem8.encoders.base import Encoder
 from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
-from mem8.memory import Emotion, Memory, Scope, memory_to_wire
+from mem8.memory import Memory, Scope, memory_to_wire
 from mem8.storage.sqlite import MemoryStore
 
 GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
@@ -133,9 +133,8 @@ class MemoryActor(Actor):
             "chat", {"message": chat, "conversation": message.conversation}, chat["arrival"]
         )
         text = last_user_text(chat["messages"])
-        scope = (chat["tenant"], chat["user"], chat["persona"])
         recalled = []
-        if self.population[scope]:  # nothing to recall costs nothing
+        if self._holds(chat["tenant"], chat["user"], chat["persona"]):  # else nothing to recall
             recalled = await self._recall(self.encoder.embed(text), chat, RECALL_K)
         best = max((r["resonance"] for r in recalled), default=0.0)
         emotion = perceive(text)
@@ -323,7 +322,19 @@ class MemoryActor(Actor):
             )
         )
 
+    def _holds(self, tenant: str, user: str | None, persona: str | None) -> bool:
+        """Whether any memory matches these filters (None: any user / any persona)."""
+        if user is not None and persona is not None:
+            return self.population[(tenant, user, persona)] > 0  # a request's own scope
+        return any(
+            count > 0 and t == tenant and user in (None, u) and persona in (None, p)
+            for (t, u, p), count in self.population.items()
+        )
+
     async def on_search(self, message: MemorySearch, reply: Reply) -> None:
+        if not self._holds(message.tenant, message.user, message.persona):
+            await reply.send(MemoryPage(message.request_id, [], False))
+            return
         vector = self.encoder.embed(message.query)
         hits = (
             await self.grid.ask(
@@ -424,10 +435,6 @@ def last_user_text(messages: list[dict[str, str]]) -> str:
         if message["role"] == "user":
             return message["content"]
     return ""
-
-
-def emotion_of(values: list[float]) -> Emotion:
-    return Emotion(*values)
 
 
 def _rid() -> str:
