@@ -173,6 +173,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     }
     settings = load_settings(overrides=overrides)
     _configure_logging(settings.log_level)
+    logging.getLogger("mem8").info(
+        "configuration: %s", settings.config_path or "built-in defaults (no mem8.toml)"
+    )
     trio.run(partial(serve, settings))
     return 0
 

@@ -28,6 +28,3 @@ class VirtualClock:
 
     def set(self, when: float) -> None:
         self._now = max(self._now, when)
-
-    def advance(self, seconds: float) -> None:
-        self._now += max(0.0, seconds)

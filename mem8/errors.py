@@ -100,10 +100,6 @@ class ConfigError(Mem8Error):
     """The configuration is invalid; the message names the file, the key and the problem."""
 
 
-class JournalError(Mem8Error):
-    """A journal is unreadable, truncated or tampered with."""
-
-
 def rebuild(name: str, message: str, param: str | None = None) -> Mem8Error:
     """The error an actor or journal reported by class name, with its class (and so status)."""
     cls = globals().get(name)

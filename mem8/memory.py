@@ -76,26 +76,3 @@ def memory_to_wire(memory: Memory) -> dict[str, Any]:
         "recalls": memory.recalls,
         "last_recalled": memory.last_recalled,
     }
-
-
-def memory_from_wire(wire: dict[str, Any]) -> Memory:
-    valence, arousal, dominance = wire["emotion"]
-    return Memory(
-        id=wire["id"],
-        text=wire["text"],
-        source=wire["source"],
-        modality=wire["modality"],
-        scope=Scope(wire["tenant"], wire["user"], wire["persona"]),
-        created=wire["created"],
-        emotion=Emotion(valence, arousal, dominance),
-        importance=wire["importance"],
-        band=wire["band"],
-        phase=wire["phase"],
-        tau=wire["tau"],
-        x=wire["x"],
-        y=wire["y"],
-        amplitude=wire["amplitude"],
-        vector=np.frombuffer(wire["vector"], dtype="<f4").astype(np.float32),
-        recalls=wire["recalls"],
-        last_recalled=wire["last_recalled"],
-    )

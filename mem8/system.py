@@ -24,7 +24,6 @@ from mem8.actors.messages import (
     GridExport,
     GridField,
     JournalClose,
-    JournalFlush,
     Recollect,
     Restore,
     Snapshot,
@@ -73,10 +72,6 @@ class System:
     def stateful(self) -> dict[str, ActorRef]:
         """The actors whose state is saved at a clean stop and restored at start."""
         return {"memory": self.memory}  # personas keep no state: their tallies live there
-
-    async def flush_journal(self) -> None:
-        if self.journal is not None:
-            await self.journal.ask(JournalFlush(uuid.uuid4().hex), Ack)
 
 
 def journal_header(settings: Settings, clock: Clock) -> dict[str, Any]:

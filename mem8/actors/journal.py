@@ -20,7 +20,6 @@ from mem8.actors.messages import (
     Ack,
     JournalAppend,
     JournalClose,
-    JournalFlush,
     Message,
     Snapshot,
     SnapshotState,
@@ -152,7 +151,6 @@ class JournalActor(Actor):
 
     handles: ClassVar[dict[type[Message], str]] = {
         JournalAppend: "on_append",
-        JournalFlush: "on_flush",
         JournalClose: "on_close",
     }
 
@@ -210,11 +208,6 @@ class JournalActor(Actor):
             self.open_requests[request_id] = [record]
         elif record.kind == "commit":
             self.open_requests.pop(record.body["request_id"], None)
-
-    async def on_flush(self, message: JournalFlush, reply: Reply) -> None:
-        if self.writer is not None:
-            self.writer.sync()
-        await reply.send(Ack(message.request_id))
 
     async def _rotate(self) -> None:
         """Gathers every actor's state, then starts a segment holding it and drops old ones."""

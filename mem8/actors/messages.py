@@ -221,13 +221,6 @@ class JournalClose(Message):
     digests: dict[str, str]
 
 
-@message("journal_flush")
-class JournalFlush(Message):
-    """Makes everything appended so far durable; answered by Ack."""
-
-    request_id: str
-
-
 # --- grid -----------------------------------------------------------------------------------
 
 

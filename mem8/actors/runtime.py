@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 import trio
 
@@ -70,9 +70,6 @@ class Reply:
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.aclose()
-
-
-Handler = Callable[[Any, Reply], Awaitable[None]]
 
 
 class Actor:
