@@ -1,0 +1,77 @@
+"""The recall sketch: kernel = numpy reference, the estimate tracks the cosine, and the exact
+rescoring is the recall weight times the cosine."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mem8.grid import sketch
+from mem8.grid.dynamics import recall_weights
+
+DIMENSIONS = 64
+
+
+def unit_rows(count: int, seed: int) -> np.ndarray:  # type: ignore[type-arg]
+    rows = np.random.default_rng(seed).standard_normal((count, DIMENSIONS)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
+
+
+@settings(max_examples=30, deadline=None)
+@given(count=st.integers(1, 300), seed=st.integers(0, 10_000))
+def test_the_estimate_kernel_equals_its_reference(count: int, seed: int) -> None:
+    axes = sketch.projection(DIMENSIONS)
+    rows = unit_rows(count, seed)
+    bits = sketch.sketch(rows, axes)
+    query = sketch.sketch(unit_rows(1, seed + 1)[0], axes)[0]
+    weights = np.random.default_rng(seed).uniform(0.3, 2.0, count).astype(np.float32)
+    kernel = sketch.estimate(query, bits, weights)
+    assert np.array_equal(kernel, sketch.estimate_reference(query, bits, weights))
+
+
+def test_the_parallel_and_serial_estimates_agree() -> None:
+    axes = sketch.projection(DIMENSIONS)
+    rows = unit_rows(sketch.PARALLEL_FROM + 5, 3)
+    bits = sketch.sketch(rows, axes)
+    weights = np.ones(len(rows), np.float32)
+    query = sketch.sketch(rows[0], axes)[0]
+    assert np.array_equal(
+        sketch.estimate(query, bits, weights), sketch.estimate_reference(query, bits, weights)
+    )
+
+
+def test_the_estimate_tracks_the_cosine() -> None:
+    axes = sketch.projection(DIMENSIONS)
+    query = unit_rows(1, 5)[0]
+    mix = np.linspace(-1.0, 1.0, 2000, dtype=np.float32)[:, None]  # cosines from -1 to 1
+    rows = mix * query + (1 - np.abs(mix)) * unit_rows(2000, 6)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    estimate = sketch.estimate(
+        sketch.sketch(query, axes)[0], sketch.sketch(rows, axes), np.ones(len(rows), np.float32)
+    )
+    cosine = rows @ query
+    assert estimate[-1] == pytest.approx(1.0) and estimate[0] == pytest.approx(-1.0)
+    assert float(np.corrcoef(estimate, cosine)[0, 1]) > 0.95
+    assert float(np.abs(estimate - cosine).mean()) < 0.1  # 256 bits: a few hundredths
+
+
+def test_rescoring_is_the_recall_weight_times_the_cosine() -> None:
+    rows = unit_rows(50, 7)
+    query = unit_rows(1, 8)[0]
+    created = np.linspace(0.0, 1e6, 50)
+    tau = np.where(np.arange(50) % 5 == 0, math.inf, 3e5)
+    amplitude = np.linspace(0.5, 1.6, 50).astype(np.float32)
+    recalls = (np.arange(50) % 4).astype(np.int32)
+    gains = np.linspace(1.0, 1.2, 20).astype(np.float32)
+    positions = np.arange(5, 45, 2, dtype=np.intp)
+    scores = sketch.rescore(query, rows, positions, created, tau, amplitude, recalls, gains, 2e6)
+    weights = recall_weights(
+        2e6, created[positions], tau[positions], amplitude[positions], recalls[positions]
+    )
+    expected = (rows[positions] @ query) * weights * gains
+    assert np.allclose(scores, expected, atol=1e-5)
