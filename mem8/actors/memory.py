@@ -7,6 +7,7 @@ they took effect, and replay can follow that order exactly."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import uuid
 from collections import Counter, deque
@@ -282,17 +283,19 @@ class MemoryActor(Actor):
     async def on_recollect(self, message: Recollect, reply: Reply) -> None:
         saved = await trio.to_thread.run_sync(self.store.get_state, GRID_STATE)
         field = saved_field(saved, message.grid_size, message.tiles) if saved else None
-        memories = await trio.to_thread.run_sync(lambda: list(self.store.iter_all()))
-        for start in range(0, len(memories), RESTORE_BATCH):
-            batch = [memory_to_wire(m) for m in memories[start : start + RESTORE_BATCH]]
+        stored = self.store.iter_all()  # read a batch at a time: a large store is not held twice
+        self.population = Counter()
+        while batch := await trio.to_thread.run_sync(
+            lambda: [memory_to_wire(m) for m in itertools.islice(stored, RESTORE_BATCH)]
+        ):
+            self.population.update((w["tenant"], w["user"], w["persona"]) for w in batch)
             imprint = GridImprint(_rid(), batch, batch[-1]["created"], wave=field is None)
             await self.grid.ask(imprint, GridImprinted)
-        self.population = Counter((m.scope.tenant, m.scope.user, m.scope.persona) for m in memories)
         if field is not None:
             await self.grid.ask(field, Ack)
         log.info(
             "memory restored: %d memories (field %s)",
-            len(memories),
+            self.population.total(),
             "as saved" if field is not None else "rebuilt from the memories",
         )
         await reply.send(Ack(message.request_id))
