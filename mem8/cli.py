@@ -20,7 +20,7 @@ import trio
 
 from mem8 import errors, heatmap, inspect
 from mem8.config import BACKEND_CHOICES, Settings, load_settings
-from mem8.encoders.lexical import LexicalEncoder
+from mem8.encoders import open_encoder
 from mem8.grid.dynamics import DAY
 from mem8.memory import MODALITIES, Memory
 from mem8.storage.sqlite import MemoryStore
@@ -279,8 +279,9 @@ def _memory_list(arguments: argparse.Namespace) -> int:
 
 
 def _memory_search(arguments: argparse.Namespace) -> int:
-    encoder = LexicalEncoder()
-    with _opened(_settings(arguments)) as store:
+    settings = _settings(arguments)
+    encoder = open_encoder(settings.encoder, settings.encoder_threads)
+    with _opened(settings) as store:
         hits = inspect.search(
             store, encoder, arguments.query, _filter(arguments), arguments.limit, time.time()
         )
@@ -371,7 +372,7 @@ def _print_json(document: Any) -> None:
 
 def _performance(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
-    encoder = LexicalEncoder()
+    encoder = open_encoder(settings.encoder, settings.encoder_threads)
     with _opened(settings) as store:
         report = inspect.performance(store, encoder, settings.grid_size, settings.grid_tiles)
     if arguments.json:

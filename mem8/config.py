@@ -15,6 +15,7 @@ from mem8.errors import ConfigError
 from mem8.personas import TRAIT_NAMES, Persona, Traits, builtin_personas
 
 BACKEND_CHOICES = ("auto", "ollama", "openai", "embedded")
+ENCODER_CHOICES = ("minilm", "lexical")
 GRID_SIZES = (64, 128, 256, 512, 1024)
 CONFIG_FILE = "mem8.toml"
 
@@ -67,6 +68,14 @@ class Settings:
     )
     embedded_context: int = _setting(
         2048, "MEM8_EMBEDDED_CONTEXT", "Context window (tokens) of the embedded model."
+    )
+    encoder: str = _setting(
+        "minilm",
+        "MEM8_ENCODER",
+        "minilm (the semantic encoder) or lexical (hashed words, no model): places and recalls.",
+    )
+    encoder_threads: int = _setting(
+        1, "MEM8_ENCODER_THREADS", "CPU threads of the semantic encoder."
     )
     backend_timeout: float = _setting(
         600.0, "MEM8_BACKEND_TIMEOUT", "Seconds an LLM backend may take to answer."
@@ -272,6 +281,11 @@ def _validate(settings: Settings) -> None:
             f"llm_backend (MEM8_LLM_BACKEND): must be one of {', '.join(BACKEND_CHOICES)}, "
             f"got {settings.llm_backend!r}"
         )
+    if settings.encoder not in ENCODER_CHOICES:
+        raise ConfigError(
+            f"encoder (MEM8_ENCODER): must be one of {', '.join(ENCODER_CHOICES)}, "
+            f"got {settings.encoder!r}"
+        )
     if settings.actor_wire not in ("objects", "msgpack"):
         raise ConfigError(
             f"actor_wire (MEM8_ACTOR_WIRE): must be objects or msgpack, got {settings.actor_wire!r}"
@@ -290,6 +304,7 @@ def _validate(settings: Settings) -> None:
     positive = (
         "embedded_threads",
         "embedded_context",
+        "encoder_threads",
         "mailbox_size",
         "max_body_bytes",
         "journal_segment_bytes",

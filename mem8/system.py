@@ -36,8 +36,8 @@ from mem8.backends.base import LLMBackend
 from mem8.backends.select import choose_backends
 from mem8.clock import Clock, WallClock
 from mem8.config import Settings
+from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
-from mem8.encoders.lexical import LexicalEncoder
 from mem8.grid.placement import Placer
 from mem8.storage.sqlite import MemoryStore
 
@@ -55,6 +55,7 @@ class System:
     memory: ActorRef
     grid: ActorRef
     store: MemoryStore
+    encoder: Encoder
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
@@ -95,7 +96,10 @@ async def open_system(
     """Starts every actor, restoring memory from storage; on exit saves the grid, writes the
     journal's final state and stops them."""
     clock = clock or WallClock()
-    encoder = encoder or LexicalEncoder()
+    if encoder is None:
+        encoder = await trio.to_thread.run_sync(
+            open_encoder, settings.encoder, settings.encoder_threads
+        )
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
     for backend in {id(b): b for b in chosen.values()}.values():
         await backend.start()
@@ -126,7 +130,16 @@ async def open_system(
             }
             sources["memory"] = memory
             system = System(
-                settings, clock, supervisor, personas, chosen, journal_ref, memory, grid, store
+                settings,
+                clock,
+                supervisor,
+                personas,
+                chosen,
+                journal_ref,
+                memory,
+                grid,
+                store,
+                encoder,
             )
             await restore_grid(system)
             await restore_actors(system)

