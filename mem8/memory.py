@@ -51,6 +51,10 @@ class Memory:
     vector: npt.NDArray[np.float32] = field(repr=False)  # the encoder's unit vector
     recalls: int = 0
     last_recalled: float = 0.0
+    # The turn this one followed in its scope's stream (bound in time): its words are matched
+    # with this memory's, and recall spreads along the chain.
+    context: str = ""
+    follows: str = ""  # that turn's memory id
 
 
 def memory_to_wire(memory: Memory) -> dict[str, Any]:
@@ -75,4 +79,6 @@ def memory_to_wire(memory: Memory) -> dict[str, Any]:
         "vector": memory.vector.astype("<f4").tobytes(),
         "recalls": memory.recalls,
         "last_recalled": memory.last_recalled,
+        "context": memory.context,
+        "follows": memory.follows,
     }

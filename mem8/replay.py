@@ -26,6 +26,8 @@ from mem8.actors.messages import (
     GridField,
     MemoryForget,
     MessageError,
+    Remember,
+    Remembered,
     Restore,
     Token,
     from_map,
@@ -196,6 +198,10 @@ async def _drive(
             await _finish(
                 running.pop(record.body["request_id"], None), record.body, backend, report
             )
+        elif record.kind == "remember" and record.body["seq"] > done_seq:
+            remember = from_map(record.body["message"])
+            if isinstance(remember, Remember):
+                await system.memory.ask(remember, Remembered)
         elif record.kind == "forget":
             forget = MemoryForget(
                 uuid.uuid4().hex, record.body["tenant"], record.body["memory_id"], record.at

@@ -85,6 +85,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [name for name in os.environ if name.startswith("MEM8_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("MEM8_GRID_TILES", str(TILES))
+    monkeypatch.setenv("MEM8_ENCODER", "lexical")  # the encoder these memories were made with
 
 
 @pytest.fixture

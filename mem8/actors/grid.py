@@ -33,8 +33,9 @@ from mem8.actors.messages import (
     StateDigest,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
-from mem8.grid import kernels, sketch
+from mem8.grid import kernels, lexical, sketch
 from mem8.grid.index import Candidates, RegionIndex, candidates_for
+from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
 
 TICK = 60.0  # seconds of clock time per propagation step
@@ -47,6 +48,9 @@ EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's ne
 ASSOCIATION_FLOOR = 0.3  # interference below which two memories are not associated
 MAX_ASSOCIATIONS = 8  # a new memory's strongest associations kept
 CELL_SCAN = 64  # a saturated grid's cell: only its most recent memories are compared
+# Recall spreads along the chain of turns: a memory gains these shares of its best neighbour's
+# score one and two turns away (an answer is recalled with the question it answers).
+SPREAD = (0.3, 0.1)
 FIELD_DTYPE = np.complex64
 
 
@@ -212,6 +216,7 @@ class GridRegionActor(Actor):
                     wire["amplitude"],
                     wire["recalls"],
                     (math.floor(y), math.floor(x)),
+                    lexical.memory_terms(wire["text"], wire["context"]),
                 )
                 self.centres[wire["id"]] = (x, y)
         await reply.send(Ack(message.request_id))
@@ -228,6 +233,7 @@ class GridRegionActor(Actor):
             message.persona,
             self._activation,
             bits,
+            LexicalQuery.from_wire(message.lexical) if message.lexical else None,
         )
         await reply.send(
             GridCandidates(
@@ -340,6 +346,9 @@ class GridActor(Actor):
         self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
         self.centres: dict[str, tuple[float, float]] = {}
         self.overlaps = Overlaps(2 * sigma)
+        self.frequencies: dict[ScopeKey, Frequencies] = {}  # per scope: the words it holds
+        self.follows: dict[str, str] = {}  # memory id -> the one before it in its stream
+        self.followed: dict[str, str] = {}  # memory id -> the one after it
         self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
 
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
@@ -359,12 +368,46 @@ class GridActor(Actor):
             },
             Ack,
         )
+        for wire in message.memories:
+            self._chain(wire)
         found = [self.overlaps.add(wire) for wire in message.memories]
         associations = [pair for pairs in found for pair in pairs] if message.wave else []
         await reply.send(GridImprinted(message.request_id, associations))
 
+    def _chain(self, wire: dict[str, Any]) -> None:
+        """Counts the memory's words for its scope and links it to the turn it followed."""
+        scope = (wire["tenant"], wire["user"], wire["persona"])
+        corpus = self.frequencies.setdefault(scope, Frequencies())
+        corpus.add(lexical.memory_terms(wire["text"], wire["context"]))
+        if wire["follows"]:
+            self.follows[wire["id"]] = wire["follows"]
+            self.followed[wire["follows"]] = wire["id"]
+
+    def _spread(self, pool: Candidates) -> Candidates:
+        """Each candidate gains a share of its best neighbour's score in the chain of turns."""
+        score = dict(zip(pool.ids, pool.scores.tolist(), strict=True))
+        spread = pool.scores.astype(np.float64)
+        for j, memory_id in enumerate(pool.ids):
+            before = after = memory_id
+            for share in SPREAD:
+                before = self.follows.get(before, "")
+                after = self.followed.get(after, "")
+                best = max(score.get(before, 0.0), score.get(after, 0.0), 0.0)
+                spread[j] += share * best
+        return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
+
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
+        words = lexical.weigh(
+            message.text,
+            (
+                corpus
+                for (tenant, user, persona), corpus in sorted(self.frequencies.items())
+                if tenant == message.tenant
+                and message.user in (None, user)
+                and message.persona in (None, persona)
+            ),
+        )
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         axes = self._axes.get(len(query))
         if axes is None:
@@ -380,6 +423,8 @@ class GridActor(Actor):
                 message.k,
                 message.now,
                 bits,
+                message.text,
+                words.to_wire(),
             )
             for i in range(len(self.regions))
         }
@@ -394,17 +439,34 @@ class GridActor(Actor):
                 for _, a in sorted(answers.items())
             ]
         )
-        chosen = found.shortlist(candidates_for(message.k)).ranked(message.k)
+        chosen = self._spread(found.shortlist(candidates_for(message.k))).ranked(message.k)
         best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
         self.centres.pop(message.memory_id, None)
+        self._unchain(message)
         self.overlaps.remove(message.memory_id)
         if region is not None:
             await self.regions[region].ask(GridForget(_rid(), message.memory_id), Ack)
         await reply.send(Ack(message.request_id))
+
+    def _unchain(self, message: GridForget) -> None:
+        """Takes a forgotten memory's words out of its scope's counts; its neighbours in the
+        chain now follow each other."""
+        if message.scope:
+            corpus = self.frequencies.get((message.scope[0], message.scope[1], message.scope[2]))
+            if corpus is not None:
+                corpus.remove(lexical.memory_terms(message.text, message.context))
+        before = self.follows.pop(message.memory_id, "")
+        after = self.followed.pop(message.memory_id, "")
+        if before and self.followed.get(before) == message.memory_id:
+            del self.followed[before]
+        if after and self.follows.get(after) == message.memory_id:
+            del self.follows[after]
+        if before and after:
+            self.follows[after], self.followed[before] = before, after
 
     async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
         """Updates each memory's owner and excites every tile its packet touches."""

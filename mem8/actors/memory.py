@@ -42,6 +42,8 @@ from mem8.actors.messages import (
     MemorySearch,
     Message,
     Recollect,
+    Remember,
+    Remembered,
     Restore,
     Snapshot,
     SnapshotState,
@@ -53,7 +55,7 @@ from mem8.encoders.base import Encoder
 from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
-from mem8.memory import Memory, Scope, memory_to_wire
+from mem8.memory import Memory, Modality, Scope, memory_to_wire
 from mem8.storage.sqlite import MemoryStore
 
 GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
 WINDOW = 10  # messages kept per conversation (the spec's rolling context window)
 BINDING_WINDOW = 2.0  # seconds within which percepts are bound
 RECALL_K = 5
+CONTEXT_SPAN = 1800.0  # seconds: a turn within this of its scope's last one continues it
 
 
 class Binder:
@@ -99,6 +102,7 @@ class MemoryActor(Actor):
         MemoryQuery: "on_query",
         MemorySearch: "on_search",
         MemoryForget: "on_forget",
+        Remember: "on_remember",
         StateDigest: "on_state_digest",
         Snapshot: "on_snapshot",
         Restore: "on_restore",
@@ -127,6 +131,8 @@ class MemoryActor(Actor):
         # Kept here, in commit order, so that one snapshot holds them consistently with seq.
         self.tallies: dict[str, dict[str, int]] = {}
         self.windows: dict[str, deque[dict[str, str]]] = {}
+        # Per scope, its latest memory: the context the next one is encoded with.
+        self.latest: dict[tuple[str, str, str], Memory] = {}
 
     async def on_begin(self, message: Begin, reply: Reply) -> None:
         chat = message.chat
@@ -136,7 +142,7 @@ class MemoryActor(Actor):
         text = last_user_text(chat["messages"])
         recalled = []
         if self._holds(chat["tenant"], chat["user"], chat["persona"]):  # else nothing to recall
-            recalled = await self._recall(self.encoder.embed(text), chat, RECALL_K)
+            recalled = await self._recall(text, self.encoder.embed(text), chat, RECALL_K)
         best = max((r["resonance"] for r in recalled), default=0.0)
         emotion = perceive(text)
         window = list(self.windows.get(message.conversation, ()))
@@ -151,16 +157,10 @@ class MemoryActor(Actor):
         )
 
     async def _recall(
-        self, vector: npt.NDArray[np.float32], chat: dict[str, Any], k: int
+        self, text: str, vector: npt.NDArray[np.float32], chat: dict[str, Any], k: int
     ) -> list[dict[str, Any]]:
-        ask = GridRecall(
-            _rid(),
-            vector.astype("<f4").tobytes(),
-            chat["tenant"],
-            chat["user"],
-            chat["persona"],
-            k,
-            chat["arrival"],
+        ask = recall_request(
+            text, vector, chat["tenant"], chat["user"], chat["persona"], k, chat["arrival"]
         )
         hits = (await self.grid.ask(ask, GridRecalled)).hits
         found = self._load([h[0] for h in hits], chat["tenant"])
@@ -225,40 +225,99 @@ class MemoryActor(Actor):
         """Both sides of the exchange, bound to each other and to what the same user's other
         percepts (any persona, any modality) brought within +-2 s; durable, then imprinted."""
         scope = Scope(message.tenant, message.user, message.persona)
+        turns = [t for t in message.exchange if t["content"].strip()]
+        vectors = self.encoder.embed_batch([t["content"] for t in turns])
         memories = [
-            self._memory(message, i, turn, scope)
-            for i, turn in enumerate(message.exchange)
-            if turn["content"].strip()
+            self._memory(
+                f"mem-{message.request_id}-{i}",
+                turn["content"],
+                f"chat:{message.request_id}:{turn['role']}",
+                "text",
+                scope,
+                message.arrival,
+                message.interest,
+                vector,
+            )
+            for i, (turn, vector) in enumerate(zip(turns, vectors, strict=True))
         ]
+        await self._keep(memories, message.arrival)
+
+    async def on_remember(self, message: Remember, reply: Reply) -> None:
+        """Percepts from senses, simulations and benchmarks: kept like a conversation's turns."""
+        self.seq += 1
+        scope = Scope(message.tenant, message.user, message.persona)
+        texts = [p["text"] for p in message.percepts]
+        vectors = await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
+        memories = [
+            self._memory(
+                f"mem-{message.request_id}-{i}",
+                percept["text"],
+                percept["source"],
+                percept["modality"],
+                scope,
+                percept["created"],
+                message.importance,
+                vector,
+            )
+            for i, (percept, vector) in enumerate(zip(message.percepts, vectors, strict=True))
+            if percept["text"].strip()
+        ]
+        kept = await self._keep(memories, max((m.created for m in memories), default=0.0))
+        body = {"message": message.to_map(), "seq": self.seq}
+        await self._record("remember", body, kept[-1].created if kept else 0.0)
+        await reply.send(Remembered(message.request_id, [m.id for m in kept]))
+
+    async def _keep(self, memories: list[Memory], now: float) -> list[Memory]:
+        """Durable, then imprinted; bound to what the same user perceived within +-2 s."""
         memories = [m for m in memories if strong_enough(m.amplitude, m.importance)]
         if not memories:
-            return
+            return []
         bound = self.binder.bind(memories)
+        for memory in memories:
+            self._follow(memory)
         await trio.to_thread.run_sync(self.store.add, memories)  # durable before we answer
+        scope = memories[0].scope
         self.population[(scope.tenant, scope.user, scope.persona)] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
-        imprinted = await self.grid.ask(GridImprint(_rid(), wires, message.arrival), GridImprinted)
+        imprinted = await self.grid.ask(GridImprint(_rid(), wires, now), GridImprinted)
         pairs = bound + [(a, b, s) for a, b, s in imprinted.associations]
         if pairs:
             await trio.to_thread.run_sync(self.store.associate, pairs)
+        return memories
 
-    def _memory(self, message: Commit, index: int, turn: dict[str, str], scope: Scope) -> Memory:
-        text = turn["content"]
-        vector = self.encoder.embed(text)
+    def _follow(self, memory: Memory) -> None:
+        """Links a memory to its scope's latest one, if that was within CONTEXT_SPAN."""
+        key = (memory.scope.tenant, memory.scope.user, memory.scope.persona)
+        before = self.latest.get(key)
+        if before is not None and 0 <= memory.created - before.created <= CONTEXT_SPAN:
+            memory.context, memory.follows = before.text, before.id
+        self.latest[key] = memory
+
+    def _memory(
+        self,
+        memory_id: str,
+        text: str,
+        source: str,
+        modality: Modality,
+        scope: Scope,
+        created: float,
+        importance: float,
+        vector: npt.NDArray[np.float32],
+    ) -> Memory:
         emotion = perceive(text)
-        place = self.placer.place(vector, text, "text")
+        place = self.placer.place(vector, text, modality)
         return Memory(
-            id=f"mem-{message.request_id}-{index}",
+            id=memory_id,
             text=text,
-            source=f"chat:{message.request_id}:{turn['role']}",
-            modality="text",
+            source=source,
+            modality=modality,
             scope=scope,
-            created=message.arrival,
+            created=created,
             emotion=emotion,
-            importance=message.interest,
+            importance=importance,
             band=place.band,
             phase=place.phase,
-            tau=decay_constant(emotion.valence, emotion.arousal, message.interest),
+            tau=decay_constant(emotion.valence, emotion.arousal, importance),
             x=place.x,
             y=place.y,
             amplitude=amplitude(emotion),
@@ -285,9 +344,12 @@ class MemoryActor(Actor):
         field = saved_field(saved, message.grid_size, message.tiles) if saved else None
         stored = self.store.iter_all()  # read a batch at a time: a large store is not held twice
         self.population = Counter()
-        while batch := await trio.to_thread.run_sync(
-            lambda: [memory_to_wire(m) for m in itertools.islice(stored, RESTORE_BATCH)]
+        while memories := await trio.to_thread.run_sync(
+            lambda: list(itertools.islice(stored, RESTORE_BATCH))
         ):
+            batch = [memory_to_wire(m) for m in memories]
+            for memory in memories:
+                self.latest[(memory.scope.tenant, memory.scope.user, memory.scope.persona)] = memory
             self.population.update((w["tenant"], w["user"], w["persona"]) for w in batch)
             imprint = GridImprint(_rid(), batch, batch[-1]["created"], wave=field is None)
             await self.grid.ask(imprint, GridImprinted)
@@ -339,20 +401,16 @@ class MemoryActor(Actor):
             await reply.send(MemoryPage(message.request_id, [], False))
             return
         vector = self.encoder.embed(message.query)
-        hits = (
-            await self.grid.ask(
-                GridRecall(
-                    _rid(),
-                    vector.astype("<f4").tobytes(),
-                    message.tenant,
-                    message.user,
-                    message.persona,
-                    message.limit,
-                    message.now,
-                ),
-                GridRecalled,
-            )
-        ).hits
+        ask = recall_request(
+            message.query,
+            vector,
+            message.tenant,
+            message.user,
+            message.persona,
+            message.limit,
+            message.now,
+        )
+        hits = (await self.grid.ask(ask, GridRecalled)).hits
         found = self._load([h[0] for h in hits], message.tenant)
         results = [
             {**public_wire(m), "score": score}
@@ -368,9 +426,15 @@ class MemoryActor(Actor):
         )
         if not forgotten:
             raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
+        forget = GridForget(_rid(), message.memory_id)
         if found is not None:
-            self.population[(found.scope.tenant, found.scope.user, found.scope.persona)] -= 1
-        await self.grid.ask(GridForget(_rid(), message.memory_id), Ack)
+            key = (found.scope.tenant, found.scope.user, found.scope.persona)
+            self.population[key] -= 1
+            latest = self.latest.get(key)
+            if latest is not None and latest.id == found.id:
+                del self.latest[key]
+            forget = GridForget(_rid(), found.id, list(key), found.text, found.context)
+        await self.grid.ask(forget, Ack)
         await self._record(
             "forget", {"tenant": message.tenant, "memory_id": message.memory_id}, message.at
         )
@@ -424,6 +488,21 @@ def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:
         log.warning("the saved field is for another grid size or tiling: rebuilding it")
         return None
     return GridField(_rid(), state["current"], state["previous"], state["last_step"])
+
+
+def recall_request(
+    text: str,
+    vector: npt.NDArray[np.float32],
+    tenant: str,
+    user: str | None,
+    persona: str | None,
+    k: int,
+    now: float,
+) -> GridRecall:
+    """The grid's recall of a query (its words and its vector): what chat, search and the
+    benchmarks all ask."""
+    wire = vector.astype("<f4").tobytes()
+    return GridRecall(_rid(), wire, tenant, user, persona, k, now, text=text)
 
 
 def public_wire(memory: Memory) -> dict[str, Any]:

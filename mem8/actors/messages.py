@@ -274,6 +274,8 @@ class GridRecall(Message):
     k: int
     now: float
     sketch: bytes = b""  # the query's binary sketch, computed once by the grid for its regions
+    text: str = ""  # the query's words, matched exactly (mem8.grid.lexical)
+    lexical: dict[str, Any] | None = None  # their weights, computed once by the grid
 
 
 @message("grid_candidates")
@@ -295,12 +297,36 @@ class GridRecalled(Message):
     hits: list[list[Any]]
 
 
+@message("remember")
+class Remember(Message):
+    """Percepts to keep as memories of one scope, in order: each {text, source, modality,
+    created}. Senses, simulations and benchmarks send these; answered by Remembered."""
+
+    request_id: str
+    tenant: str
+    user: str
+    persona: str
+    percepts: list[dict[str, Any]]
+    importance: float
+
+
+@message("remembered")
+class Remembered(Message):
+    """The ids of the memories kept (a percept below the noise floor is not)."""
+
+    request_id: str
+    ids: list[str]
+
+
 @message("grid_forget")
 class GridForget(Message):
     """Removes a memory's entry (its imprint fades with the field); answered by Ack."""
 
     request_id: str
     memory_id: str
+    scope: list[str] | None = None  # tenant, user, persona: whose word counts it leaves
+    text: str = ""
+    context: str = ""
 
 
 @message("grid_reinforce")

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from mem8.grid import kernels, sketch
+from mem8.grid import kernels, lexical, sketch
 from mem8.grid.dynamics import recall_weights
+from mem8.grid.lexical import LexicalQuery, Terms
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
 # Cells (row, column) in, a multiplier of each memory's weight out: the field's excitation.
@@ -23,6 +24,8 @@ MIN_CANDIDATES = 32
 # The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
 # shortest decay constant is days, so that is within 0.2%; the answer is rescored exactly.
 WEIGHT_REFRESH = 600.0
+# Resonance is this share meaning (the encoder's cosine) and the rest exact words (lexical.py).
+DENSE_SHARE = 0.5
 
 
 def candidates_for(k: int) -> int:
@@ -77,6 +80,9 @@ class _Bucket:
     recalls: npt.NDArray[np.int32] = field(init=False)
     cells: npt.NDArray[np.float64] = field(init=False)  # the centre's cell: row, column
     weights: npt.NDArray[np.float32] = field(init=False)  # recall weights at `weighed_at`
+    lengths: npt.NDArray[np.float32] = field(init=False)  # terms per memory
+    documents: list[Terms] = field(default_factory=list)
+    postings: dict[str, dict[int, float]] = field(default_factory=dict)  # term -> position: n
     weighed_at: float | None = None
 
     def __post_init__(self) -> None:
@@ -93,6 +99,7 @@ class _Bucket:
             "recalls": np.zeros(capacity, np.int32),
             "cells": np.zeros((capacity, 2), np.float64),
             "weights": np.zeros(capacity, np.float32),
+            "lengths": np.zeros(capacity, np.float32),
         }
         for name, array in fresh.items():
             if kept:
@@ -110,6 +117,7 @@ class _Bucket:
             self.recalls,
             self.cells,
             self.weights,
+            self.lengths,
         )
 
     def add(
@@ -122,11 +130,16 @@ class _Bucket:
         amplitude: float,
         recalls: int,
         cell: tuple[int, int],
+        found: Terms,
     ) -> None:
         n = len(self.ids)
         if n == len(self.created):
             self._allocate(2 * n)
         self.ids.append(memory_id)
+        self.documents.append(found)
+        self.lengths[n] = sum(found.values())
+        for term, count in found.items():
+            self.postings.setdefault(term, {})[n] = count
         self.vectors[n], self.sketches[n] = vector, bits
         self.created[n], self.tau[n] = created, tau
         self.amplitude[n], self.recalls[n] = amplitude, recalls
@@ -163,15 +176,32 @@ class _Bucket:
     def remove(self, position: int) -> None:
         """Swaps the last memory into `position` (order inside a bucket carries no meaning)."""
         last = len(self.ids) - 1
+        for term in self.documents[position]:
+            posting = self.postings[term]
+            del posting[position]
+            if not posting:
+                del self.postings[term]
+        if position != last:
+            for term, count in self.documents[last].items():
+                posting = self.postings[term]
+                del posting[last]
+                posting[position] = count
         for array in self._arrays():
             array[position] = array[last]
         self.ids[position] = self.ids[last]
+        self.documents[position] = self.documents[last]
         self.ids.pop()
+        self.documents.pop()
 
-    def shortlist(self, query_bits: sketch.Sketches, now: float, count: int) -> list[int]:
+    def shortlist(
+        self, query_bits: sketch.Sketches, words: LexicalQuery, now: float, count: int
+    ) -> list[int]:
         """Positions of the best `count` by estimate (all tied with the last one included)."""
         n = len(self.ids)
-        estimates = sketch.estimate(query_bits, self.sketches[:n], self._weigh(now))
+        weights = self._weigh(now)
+        self._lexical = lexical.scores(words, self.postings, self.lengths, n)
+        estimates = sketch.estimate(query_bits, self.sketches[:n], weights)
+        estimates = DENSE_SHARE * estimates + (1.0 - DENSE_SHARE) * self._lexical * weights
         if n > count:
             best = kernels.top_k(estimates, count)
             chosen = np.flatnonzero(estimates >= estimates[best[-1]])  # ties at the cut too
@@ -200,6 +230,8 @@ class _Bucket:
             self.amplitude,
             self.recalls,
             gains,
+            self._lexical[at],
+            DENSE_SHARE,
             now,
         )
         return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
@@ -230,13 +262,17 @@ class RegionIndex:
         amplitude: float,
         recalls: int = 0,
         cell: tuple[int, int] = (0, 0),
+        found: Terms | None = None,
     ) -> None:
+        """One memory; `found` are its terms for exact word matching (none: meaning only)."""
         bucket = self._buckets.get(scope)
         if bucket is None:
             bucket = self._buckets[scope] = _Bucket(self.dimensions)
         self._where[memory_id] = (scope, len(bucket.ids))
         bits = sketch.sketch(vector, self._axes)[0]
-        bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell)
+        bucket.add(
+            memory_id, vector, bits, created, tau, amplitude, recalls, cell, found or {}
+        )
 
     def remove(self, memory_id: str) -> bool:
         place = self._where.pop(memory_id, None)
@@ -275,9 +311,12 @@ class RegionIndex:
         persona: str | None,
         activation: Activation | None = None,
         query_bits: sketch.Sketches | None = None,
+        words: LexicalQuery | None = None,
     ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
-        any user / any persona): its best candidates by estimate, each with its exact score."""
+        any user / any persona): its best candidates by estimate, each with its exact score.
+        `words` are the query's weighed terms (none: meaning only)."""
+        words = words or LexicalQuery({}, 1.0)
         count = candidates_for(k)
         if query_bits is None:
             query_bits = sketch.sketch(query, self._axes)[0]
@@ -287,6 +326,6 @@ class RegionIndex:
                 continue
             if (persona is not None and b_persona != persona) or not bucket.ids:
                 continue
-            positions = bucket.shortlist(query_bits, now, count)
+            positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
         return Candidates.merge(found).shortlist(count)

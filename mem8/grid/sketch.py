@@ -97,6 +97,8 @@ def _rescore(
     amplitude: Any,
     recalls: Any,
     gains: Any,
+    lexical: Any,
+    dense_share: float,
     now: float,
     floor: float,
     out: Any,
@@ -109,7 +111,7 @@ def _rescore(
         dot = 0.0
         for d in range(query.shape[0]):  # one fixed order: the same score in any tiling
             dot += query[d] * vectors[i, d]
-        out[j] = dot * weight
+        out[j] = (dense_share * dot + (1.0 - dense_share) * lexical[j]) * weight
 
 
 def rescore(
@@ -121,10 +123,13 @@ def rescore(
     amplitude: Floats,
     recalls: npt.NDArray[np.int32],
     gains: Floats,
+    lexical: Floats,
+    dense_share: float,
     now: float,
 ) -> Floats:
-    """Exact resonance x recall weight x activation gain of the shortlisted memories, in one
-    pass (the weight as mem8.grid.dynamics.recall_weights defines it)."""
+    """Exact resonance (a `dense_share` of cosine, the rest the memories' `lexical` scores) x
+    recall weight x activation gain of the shortlisted memories, in one pass (the weight as
+    mem8.grid.dynamics.recall_weights defines it)."""
     out: Floats = np.empty(positions.shape[0], np.float32)
     _rescore(
         query,
@@ -135,6 +140,8 @@ def rescore(
         amplitude,
         recalls,
         gains,
+        lexical.astype(np.float32),
+        float(dense_share),
         float(now),
         RETENTION_FLOOR,
         out,

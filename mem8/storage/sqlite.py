@@ -112,7 +112,13 @@ def _migrate_1(db: sqlite3.Connection) -> None:
 
 # MIGRATIONS[v] upgrades a file at user_version v to v + 1, in its own transaction. Append only;
 # a migration that rebuilds a table must turn foreign_keys off around it (outside the transaction).
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1,)
+def _migrate_2(db: sqlite3.Connection) -> None:
+    """Each memory remembers the turn it followed (its context) for recall."""
+    db.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE memories ADD COLUMN follows TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1, _migrate_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -147,6 +153,8 @@ _COLUMNS = (
     "negative_zeros",
     "dim",
     "vector",
+    "context",
+    "follows",
 )
 _SELECT = f"SELECT seq, {', '.join(_COLUMNS)} FROM memories"
 _INSERT = (
@@ -224,6 +232,8 @@ def _memory_row(memory: Memory, file_id: str | None) -> dict[str, Any]:
         "negative_zeros": sum(_zero_bit(name, value) for name, value in floats.items()),
         "dim": dim,
         "vector": blob,
+        "context": memory.context,
+        "follows": memory.follows,
     }
 
 
@@ -272,6 +282,8 @@ def _load_memory(row: sqlite3.Row) -> Memory:
         vector=_load_vector(row),
         recalls=int(row["recalls"]),
         last_recalled=floats["last_recalled"],
+        context=row["context"],
+        follows=row["follows"],
     )
 
 

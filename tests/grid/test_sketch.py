@@ -60,7 +60,7 @@ def test_the_estimate_tracks_the_cosine() -> None:
     assert float(np.abs(estimate - cosine).mean()) < 0.1  # 256 bits: a few hundredths
 
 
-def test_rescoring_is_the_recall_weight_times_the_cosine() -> None:
+def test_rescoring_is_the_recall_weight_times_the_mixed_resonance() -> None:
     rows = unit_rows(50, 7)
     query = unit_rows(1, 8)[0]
     created = np.linspace(0.0, 1e6, 50)
@@ -68,10 +68,13 @@ def test_rescoring_is_the_recall_weight_times_the_cosine() -> None:
     amplitude = np.linspace(0.5, 1.6, 50).astype(np.float32)
     recalls = (np.arange(50) % 4).astype(np.int32)
     gains = np.linspace(1.0, 1.2, 20).astype(np.float32)
+    words = np.linspace(0.0, 1.0, 20).astype(np.float32)
     positions = np.arange(5, 45, 2, dtype=np.intp)
-    scores = sketch.rescore(query, rows, positions, created, tau, amplitude, recalls, gains, 2e6)
+    scores = sketch.rescore(
+        query, rows, positions, created, tau, amplitude, recalls, gains, words, 0.25, 2e6
+    )
     weights = recall_weights(
         2e6, created[positions], tau[positions], amplitude[positions], recalls[positions]
     )
-    expected = (rows[positions] @ query) * weights * gains
+    expected = (0.25 * (rows[positions] @ query) + 0.75 * words) * weights * gains
     assert np.allclose(scores, expected, atol=1e-5)
