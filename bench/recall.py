@@ -58,6 +58,8 @@ def wires(vectors: npt.NDArray[np.float32], start: int, placer: Placer) -> list[
                 "vector": vector.astype("<f4").tobytes(),
                 "recalls": 0,
                 "last_recalled": 0.0,
+                "context": "",
+                "follows": "",
             }
         )
     return batch

@@ -237,8 +237,8 @@ def _status_lines(report: inspect.Status) -> list[str]:
         f"storage        {report.path} ({_size(stats.size_bytes)}, file + WAL)",
         f"memories       {stats.memories} ({modalities})",
         f"  by persona   {personas}",
-        f"active         {report.active_patterns} patterns (retention above "
-        f"{inspect.ACTIVE_RETENTION} now)",
+        f"active         {report.active_patterns} patterns (decayed less than "
+        f"{1 - inspect.ACTIVE_FADING:.0%})",
         f"consolidated   {stats.consolidated} (never decay)",
         f"average decay  {decay}",
         f"grid           {_grid_use(report)}",

@@ -29,7 +29,7 @@ from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
 
 Magnitude = npt.NDArray[np.float32]
 
-ACTIVE_RETENTION = 0.5  # a memory is an active pattern while it keeps more than half its weight
+ACTIVE_FADING = 0.5  # a memory is an active pattern until its decay has taken half its wave
 OCCUPIED_SHARE = 0.01  # a cell is in use when its |field| exceeds this share of the peak
 SYNTHETIC_MEMORIES = 10_000  # recall is timed over this many random vectors when a scope is small
 RECALL_K = 10
@@ -162,7 +162,15 @@ def retention(memories: list[Memory], now: float) -> npt.NDArray[np.float32]:
 
 
 def active_patterns(memories: Iterable[Memory], now: float) -> int:
-    return int(np.count_nonzero(retention(list(memories), now) > ACTIVE_RETENTION))
+    """Memories whose wave has not yet decayed to half (exp(-age / tau) > 0.5): recall keeps
+    most of an older one's weight (RETENTION_FLOOR), but its pattern is no longer active."""
+    ages_and_taus = np.array([(now - m.created, m.tau) for m in memories], np.float64)
+    if not len(ages_and_taus):
+        return 0
+    age, tau = np.maximum(ages_and_taus[:, 0], 0.0), ages_and_taus[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fading = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
+    return int(np.count_nonzero(fading > ACTIVE_FADING))
 
 
 def utilisation(magnitude: Magnitude) -> float:

@@ -270,9 +270,7 @@ class RegionIndex:
             bucket = self._buckets[scope] = _Bucket(self.dimensions)
         self._where[memory_id] = (scope, len(bucket.ids))
         bits = sketch.sketch(vector, self._axes)[0]
-        bucket.add(
-            memory_id, vector, bits, created, tau, amplitude, recalls, cell, found or {}
-        )
+        bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell, found or {})
 
     def remove(self, memory_id: str) -> bool:
         place = self._where.pop(memory_id, None)
