@@ -386,15 +386,16 @@ class GridActor(Actor):
     def _spread(self, pool: Candidates) -> Candidates:
         """Each candidate gains a share of its best neighbour's score in the chain of turns."""
         score = dict(zip(pool.ids, pool.scores.tolist(), strict=True))
-        spread = pool.scores.astype(np.float64)
-        for j, memory_id in enumerate(pool.ids):
+        follows, followed = self.follows.get, self.followed.get
+        spread = []
+        for memory_id, own in score.items():
             before = after = memory_id
+            total = own
             for share in SPREAD:
-                before = self.follows.get(before, "")
-                after = self.followed.get(after, "")
-                best = max(score.get(before, 0.0), score.get(after, 0.0), 0.0)
-                spread[j] += share * best
-        return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
+                before, after = follows(before, ""), followed(after, "")
+                total += share * max(score.get(before, 0.0), score.get(after, 0.0), 0.0)
+            spread.append(total)
+        return Candidates(pool.ids, pool.estimates, np.array(spread, np.float32))
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)

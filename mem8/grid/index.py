@@ -82,7 +82,7 @@ class _Bucket:
     weights: npt.NDArray[np.float32] = field(init=False)  # recall weights at `weighed_at`
     lengths: npt.NDArray[np.float32] = field(init=False)  # terms per memory
     documents: list[Terms] = field(default_factory=list)
-    postings: dict[str, dict[int, float]] = field(default_factory=dict)  # term -> position: n
+    postings: lexical.Postings = field(default_factory=lexical.Postings)
     weighed_at: float | None = None
 
     def __post_init__(self) -> None:
@@ -138,8 +138,7 @@ class _Bucket:
         self.ids.append(memory_id)
         self.documents.append(found)
         self.lengths[n] = sum(found.values())
-        for term, count in found.items():
-            self.postings.setdefault(term, {})[n] = count
+        self.postings.add(n, found)
         self.vectors[n], self.sketches[n] = vector, bits
         self.created[n], self.tau[n] = created, tau
         self.amplitude[n], self.recalls[n] = amplitude, recalls
@@ -176,16 +175,9 @@ class _Bucket:
     def remove(self, position: int) -> None:
         """Swaps the last memory into `position` (order inside a bucket carries no meaning)."""
         last = len(self.ids) - 1
-        for term in self.documents[position]:
-            posting = self.postings[term]
-            del posting[position]
-            if not posting:
-                del self.postings[term]
+        self.postings.remove(position, self.documents[position])
         if position != last:
-            for term, count in self.documents[last].items():
-                posting = self.postings[term]
-                del posting[last]
-                posting[position] = count
+            self.postings.move(last, position, self.documents[last])
         for array in self._arrays():
             array[position] = array[last]
         self.ids[position] = self.ids[last]

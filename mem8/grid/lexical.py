@@ -7,6 +7,7 @@ can be mixed with fixed weights whatever the query."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -29,9 +30,16 @@ Terms = dict[str, float]  # term -> occurrences (a context's count as a fraction
 CONTEXT_WEIGHT = 0.5  # a word of the turn before counts half as much as the memory's own
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    """Stemming costs ~10 us a word; conversations reuse a small vocabulary."""
+    stem: str = _stemmer.stemWord(word)
+    return stem
+
+
 def terms(text: str) -> Terms:
     """Stemmed words without stopwords, counted."""
-    return {term: float(n) for term, n in Counter(_stemmer.stemWords(words(text))).items()}
+    return {term: float(n) for term, n in Counter(map(_stem, words(text))).items()}
 
 
 def memory_terms(text: str, context: str) -> Terms:
@@ -96,20 +104,57 @@ def weigh(query: str, corpora: Iterable[Frequencies]) -> LexicalQuery:
 
 
 def scores(
-    query: LexicalQuery,
-    postings: dict[str, dict[int, float]],
-    lengths: npt.NDArray[np.float32],
-    count: int,
+    query: LexicalQuery, postings: Postings, lengths: npt.NDArray[np.float32], count: int
 ) -> npt.NDArray[np.float32]:
-    """Each of `count` memories' normalised BM25 score, from the postings of the query's terms
-    (term -> {position: occurrences}); terms in one fixed order, so any tiling sums alike."""
+    """Each of `count` memories' normalised BM25 score, from the postings of the query's terms;
+    terms in one fixed order, so any tiling sums alike."""
     total = np.zeros(count, np.float64)
     for term, weight in query.weights.items():
-        posting = postings.get(term)
-        if not posting:
+        found = postings.arrays(term)
+        if found is None:
             continue
-        at = np.fromiter(posting.keys(), np.intp, len(posting))
-        found = np.fromiter(posting.values(), np.float64, len(posting))
+        at, occurrences = found
         norm = K1 * (1.0 - B + B * lengths[at] / query.average_length)
-        total[at] += weight * found * (K1 + 1.0) / (found + norm)
+        total[at] += weight * occurrences * (K1 + 1.0) / (occurrences + norm)
     return total.astype(np.float32)
+
+
+class Postings:
+    """term -> {position: occurrences} of one bucket, with each term's arrays built once
+    between changes (recall reads them far more often than memories arrive)."""
+
+    def __init__(self) -> None:
+        self._by_term: dict[str, dict[int, float]] = {}
+        self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
+
+    def add(self, position: int, found: Terms) -> None:
+        for term, count in found.items():
+            self._by_term.setdefault(term, {})[position] = count
+            self._arrays.pop(term, None)
+
+    def remove(self, position: int, found: Terms) -> None:
+        for term in found:
+            posting = self._by_term[term]
+            del posting[position]
+            if not posting:
+                del self._by_term[term]
+            self._arrays.pop(term, None)
+
+    def move(self, source: int, target: int, found: Terms) -> None:
+        for term, count in found.items():
+            posting = self._by_term[term]
+            del posting[source]
+            posting[target] = count
+            self._arrays.pop(term, None)
+
+    def arrays(self, term: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None:
+        cached = self._arrays.get(term)
+        if cached is None:
+            posting = self._by_term.get(term)
+            if not posting:
+                return None
+            cached = self._arrays[term] = (
+                np.fromiter(posting.keys(), np.intp, len(posting)),
+                np.fromiter(posting.values(), np.float64, len(posting)),
+            )
+        return cached
