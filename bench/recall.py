@@ -23,7 +23,7 @@ import trio
 from mem8.actors.grid import GridActor, GridRegionActor, tiles
 from mem8.actors.messages import GridImprint, GridImprinted, GridRecall, GridRecalled
 from mem8.actors.runtime import ActorRef, Supervisor
-from mem8.encoders.lexical import LexicalEncoder
+from mem8.encoders.minilm import MiniLMEncoder
 from mem8.grid.placement import Placer
 
 GRID = 256
@@ -138,7 +138,7 @@ def ms(values: list[float], q: float) -> float:
 
 
 async def run(sizes: list[int], queries: int) -> None:
-    dimensions = LexicalEncoder().dimensions
+    dimensions = MiniLMEncoder.DIMENSIONS
     placer = Placer(dimensions, GRID)
     questions = unit_vectors(queries, dimensions, seed=2)
     print(

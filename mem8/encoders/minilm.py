@@ -53,6 +53,7 @@ def tokenizer_file() -> Path:
 
 class MiniLMEncoder(Encoder):
     name: ClassVar[str] = "all-MiniLM-L6-v2-int8"
+    DIMENSIONS: ClassVar[int] = 384
 
     def __init__(self, threads: int = 1) -> None:
         try:
@@ -62,7 +63,7 @@ class MiniLMEncoder(Encoder):
             raise errors.BackendUnavailable(
                 f"The semantic encoder needs {missing.name}: {INSTALL_HINT}"
             ) from missing
-        self.dimensions = 384
+        self.dimensions = self.DIMENSIONS
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file()))
         self._tokenizer.no_padding()  # the file pads to 128: batches pad to their longest
         self._tokenizer.no_truncation()  # long texts are split into windows instead
