@@ -58,16 +58,16 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
             )
     _check_unsupported_options(body)
     return ChatRequest(
-        model=_required_string(body, "model"),
+        model=required_string(body, "model"),
         messages=_messages(body.get("messages")),
-        stream=_optional(body, "stream", bool) or False,
+        stream=optional_field(body, "stream", bool) or False,
         include_usage=_include_usage(body),
         temperature=_number(body, "temperature", 0.0, 2.0),
         top_p=_number(body, "top_p", 0.0, 1.0),
         max_tokens=_max_tokens(body),
         stop=_stop(body.get("stop")),
-        seed=_integer(body, "seed", -(2**63), 2**63 - 1),
-        user=_optional(body, "user", str) or "",
+        seed=integer_field(body, "seed", -(2**63), 2**63 - 1),
+        user=optional_field(body, "user", str) or "",
     )
 
 
@@ -84,7 +84,7 @@ def _check_unsupported_options(body: dict[str, Any]) -> None:
         )
 
 
-def _required_string(body: dict[str, Any], key: str) -> str:
+def required_string(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"'{key}' is required and must be a non-empty string", param=key)
@@ -130,7 +130,7 @@ def _content(value: Any, where: str) -> str:
     raise InvalidRequest(f"{where} must be a string or an array of text parts", param=where)
 
 
-def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
+def optional_field(body: dict[str, Any], key: str, kind: type) -> Any:
     value = body.get(key)
     if value is None:
         return None
@@ -152,7 +152,7 @@ def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | 
     return float(value)
 
 
-def _integer(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
+def integer_field(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
     value = body.get(key)
     if value is None:
         return None
@@ -165,7 +165,7 @@ def _integer(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
     for key in ("max_completion_tokens", "max_tokens"):
-        value = _integer(body, key, 1, 2**31 - 1)
+        value = integer_field(body, key, 1, 2**31 - 1)
         if value is not None:
             return value
     return None

@@ -20,7 +20,7 @@ from mem8.encoders.base import Encoder
 from mem8.encoders.minilm import MiniLMEncoder
 from mem8.encoders.wave import MAX_DIMENSIONS, to_wave
 from mem8.errors import InvalidRequest
-from mem8.http.chat_request import _integer, _optional, _required_string, parse_json
+from mem8.http.chat_request import integer_field, optional_field, parse_json, required_string
 from mem8.system import System
 
 MAX_INPUTS = 2048
@@ -39,17 +39,17 @@ class EmbeddingRequest:
 
 
 def parse_embedding(body: dict[str, Any]) -> EmbeddingRequest:
-    encoding_format = _optional(body, "encoding_format", str) or "float"
+    encoding_format = optional_field(body, "encoding_format", str) or "float"
     if encoding_format not in ENCODING_FORMATS:
         raise InvalidRequest(
             "'encoding_format' must be 'float' or 'base64'", param="encoding_format"
         )
     return EmbeddingRequest(
-        model=_required_string(body, "model"),
+        model=required_string(body, "model"),
         texts=_texts(body.get("input")),
-        dimensions=_integer(body, "dimensions", 1, MAX_DIMENSIONS) or MAX_DIMENSIONS,
+        dimensions=integer_field(body, "dimensions", 1, MAX_DIMENSIONS) or MAX_DIMENSIONS,
         encoding_format=encoding_format,
-        user=_optional(body, "user", str) or "",
+        user=optional_field(body, "user", str) or "",
     )
 
 
