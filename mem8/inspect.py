@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from mem8.encoders.base import Encoder
 from mem8.errors import NotFound
-from mem8.grid.dynamics import DAY, recall_weights
+from mem8.grid.dynamics import DAY, fading, recall_weights
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, memory_to_wire
 from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
@@ -152,25 +152,13 @@ def status(store: MemoryStore, now: float) -> Status:
     )
 
 
-def retention(memories: list[Memory], now: float) -> npt.NDArray[np.float32]:
-    """Each memory's retention now, in [RETENTION_FLOOR, 1]: the decay part of its recall weight
-    (recall_weights with unit amplitude and no recalls is exactly that)."""
-    created = np.array([m.created for m in memories], np.float64)
-    tau = np.array([m.tau for m in memories], np.float64)
-    ones = np.ones(len(memories), np.float32)
-    return recall_weights(now, created, tau, ones, np.zeros(len(memories), np.int32))
-
-
 def active_patterns(memories: Iterable[Memory], now: float) -> int:
     """Memories whose wave has not yet decayed to half (exp(-age / tau) > 0.5): recall keeps
     most of an older one's weight (RETENTION_FLOOR), but its pattern is no longer active."""
-    ages_and_taus = np.array([(now - m.created, m.tau) for m in memories], np.float64)
-    if not len(ages_and_taus):
-        return 0
-    age, tau = np.maximum(ages_and_taus[:, 0], 0.0), ages_and_taus[:, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fading = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
-    return int(np.count_nonzero(fading > ACTIVE_FADING))
+    memories = list(memories)
+    created = np.array([m.created for m in memories], np.float64)
+    tau = np.array([m.tau for m in memories], np.float64)
+    return int(np.count_nonzero(fading(now, created, tau) > ACTIVE_FADING))
 
 
 def utilisation(magnitude: Magnitude) -> float:

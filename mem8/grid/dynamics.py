@@ -33,6 +33,16 @@ def reinforced_tau(tau: float, recalls: int) -> float:
     return tau * REINFORCE_TAU
 
 
+def fading(
+    now: float, created: npt.NDArray[np.float64], tau: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """How much of each memory's wave is left: exp(-age / tau), 1 for a consolidated one."""
+    age = np.maximum(now - created, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left: npt.NDArray[np.float64] = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
+    return left
+
+
 def recall_weights(
     now: float,
     created: npt.NDArray[np.float64],
@@ -42,10 +52,7 @@ def recall_weights(
 ) -> npt.NDArray[np.float32]:
     """Weight of each memory in recall: retention (never below the floor) x emotional
     amplitude x use. Decay lowers a memory's weight; it never makes a good match unfindable."""
-    age = np.maximum(now - created, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fading = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
-    retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading
+    retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading(now, created, tau)
     use = 1.0 + 0.1 * np.log1p(recalls)
     weights: npt.NDArray[np.float32] = (retention * np.sqrt(amplitude) * use).astype(np.float32)
     return weights
