@@ -216,7 +216,7 @@ class GridRegionActor(Actor):
                     wire["amplitude"],
                     wire["recalls"],
                     (math.floor(y), math.floor(x)),
-                    lexical.memory_terms(wire["text"], wire["context"]),
+                    wire["terms"],
                 )
                 self.centres[wire["id"]] = (x, y)
         await reply.send(Ack(message.request_id))
@@ -354,7 +354,10 @@ class GridActor(Actor):
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
         await self._advance(message.now)
         routes: dict[int, list[dict[str, Any]]] = {}
-        for wire in message.memories:
+        for given in message.memories:
+            # Its words, stemmed once here: for the scope's counts and the region's index.
+            wire = {**given, "terms": lexical.memory_terms(given["text"], given["context"])}
+            self._chain(wire)
             for i, tile in enumerate(self.tiles):
                 if tile.touches(wire["x"], wire["y"], 3 * self.sigma):
                     routes.setdefault(i, []).append(wire)
@@ -368,8 +371,6 @@ class GridActor(Actor):
             },
             Ack,
         )
-        for wire in message.memories:
-            self._chain(wire)
         found = [self.overlaps.add(wire) for wire in message.memories]
         associations = [pair for pairs in found for pair in pairs] if message.wave else []
         await reply.send(GridImprinted(message.request_id, associations))
@@ -378,7 +379,7 @@ class GridActor(Actor):
         """Counts the memory's words for its scope and links it to the turn it followed."""
         scope = (wire["tenant"], wire["user"], wire["persona"])
         corpus = self.frequencies.setdefault(scope, Frequencies())
-        corpus.add(lexical.memory_terms(wire["text"], wire["context"]))
+        corpus.add(wire["terms"])
         if wire["follows"]:
             self.follows[wire["id"]] = wire["follows"]
             self.followed[wire["follows"]] = wire["id"]
@@ -424,8 +425,7 @@ class GridActor(Actor):
                 message.k,
                 message.now,
                 bits,
-                message.text,
-                words.to_wire(),
+                lexical=words.to_wire(),
             )
             for i in range(len(self.regions))
         }

@@ -227,7 +227,8 @@ class JournalClose(Message):
 @message("grid_imprint")
 class GridImprint(Message):
     """Imprints memories (wire maps, see mem8.memory.memory_to_wire); answered by Ack.
-    With `wave` false they are only indexed: their waves are already in a restored field."""
+    With `wave` false they are only indexed: their waves are already in a restored field.
+    The grid adds each map's `terms` (mem8.grid.lexical.memory_terms) for its regions."""
 
     request_id: str
     memories: list[dict[str, Any]]
