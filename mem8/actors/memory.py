@@ -142,7 +142,8 @@ class MemoryActor(Actor):
         text = last_user_text(chat["messages"])
         recalled = []
         if self._holds(chat["tenant"], chat["user"], chat["persona"]):  # else nothing to recall
-            recalled = await self._recall(text, self.encoder.embed(text), chat, RECALL_K)
+            (vector,) = await self._embed([text])
+            recalled = await self._recall(text, vector, chat, RECALL_K)
         best = max((r["resonance"] for r in recalled), default=0.0)
         emotion = perceive(text)
         window = list(self.windows.get(message.conversation, ()))
@@ -179,6 +180,11 @@ class MemoryActor(Actor):
                 }
             )
         return recalled
+
+    async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """The encoder's vectors, computed on a worker thread: a semantic encoder takes
+        milliseconds a text, which the event loop (HTTP, every actor) must not wait for."""
+        return await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
 
     def _load(self, ids: list[str], tenant: str) -> list[Memory | None]:
         """Keyed reads, inline: a page-cache read by primary key costs less than a thread hop.
@@ -226,7 +232,7 @@ class MemoryActor(Actor):
         percepts (any persona, any modality) brought within +-2 s; durable, then imprinted."""
         scope = Scope(message.tenant, message.user, message.persona)
         turns = [t for t in message.exchange if t["content"].strip()]
-        vectors = self.encoder.embed_batch([t["content"] for t in turns])
+        vectors = await self._embed([t["content"] for t in turns])
         memories = [
             self._memory(
                 f"mem-{message.request_id}-{i}",
@@ -247,7 +253,7 @@ class MemoryActor(Actor):
         self.seq += 1
         scope = Scope(message.tenant, message.user, message.persona)
         texts = [p["text"] for p in message.percepts]
-        vectors = await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
+        vectors = await self._embed(texts)
         memories = [
             self._memory(
                 f"mem-{message.request_id}-{i}",
@@ -400,7 +406,7 @@ class MemoryActor(Actor):
         if not self._holds(message.tenant, message.user, message.persona):
             await reply.send(MemoryPage(message.request_id, [], False))
             return
-        vector = self.encoder.embed(message.query)
+        (vector,) = await self._embed([message.query])
         ask = recall_request(
             message.query,
             vector,
