@@ -235,11 +235,8 @@ async def remember(memory: Any, conversation: Conversation, clock: VirtualClock)
             for t in session
         ]
         ask = Remember(uuid.uuid4().hex, "locomo", conversation.sample_id, PERSONA, percepts, 1.0)
-        kept = (await memory.ask(ask, Remembered)).ids
-        by_source = {p["source"]: p for p in percepts}
-        for memory_id, turn in zip(kept, session, strict=True):
-            assert f"locomo:{turn.dia_id}" in by_source
-            dia_of[memory_id] = turn.dia_id
+        kept = (await memory.ask(ask, Remembered)).ids  # every turn: importance 1 is stored
+        dia_of.update(zip(kept, (t.dia_id for t in session), strict=True))
     return dia_of
 
 
