@@ -11,6 +11,13 @@ import httpx
 
 from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
 
+CONNECT_TIMEOUT = 5.0  # seconds to reach a backend; answering may take backend_timeout
+
+
+def http_timeout(backend_timeout: float) -> httpx.Timeout:
+    """A backend's httpx timeout: quick to fail when it is down, patient while it generates."""
+    return httpx.Timeout(backend_timeout, connect=CONNECT_TIMEOUT)
+
 
 def count(value: object) -> int:
     """A token count from an upstream's JSON; anything but an int counts as 0."""

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from mem8.backends._http import count, discard, error_text, json_object, transport_failure
+from mem8.backends._http import (
+    count,
+    discard,
+    error_text,
+    http_timeout,
+    json_object,
+    transport_failure,
+)
 from mem8.backends.base import (
     Finish,
     Generated,
@@ -21,7 +28,6 @@ from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
 if TYPE_CHECKING:
     from mem8.config import Settings
 
-CONNECT_TIMEOUT = 5.0
 TAGS_TIMEOUT = 2.0
 PING_TIMEOUT = 1.0
 
@@ -33,7 +39,7 @@ class OllamaBackend(LLMBackend):
 
     def __init__(self, settings: Settings, *, base_url: str | None = None) -> None:
         self.base_url = (base_url or settings.ollama_api_base).rstrip("/")
-        self._timeout = httpx.Timeout(settings.backend_timeout, connect=CONNECT_TIMEOUT)
+        self._timeout = http_timeout(settings.backend_timeout)
 
     def describe(self, model: str) -> str:
         return f"ollama:{model} at {self.base_url}"

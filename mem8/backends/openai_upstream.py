@@ -13,6 +13,7 @@ from mem8.backends._http import (
     discard,
     error_message,
     error_text,
+    http_timeout,
     json_object,
     transport_failure,
 )
@@ -29,7 +30,6 @@ from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
 if TYPE_CHECKING:
     from mem8.config import Settings
 
-CONNECT_TIMEOUT = 5.0
 MODELS_TIMEOUT = 2.0
 
 
@@ -58,7 +58,7 @@ class OpenAIUpstreamBackend(LLMBackend):
     ) -> None:
         self.base_url = (base_url or settings.openai_api_base).rstrip("/")
         self._api_key = settings.upstream_api_key if api_key is None else api_key
-        self._timeout = httpx.Timeout(settings.backend_timeout, connect=CONNECT_TIMEOUT)
+        self._timeout = http_timeout(settings.backend_timeout)
 
     def describe(self, model: str) -> str:
         return f"openai:{model} at {self.base_url}"
