@@ -1,8 +1,9 @@
 """The child process that reads one document: `python -m mem8.senses._worker`.
 
-It takes {"filename", "data", "limits"} as msgpack on stdin, caps its own memory and processor
-time, and writes the Extraction (or the error's message) as msgpack on the stdout it was given;
-anything a library prints goes to stderr instead, so the reply cannot be garbled."""
+It reads its order on stdin (a 4-byte length, {"filename", "limits"} as msgpack, then the
+file's bytes), caps its own memory and processor time, and writes the Extraction (or the
+error's message) as msgpack on the stdout it was given; anything a library prints goes to
+stderr instead, so the reply cannot be garbled."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def main() -> None:
     answer = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     logging.disable(logging.CRITICAL)  # pypdf logs every oddity of a hostile file
-    request = msgpack.unpackb(sys.stdin.buffer.read())
+    length = int.from_bytes(sys.stdin.buffer.read(4), "big")
+    request = msgpack.unpackb(sys.stdin.buffer.read(length))
+    data = sys.stdin.buffer.read()
     limits = Limits(**request["limits"])
     confine(limits)
     try:
@@ -45,7 +48,7 @@ def main() -> None:
     except ImportError:
         pass  # reading an image will say what is missing
     try:
-        packed = reply(extract_in_process(request["data"], request["filename"], limits))
+        packed = reply(extract_in_process(data, request["filename"], limits))
     except ExtractionError as error:
         packed = error_reply(error)
     answer.write(packed)

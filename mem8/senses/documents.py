@@ -379,8 +379,10 @@ def _read_docx(data: bytes, limits: Limits, sections: _Sections) -> int:
             ("footer", (section.footer, section.first_page_footer, section.even_page_footer)),
         ):
             for part in parts:
+                if part.is_linked_to_previous:
+                    continue  # no text of its own (and reading it would add an empty one)
                 text = "\n\n".join(_block_text(block) for block in part.iter_inner_content())
-                if not part.is_linked_to_previous and (where, text) not in seen:
+                if (where, text) not in seen:
                     seen.add((where, text))
                     sections.add(text, where)
     return 1
@@ -444,7 +446,7 @@ def _read_json(data: bytes, limits: Limits, sections: _Sections) -> int:
 
 def _json_depth(text: str) -> int:
     """The deepest nesting of arrays and objects, counted without parsing (strings left out)."""
-    brackets = re.sub(r'"(?:[^"\\]|\\.)*"|[^\[\]{}]', "", text)
+    brackets = re.sub(r"[^\[\]{}]+", "", re.sub(r'"[^"\\]*(?:\\.[^"\\]*)*"', "", text))
     depth = deepest = 0
     for bracket in brackets:
         depth += 1 if bracket in "[{" else -1
@@ -453,7 +455,7 @@ def _json_depth(text: str) -> int:
 
 
 def _flatten(value: Any) -> list[str]:
-    """ "path: value" lines, e.g. "people[0].name: Ann", walked without recursion."""
+    """Lines of "path: value", e.g. "people[0].name: Ann", walked without recursion."""
     lines = []
     pending: list[tuple[str, Any]] = [("", value)]
     while pending:
@@ -759,12 +761,12 @@ async def extract(data: bytes, filename: str, limits: Limits = Limits()) -> Extr
     """Read a file in a child process with limits on its memory and time; killed if cancelled."""
     import trio  # here, not above: the child imports this module and has no use for trio
 
-    request = msgpack.packb({"filename": filename, "data": data, "limits": asdict(limits)})
+    request = order(filename, limits) + data
     package_root = str(Path(__file__).resolve().parents[2])  # the child runs this same code
     python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path, "OMP_THREAD_LIMIT": "1"}
     with trio.move_on_after(limits.seconds) as deadline:
-        done = await trio.run_process(
+        done = await _run_process(
             [sys.executable, "-m", "mem8.senses._worker"],
             stdin=request,
             capture_stdout=True,
@@ -779,6 +781,15 @@ async def extract(data: bytes, filename: str, limits: Limits = Limits()) -> Extr
     return _answer(done.returncode, done.stdout, done.stderr, limits)
 
 
+async def _run_process(command: list[str], **options: Any) -> subprocess.CompletedProcess[bytes]:
+    import trio
+
+    try:
+        return await trio.run_process(command, **options)
+    except OSError as error:
+        raise ExtractionError(f"could not start the reader process: {_reason(error)}") from None
+
+
 async def _kill_group(process: trio.Process) -> None:
     with contextlib.suppress(ProcessLookupError):  # it may have ended on its own meanwhile
         os.killpg(process.pid, signal.SIGKILL)
@@ -788,20 +799,30 @@ def _answer(returncode: int, stdout: bytes, stderr: bytes, limits: Limits) -> Ex
     """The child's reply as an Extraction, or the reason it gave none as an ExtractionError."""
     if returncode == 0:
         try:
-            reply = msgpack.unpackb(stdout)
+            answer = msgpack.unpackb(stdout)
         except ValueError:
-            reply = None
-        if isinstance(reply, dict) and "error" in reply:
-            raise ExtractionError(reply["error"], missing=reply["missing"])
-        if isinstance(reply, dict):
-            chunks = [Chunk(*chunk) for chunk in reply["chunks"]]
-            return Extraction(reply["kind"], chunks, reply["pages"])
+            answer = None
+        if isinstance(answer, dict) and "error" in answer:
+            raise ExtractionError(answer["error"], missing=answer["missing"])
+        if isinstance(answer, dict):
+            chunks = [Chunk(*chunk) for chunk in answer["chunks"]]
+            return Extraction(answer["kind"], chunks, answer["pages"])
     if returncode == -signal.SIGXCPU:
         raise ExtractionError(f"extraction stopped after {limits.seconds:g} s")
     if any(sign in stderr for sign in (b"MemoryError", b"bad_alloc", b"out of memory")):
         raise ExtractionError(_out_of_memory(limits))
-    ending = f"signal {signal.Signals(-returncode).name}" if returncode < 0 else returncode
-    raise ExtractionError(f"extraction failed: the reader process ended with {ending}")
+    if returncode < 0:
+        ending = f"was killed by {signal.strsignal(-returncode) or f'signal {-returncode}'}"
+    else:
+        ending = f"ended with exit code {returncode}" if returncode else "gave no answer"
+    raise ExtractionError(f"extraction failed: the reader process {ending}")
+
+
+def order(filename: str, limits: Limits) -> bytes:
+    """What the child is asked to do, framed by its length; the file follows it as it is, so
+    the parent holds one copy of the file beside the caller's, not two."""
+    packed: bytes = msgpack.packb({"filename": filename, "limits": asdict(limits)})
+    return len(packed).to_bytes(4, "big") + packed
 
 
 def reply(extraction: Extraction) -> bytes:
