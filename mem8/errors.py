@@ -72,6 +72,14 @@ class BackendFailed(Mem8Error):
     code = "backend_error"
 
 
+class SenseUnavailable(Mem8Error):
+    """A sense's package, model or program is not installed; the message names it."""
+
+    status = 503
+    error_type = "server_error"
+    code = "sense_unavailable"
+
+
 class ActorUnavailable(Mem8Error):
     """An actor did not answer in time or failed while handling a message."""
 

@@ -12,6 +12,8 @@ import numpy.typing as npt
 Modality = Literal["text", "audio", "document", "image"]
 MODALITIES: tuple[Modality, ...] = ("text", "audio", "document", "image")
 NEVER = math.inf  # the decay constant of a consolidated memory
+# The persona of memories that belong to every persona of a scope (a file uploaded without one).
+EVERY_PERSONA = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from mem8.actors.messages import (
     Chat,
     Digest,
     Done,
+    FileForget,
+    FileKeep,
     GridField,
     MemoryForget,
     MessageError,
@@ -198,10 +200,18 @@ async def _drive(
             await _finish(
                 running.pop(record.body["request_id"], None), record.body, backend, report
             )
-        elif record.kind == "remember" and record.body["seq"] > done_seq:
-            remember = from_map(record.body["message"])
-            if isinstance(remember, Remember):
-                await system.memory.ask(remember, Remembered)
+        elif record.kind in ("remember", "file") and record.body["seq"] > done_seq:
+            kept = from_map(record.body["message"])  # a file's bytes are not journaled
+            if isinstance(kept, Remember | FileKeep):
+                await system.memory.ask(kept, Remembered)
+        elif record.kind == "file_forget":
+            forget_file = FileForget(
+                uuid.uuid4().hex, record.body["tenant"], record.body["file_id"], record.at
+            )
+            try:
+                await system.memory.ask(forget_file, Ack)
+            except errors.NotFound:
+                report.mismatches.append(f"file_forget {record.body['file_id']}: not found")
         elif record.kind == "forget":
             forget = MemoryForget(
                 uuid.uuid4().hex, record.body["tenant"], record.body["memory_id"], record.at

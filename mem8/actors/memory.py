@@ -27,6 +27,10 @@ from mem8.actors.messages import (
     Begun,
     Commit,
     Digest,
+    FileAsk,
+    FileForget,
+    FileKeep,
+    FilePage,
     GridExport,
     GridField,
     GridForget,
@@ -55,7 +59,8 @@ from mem8.encoders.base import Encoder
 from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
-from mem8.memory import Memory, Modality, Scope, memory_to_wire
+from mem8.memory import EVERY_PERSONA, Memory, Modality, Scope, memory_to_wire
+from mem8.storage.files import MemoryTrace, StoredFile
 from mem8.storage.sqlite import MemoryStore
 
 GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
@@ -103,6 +108,9 @@ class MemoryActor(Actor):
         MemorySearch: "on_search",
         MemoryForget: "on_forget",
         Remember: "on_remember",
+        FileKeep: "on_file_keep",
+        FileAsk: "on_file_ask",
+        FileForget: "on_file_forget",
         StateDigest: "on_state_digest",
         Snapshot: "on_snapshot",
         Restore: "on_restore",
@@ -252,28 +260,98 @@ class MemoryActor(Actor):
         """Percepts from senses, simulations and benchmarks: kept like a conversation's turns."""
         self.seq += 1
         scope = Scope(message.tenant, message.user, message.persona)
-        texts = [p["text"] for p in message.percepts]
-        vectors = await self._embed(texts)
+        kept = await self._perceive(message.request_id, scope, message.percepts, message.importance)
+        body = {"message": message.to_map(), "seq": self.seq}
+        await self._record("remember", body, kept[-1].created if kept else 0.0)
+        await reply.send(Remembered(message.request_id, [m.id for m in kept]))
+
+    async def _perceive(
+        self,
+        request_id: str,
+        scope: Scope,
+        percepts: list[dict[str, Any]],
+        importance: float,
+        file_id: str | None = None,
+    ) -> list[Memory]:
+        percepts = [p for p in percepts if p["text"].strip()]
+        if all("vector" in p for p in percepts):  # encoded by the sender, off this mailbox
+            vectors = np.array(
+                [np.frombuffer(p["vector"], "<f4") for p in percepts], np.float32
+            ).reshape(len(percepts), self.encoder.dimensions)
+        else:
+            vectors = await self._embed([p["text"] for p in percepts])
         memories = [
             self._memory(
-                f"mem-{message.request_id}-{i}",
+                f"mem-{request_id}-{i}",
                 percept["text"],
                 percept["source"],
                 percept["modality"],
                 scope,
                 percept["created"],
-                message.importance,
+                importance,
                 vector,
             )
-            for i, (percept, vector) in enumerate(zip(message.percepts, vectors, strict=True))
-            if percept["text"].strip()
+            for i, (percept, vector) in enumerate(zip(percepts, vectors, strict=True))
         ]
-        kept = await self._keep(memories, max((m.created for m in memories), default=0.0))
-        body = {"message": message.to_map(), "seq": self.seq}
-        await self._record("remember", body, kept[-1].created if kept else 0.0)
+        now = max((m.created for m in memories), default=0.0)
+        return await self._keep(memories, now, file_id)
+
+    async def on_file_keep(self, message: FileKeep, reply: Reply) -> None:
+        """An upload: the file is stored first (its memories refer to it), then what was read
+        from it is kept, then it is marked processed. Journaled without its bytes."""
+        self.seq += 1
+        stored = StoredFile.from_wire(message.file)
+        shelf = self.store.files
+        final = stored.status
+        if final == "processed":
+            stored = StoredFile.from_wire({**message.file, "status": "uploaded"})
+        await trio.to_thread.run_sync(shelf.add, stored, message.content)
+        scope = Scope(stored.tenant, stored.user, stored.persona)
+        kept = await self._perceive(
+            message.request_id, scope, message.percepts, message.importance, stored.id
+        )
+        if final != stored.status:
+            await trio.to_thread.run_sync(shelf.set_status, stored.id, final, None)
+        journaled = {**message.to_map(), "content": b""}
+        await self._record("file", {"message": journaled, "seq": self.seq}, stored.created_at)
         await reply.send(Remembered(message.request_id, [m.id for m in kept]))
 
-    async def _keep(self, memories: list[Memory], now: float) -> list[Memory]:
+    async def on_file_ask(self, message: FileAsk, reply: Reply) -> None:
+        shelf = self.store.files
+        if message.file_id is None:
+            found, more = shelf.list(
+                message.tenant,
+                purpose=message.purpose,
+                limit=message.limit,
+                after=message.after,
+                descending=message.descending,
+            )
+            page = FilePage(message.request_id, [f.to_wire() for f in found], more)
+        elif message.content:
+            content = await trio.to_thread.run_sync(shelf.content, message.file_id, message.tenant)
+            page = FilePage(message.request_id, [], False, content)
+        else:
+            stored = shelf.get(message.file_id, message.tenant)
+            page = FilePage(message.request_id, [stored.to_wire()], False)
+        await reply.send(page)
+
+    async def on_file_forget(self, message: FileForget, reply: Reply) -> None:
+        """Deletes the file (the store cascades to its memories), then takes each memory out of
+        the grid and out of this actor's counts."""
+        shelf = self.store.files
+        shelf.get(message.file_id, message.tenant)  # NotFound for another tenant's file
+        memories = shelf.memories(message.file_id)
+        await trio.to_thread.run_sync(shelf.delete, message.file_id, message.tenant)
+        for memory in memories:
+            await self._unlearn(memory)
+        await self._record(
+            "file_forget", {"tenant": message.tenant, "file_id": message.file_id}, message.at
+        )
+        await reply.send(Ack(message.request_id))
+
+    async def _keep(
+        self, memories: list[Memory], now: float, file_id: str | None = None
+    ) -> list[Memory]:
         """Durable, then imprinted; bound to what the same user perceived within +-2 s."""
         memories = [m for m in memories if strong_enough(m.amplitude, m.importance)]
         if not memories:
@@ -281,7 +359,8 @@ class MemoryActor(Actor):
         bound = self.binder.bind(memories)
         for memory in memories:
             self._follow(memory)
-        await trio.to_thread.run_sync(self.store.add, memories)  # durable before we answer
+        # durable before we answer
+        await trio.to_thread.run_sync(lambda: self.store.add(memories, file_id=file_id))
         scope = memories[0].scope
         self.population[(scope.tenant, scope.user, scope.persona)] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
@@ -394,11 +473,15 @@ class MemoryActor(Actor):
         )
 
     def _holds(self, tenant: str, user: str | None, persona: str | None) -> bool:
-        """Whether any memory matches these filters (None: any user / any persona)."""
-        if user is not None and persona is not None:
-            return self.population[(tenant, user, persona)] > 0  # a request's own scope
+        """Whether any memory matches these filters (None: any user / any persona; a persona
+        also sees its scope's memories shared with every persona)."""
+        if user is not None and persona is not None:  # a request's own scope
+            return (
+                self.population[(tenant, user, persona)] > 0
+                or self.population[(tenant, user, EVERY_PERSONA)] > 0
+            )
         return any(
-            count > 0 and t == tenant and user in (None, u) and persona in (None, p)
+            count > 0 and t == tenant and user in (None, u) and persona in (None, p, EVERY_PERSONA)
             for (t, u, p), count in self.population.items()
         )
 
@@ -430,21 +513,28 @@ class MemoryActor(Actor):
         forgotten = await trio.to_thread.run_sync(
             self.store.forget, message.memory_id, message.tenant
         )
-        if not forgotten:
+        if not forgotten or found is None:
             raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
-        forget = GridForget(_rid(), message.memory_id)
-        if found is not None:
-            key = (found.scope.tenant, found.scope.user, found.scope.persona)
-            self.population[key] -= 1
-            latest = self.latest.get(key)
-            if latest is not None and latest.id == found.id:
-                del self.latest[key]
-            forget = GridForget(_rid(), found.id, list(key), found.text, found.context)
-        await self.grid.ask(forget, Ack)
+        scope = found.scope
+        await self._unlearn(
+            MemoryTrace(
+                found.id, scope.tenant, scope.user, scope.persona, found.text, found.context
+            )
+        )
         await self._record(
             "forget", {"tenant": message.tenant, "memory_id": message.memory_id}, message.at
         )
         await reply.send(Ack(message.request_id))
+
+    async def _unlearn(self, memory: MemoryTrace) -> None:
+        """A memory deleted from the store leaves the grid and this actor's counts."""
+        key = (memory.tenant, memory.user, memory.persona)
+        self.population[key] -= 1
+        latest = self.latest.get(key)
+        if latest is not None and latest.id == memory.id:
+            del self.latest[key]
+        forget = GridForget(_rid(), memory.id, list(key), memory.text, memory.context)
+        await self.grid.ask(forget, Ack)
 
     async def _record(self, kind: str, body: dict[str, Any], at: float) -> None:
         if self.journal is not None:

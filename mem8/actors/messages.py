@@ -461,3 +461,98 @@ class Recollect(Message):
     request_id: str
     grid_size: int
     tiles: int
+
+
+# --- senses and files -------------------------------------------------------------------------
+
+
+@message("hear")
+class Hear(Message):
+    """Audio to transcribe (the hearing actor); answered by Heard, or Failed (400/413/503)."""
+
+    request_id: str
+    audio: bytes
+    max_seconds: float
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    words: bool = False
+
+
+@message("heard")
+class Heard(Message):
+    """A transcript: language, duration and segments (each with its words when asked)."""
+
+    request_id: str
+    transcript: dict[str, Any]
+
+
+@message("read")
+class Read(Message):
+    """A document or image to read (the reading actor), in a child process with limits;
+    answered by ReadOut."""
+
+    request_id: str
+    data: bytes
+    filename: str
+
+
+@message("read_out")
+class ReadOut(Message):
+    """What was read: chunks {text, where, modality}; or the error that stopped it (missing:
+    a package or program is not installed, not a fault of the file)."""
+
+    request_id: str
+    kind: str
+    pages: int
+    chunks: list[dict[str, Any]]
+    error: str | None = None
+    missing: bool = False
+
+
+@message("file_keep")
+class FileKeep(Message):
+    """An uploaded file (its stored record and bytes) and the percepts read from it, kept as
+    memories tied to it; answered by Remembered. Each percept may carry its encoder vector
+    (little-endian float32 bytes): a long document is encoded before it reaches the memory
+    actor, whose one mailbox every chat waits on."""
+
+    request_id: str
+    file: dict[str, Any]
+    content: bytes
+    percepts: list[dict[str, Any]]
+    importance: float
+
+
+@message("file_ask")
+class FileAsk(Message):
+    """One of a tenant's files (file_id), its bytes (with content), or a page of its files;
+    answered by FilePage."""
+
+    request_id: str
+    tenant: str
+    file_id: str | None = None
+    content: bool = False
+    purpose: str | None = None
+    limit: int = 10000
+    after: str | None = None
+    descending: bool = True
+
+
+@message("file_page")
+class FilePage(Message):
+    request_id: str
+    files: list[dict[str, Any]]
+    has_more: bool
+    content: bytes | None = None
+
+
+@message("file_forget")
+class FileForget(Message):
+    """Deletes a tenant's file and forgets every memory read from it; answered by Ack, or
+    NotFound."""
+
+    request_id: str
+    tenant: str
+    file_id: str
+    at: float

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from mem8.grid import kernels, lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
+from mem8.memory import EVERY_PERSONA
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
 # Cells (row, column) in, a multiplier of each memory's weight out: the field's excitation.
@@ -304,7 +305,8 @@ class RegionIndex:
         words: LexicalQuery | None = None,
     ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
-        any user / any persona): its best candidates by estimate, each with its exact score.
+        any user / any persona; a persona also gets those shared with every persona): its
+        best candidates by estimate, each with its exact score.
         `words` are the query's weighed terms (none: meaning only)."""
         words = words or LexicalQuery({}, 1.0)
         count = candidates_for(k)
@@ -314,7 +316,9 @@ class RegionIndex:
         for (b_tenant, b_user, b_persona), bucket in self._buckets.items():
             if b_tenant != tenant or (user is not None and b_user != user):
                 continue
-            if (persona is not None and b_persona != persona) or not bucket.ids:
+            if (
+                persona is not None and b_persona not in (persona, EVERY_PERSONA)
+            ) or not bucket.ids:
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))

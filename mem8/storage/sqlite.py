@@ -21,6 +21,7 @@ import numpy as np
 
 from mem8.errors import InvalidRequest, Mem8Error, NotFound
 from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality, Scope
+from mem8.storage.files import FileShelf
 
 BUSY_TIMEOUT_MS = 5000
 _BATCH = 1000  # rows per query when streaming every memory back at start
@@ -118,7 +119,17 @@ def _migrate_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE memories ADD COLUMN follows TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_1, _migrate_2)
+def _migrate_3(db: sqlite3.Connection) -> None:
+    """A file's memories belong to the uploader's end user and to one persona ('' for all)."""
+    db.execute("ALTER TABLE files ADD COLUMN user TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE files ADD COLUMN persona TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_1,
+    _migrate_2,
+    _migrate_3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -387,6 +398,11 @@ class MemoryStore:
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         return _transaction(self._db, self.path)
+
+    @property
+    def files(self) -> FileShelf:
+        """Uploaded files, in the same file and connection (the same one-caller-at-a-time rule)."""
+        return FileShelf(self._db, self._write)
 
     # --- writes: one transaction each, durable on return ---
 
