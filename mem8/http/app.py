@@ -7,9 +7,11 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from mem8 import errors
+from mem8.http.audio import Transcriptions
 from mem8.http.chat import ChatCompletions
 from mem8.http.embeddings import Embeddings
 from mem8.http.errors import from_http_exception, from_unexpected, render
+from mem8.http.files import Files
 from mem8.http.memories import Memories
 from mem8.http.models import Models
 from mem8.system import System
@@ -35,6 +37,16 @@ def _routes(app: QuartTrio, system: System) -> None:
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
     embeddings = Embeddings(system)
     app.add_url_rule("/v1/embeddings", "create_embedding", embeddings.create, methods=["POST"])
+    transcriptions = Transcriptions(system)
+    app.add_url_rule(
+        "/v1/audio/transcriptions", "transcribe", transcriptions.create, methods=["POST"]
+    )
+    files = Files(system)
+    app.add_url_rule("/v1/files", "upload_file", files.create, methods=["POST"])
+    app.add_url_rule("/v1/files", "list_files", files.list, methods=["GET"])
+    app.add_url_rule("/v1/files/<file_id>", "retrieve_file", files.retrieve, methods=["GET"])
+    app.add_url_rule("/v1/files/<file_id>", "delete_file", files.delete, methods=["DELETE"])
+    app.add_url_rule("/v1/files/<file_id>/content", "file_content", files.content, methods=["GET"])
     memories = Memories(system)
     app.add_url_rule("/v1/memories", "list_memories", memories.list, methods=["GET"])
     app.add_url_rule("/v1/memories/search", "search_memories", memories.search, methods=["POST"])

@@ -1,0 +1,64 @@
+"""Sensory actors, one per channel: raw input in, percepts (text with where it came from) out.
+Hearing decodes and transcribes audio on a worker thread; reading hands documents and images to
+a child process with a memory limit and a timeout. One mailbox each: one input at a time, so a
+burst of uploads queues instead of oversubscribing the two cores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import trio
+
+from mem8.actors.messages import Hear, Heard, Message, Read, ReadOut
+from mem8.actors.runtime import Actor, Reply
+from mem8.senses import audio, documents
+
+
+class HearingActor(Actor):
+    handles: ClassVar[dict[type[Message], str]] = {Hear: "on_hear"}
+
+    def __init__(self, transcriber: audio.Transcriber) -> None:
+        super().__init__()
+        self.transcriber = transcriber
+
+    async def on_hear(self, message: Hear, reply: Reply) -> None:
+        hearing = audio.Hearing(
+            message.language, message.prompt, message.temperature, message.words
+        )
+        transcript = await trio.to_thread.run_sync(self._listen, message, hearing)
+        await reply.send(Heard(message.request_id, transcript_to_wire(transcript)))
+
+    def _listen(self, message: Hear, hearing: audio.Hearing) -> audio.Transcript:
+        samples = audio.decode(message.audio, message.max_seconds)
+        return self.transcriber.transcribe(samples, hearing)
+
+
+class ReadingActor(Actor):
+    handles: ClassVar[dict[type[Message], str]] = {Read: "on_read"}
+
+    def __init__(self, limits: documents.Limits) -> None:
+        super().__init__()
+        self.limits = limits
+
+    async def on_read(self, message: Read, reply: Reply) -> None:
+        try:
+            read = await documents.extract(message.data, message.filename, self.limits)
+        except documents.ExtractionError as error:
+            failed = ReadOut(message.request_id, "", 0, [], str(error), error.missing)
+            await reply.send(failed)
+            return
+        chunks = [asdict(chunk) for chunk in read.chunks]
+        await reply.send(ReadOut(message.request_id, read.kind, read.pages, chunks))
+
+
+def transcript_to_wire(transcript: audio.Transcript) -> dict[str, Any]:
+    return asdict(transcript)
+
+
+def transcript_from_wire(wire: dict[str, Any]) -> audio.Transcript:
+    segments = [
+        audio.Segment(**{**s, "words": [audio.Word(**w) for w in s["words"]]})
+        for s in wire["segments"]
+    ]
+    return audio.Transcript(wire["language"], wire["duration"], segments)
