@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import trio
 
 from bench.http import running_server
 from mem8.senses import audio, documents
+from tests.senses.hostile import text_pdf
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 AUDIO = SHARED / "fixtures" / "audio" / "jfk.wav"
@@ -116,7 +116,7 @@ def _route(client: httpx.Client, base: str, data: bytes) -> str:
 
 
 def _reading(base: str, runs: int) -> list[dict[str, Any]]:
-    files = [(p.name, p.read_bytes()) for p in PDFS] + [("generated-100.pdf", text_pdf(100))]
+    files = [(p.name, p.read_bytes()) for p in PDFS] + [("generated-100.pdf", _generated(100))]
     rows = []
     with httpx.Client(timeout=300) as client:
         for name, data in files:
@@ -134,6 +134,12 @@ def _reading(base: str, runs: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _generated(pages: int) -> bytes:
+    """A PDF of `pages` pages of 40 lines of plain text each."""
+    line = "Page {page}, line {n}: the wave memory keeps what the persona found interesting."
+    return text_pdf([[line.format(page=p, n=n) for n in range(40)] for p in range(1, pages + 1)])
+
+
 def _upload(client: httpx.Client, base: str, name: str, data: bytes) -> None:
     response = client.post(
         base + "/files",
@@ -144,44 +150,6 @@ def _upload(client: httpx.Client, base: str, name: str, data: bytes) -> None:
         raise RuntimeError(f"uploading {name}: {response.status_code} {response.text}")
     if response.json()["status"] != "processed":
         raise RuntimeError(f"{name} was not processed: {response.text}")
-
-
-def text_pdf(pages: int) -> bytes:
-    """A PDF of `pages` pages of plain text (Helvetica, compressed content streams)."""
-    lines = [
-        f"Page {{page}}, line {n}: the wave memory keeps what the persona found interesting."
-        for n in range(40)
-    ]
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # the page tree is filled in below
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    kids = []
-    for page in range(1, pages + 1):
-        text = "".join(f"({line.format(page=page)}) Tj T* " for line in lines)
-        stream = zlib.compress(f"BT /F1 10 Tf 12 TL 50 800 Td {text}ET".encode())
-        objects.append(
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream)
-            + stream
-            + b"\nendstream"
-        )
-        content = len(objects)
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % content
-        )
-        kids.append(b"%d 0 R" % len(objects))
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), pages)
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
 
 
 # --- output ---------------------------------------------------------------------------------

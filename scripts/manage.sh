@@ -12,7 +12,7 @@ usage: ./scripts/manage.sh COMMAND [ARGS]
 
   openai-api [--host H] [--port P] [--backend B]   set up the environment if needed, then serve
   test [PYTEST ARGS]                               set up if needed, run the whole test suite
-  bench NAME [ARGS]                                run benchmark bench/NAME.py (http, llm)
+  bench NAME [ARGS]                                run benchmark bench/NAME.py (http, llm, locomo, senses, ...)
   cli ARGS                                         the mem8 command (e.g. cli replay JOURNAL)
   lint                                             ruff and mypy, as CI runs them
   setup | build                                    only create or update the environment

@@ -5,7 +5,10 @@ deleted; a hostile upload ends as a file in error and the server keeps serving."
 from __future__ import annotations
 
 import io
+import random
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +17,8 @@ import pytest
 from openai import OpenAI
 
 from mem8.backends.fake import ScriptedLLM
+from tests.senses import hostile
+from tests.senses.test_documents import drawn
 from tests.support.openapi import violations
 from tests.support.server import RunningServer
 
@@ -161,3 +166,72 @@ def test_an_empty_file_is_a_file_in_error(client: OpenAI) -> None:
 def test_an_unknown_file_is_404(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve("file-nope")
+
+
+def test_an_image_is_read_by_ocr_and_kept_as_a_visual_memory(
+    client: OpenAI, server: RunningServer
+) -> None:
+    uploaded = client.files.create(file=("note.png", drawn("Meeting at noon")), purpose="vision")
+    assert uploaded.status == "processed", uploaded.status_details
+    kept = memories(server, modality="image")
+    texts = [str(m["text"]) for m in kept]
+    assert texts[0].startswith("A PNG image, 900 x 220 pixels")
+    assert "Meeting at noon" in " ".join(texts[1:])
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+HOSTILE = {
+    "docx zip bomb": ("report.docx", lambda: hostile.office_bomb("docx", 1024)),
+    "xlsx zip bomb": ("sheet.xlsx", lambda: hostile.office_bomb("xlsx", 1024, declared=4096)),
+    "billion laughs": ("lol.xml", hostile.billion_laughs),
+    "external entity": ("secret.xml", hostile.external_entity),
+    "pdf stream bomb": ("bomb.pdf", hostile.pdf_bomb),
+    "30000x30000 png": ("huge.png", lambda: hostile.png_declaring(30000, 30000)),
+    "truncated pdf": (
+        "t.pdf",
+        lambda: _truncated((FIXTURES / "pdf" / "crazyones.pdf").read_bytes()),
+    ),
+    "truncated docx": (
+        "t.docx",
+        lambda: _truncated((FIXTURES / "docx" / "test.docx").read_bytes()),
+    ),
+    "truncated xlsx": (
+        "t.xlsx",
+        lambda: _truncated((FIXTURES / "xlsx" / "utf8.xlsx").read_bytes()),
+    ),
+    "truncated png": ("t.png", lambda: _truncated(drawn("cut"))),
+    "random bytes as pdf": ("r.pdf", lambda: random.Random(1).randbytes(4096)),
+    "random bytes as docx": ("r.docx", lambda: random.Random(2).randbytes(4096)),
+    "random bytes as png": ("r.png", lambda: random.Random(3).randbytes(4096)),
+    "random bytes as txt": ("r.txt", lambda: random.Random(4).randbytes(4096)),
+    "a zip as json": ("data.json", lambda: hostile.office_bomb("docx", 1)),
+    "deep json": ("deep.json", lambda: hostile.nested_json(200_000)),
+    "deep xml": ("deep.xml", lambda: hostile.nested_xml(200_000)),
+    "deep html": ("deep.html", lambda: hostile.nested_html(200_000)),
+}
+
+
+@pytest.mark.parametrize(("filename", "build"), HOSTILE.values(), ids=HOSTILE)
+def test_hostile_uploads_end_in_error_quickly_and_the_server_keeps_serving(
+    server: RunningServer, filename: str, build: Callable[[], bytes]
+) -> None:
+    started = time.monotonic()
+    response = httpx.post(
+        server.base_url + "/files",
+        files={"file": (filename, build())},
+        data={"purpose": "assistants"},
+        headers=AUTH,
+        timeout=120,
+    )
+    assert time.monotonic() - started < 60
+    if response.status_code == 200:
+        uploaded = response.json()
+        assert uploaded["status"] == "error" and uploaded["status_details"], uploaded
+        assert "Traceback" not in uploaded["status_details"]
+    else:
+        assert response.status_code in (400, 413), response.text
+    assert "root:" not in " ".join(str(m["text"]) for m in memories(server))
+    assert httpx.get(server.root + "/health").text == "OK"
