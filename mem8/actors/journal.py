@@ -63,7 +63,8 @@ class SegmentWriter:
         self.bytes = 0
 
     def append(self, record: Record) -> None:
-        packed = msgpack.packb([record.kind, record.at, record.body], use_bin_type=True)
+        # at as a float always: the reader repacks what it reads, so an int would not chain.
+        packed = msgpack.packb([record.kind, float(record.at), record.body], use_bin_type=True)
         self._previous = _chain(self._previous, packed)
         # [kind, at, body, chain]: the same items behind a 4-array header, packed only once.
         frame = b"\x94" + packed[1:] + msgpack.packb(self._previous, use_bin_type=True)

@@ -313,7 +313,9 @@ class MemoryActor(Actor):
         if final != stored.status:
             await trio.to_thread.run_sync(shelf.set_status, stored.id, final, None)
         journaled = {**message.to_map(), "content": b""}
-        await self._record("file", {"message": journaled, "seq": self.seq}, stored.created_at)
+        await self._record(
+            "file", {"message": journaled, "seq": self.seq}, float(stored.created_at)
+        )
         await reply.send(Remembered(message.request_id, [m.id for m in kept]))
 
     async def on_file_ask(self, message: FileAsk, reply: Reply) -> None:

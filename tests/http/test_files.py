@@ -14,13 +14,16 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import trio
 from openai import OpenAI
 
 from mem8.backends.fake import ScriptedLLM
+from mem8.config import Settings
+from mem8.replay import replay
 from tests.senses import hostile
 from tests.senses.test_documents import drawn
 from tests.support.openapi import violations
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, running_server
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 PERSONA = "mem8-technical-v1"
@@ -235,3 +238,31 @@ def test_hostile_uploads_end_in_error_quickly_and_the_server_keeps_serving(
         assert response.status_code in (400, 413), response.text
     assert "root:" not in " ".join(str(m["text"]) for m in memories(server))
     assert httpx.get(server.root + "/health").text == "OK"
+
+
+def test_uploads_transcripts_and_deletions_replay_identically(settings: Settings) -> None:
+    llm = ScriptedLLM()
+    with (
+        running_server(settings, dict.fromkeys(settings.personas, llm)) as server,
+        OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0) as client,
+    ):
+        kept = client.files.create(
+            file=("plan.md", b"# Plan\n\nThe launch moves to Friday."), purpose="assistants"
+        )
+        gone = client.files.create(
+            file=("old.txt", b"The launch was on Monday."),
+            purpose="assistants",
+            extra_body={"model": PERSONA},
+        )
+        with (FIXTURES / "audio" / "english.wav").open("rb") as speech:
+            client.audio.transcriptions.create(model=PERSONA, file=speech)
+        client.files.delete(gone.id)
+        llm.enqueue(["Friday."])
+        client.chat.completions.create(
+            model=PERSONA, messages=[{"role": "user", "content": "When is the launch?"}]
+        )
+        assert "Friday" in llm.history[-1].messages[0].content
+        assert client.files.retrieve(kept.id).status == "processed"
+    report = trio.run(replay, Path(settings.storage + ".journal"))
+    assert report.problems == [] and report.mismatches == []
+    assert report.state_matched is True
