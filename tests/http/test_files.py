@@ -128,6 +128,9 @@ def test_listing_pages_by_creation_with_purpose_filter(client: OpenAI) -> None:
     rest = client.files.list(purpose="batch", limit=2, order="asc", after=made[1])
     assert [f.id for f in rest.data] == made[2:]
     assert [f.id for f in client.files.list(purpose="batch")] == made[::-1]
+    assert not violations("ListFilesResponse", page.model_dump(exclude_unset=True))
+    deleted = client.files.delete(made[0])
+    assert not violations("DeleteFileResponse", deleted.model_dump(exclude_unset=True))
 
 
 def test_a_zip_bomb_posing_as_docx_is_a_file_in_error_and_the_server_keeps_serving(

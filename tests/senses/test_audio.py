@@ -91,6 +91,13 @@ def test_compressed_formats_decode_to_the_same_words(
         assert normalise(heard.text) == ["one", "two", "three"], container
 
 
+def test_joined_mp3_files_decode_whole_past_the_damaged_joins() -> None:
+    samples = audio.decode((FIXTURES / "english.wav").read_bytes(), 60)
+    mp3 = _encode(samples, "mp3", "libmp3lame")
+    joined = audio.decode(mp3 * 3, 60)
+    assert len(joined) >= 3 * len(samples)
+
+
 def test_other_languages_are_refused_by_the_english_model(
     transcriber: audio.WhisperTranscriber,
 ) -> None:
