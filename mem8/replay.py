@@ -205,21 +205,22 @@ async def _drive(
             if isinstance(kept, Remember | FileKeep):
                 await system.memory.ask(kept, Remembered)
         elif record.kind == "file_forget":
-            forget_file = FileForget(
-                uuid.uuid4().hex, record.body["tenant"], record.body["file_id"], record.at
-            )
-            try:
-                await system.memory.ask(forget_file, Ack)
-            except errors.NotFound:
-                report.mismatches.append(f"file_forget {record.body['file_id']}: not found")
+            body = record.body
+            forget_file = FileForget(uuid.uuid4().hex, body["tenant"], body["file_id"], record.at)
+            await _forget(system, forget_file, f"file_forget {body['file_id']}", report)
         elif record.kind == "forget":
-            forget = MemoryForget(
-                uuid.uuid4().hex, record.body["tenant"], record.body["memory_id"], record.at
-            )
-            try:
-                await system.memory.ask(forget, Ack)
-            except errors.NotFound:
-                report.mismatches.append(f"forget {record.body['memory_id']}: not found")
+            body = record.body
+            forget = MemoryForget(uuid.uuid4().hex, body["tenant"], body["memory_id"], record.at)
+            await _forget(system, forget, f"forget {body['memory_id']}", report)
+
+
+async def _forget(
+    system: System, forget: MemoryForget | FileForget, what: str, report: ReplayReport
+) -> None:
+    try:
+        await system.memory.ask(forget, Ack)
+    except errors.NotFound:
+        report.mismatches.append(f"{what}: not found")
 
 
 def _chat(record: Record, report: ReplayReport) -> Chat | None:

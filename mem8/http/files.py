@@ -24,6 +24,7 @@ from mem8.actors.messages import (
 from mem8.errors import InvalidRequest, SenseUnavailable
 from mem8.http.context import caller
 from mem8.http.forms import Form, read_form
+from mem8.http.pages import list_page
 from mem8.memory import EVERY_PERSONA
 from mem8.storage.files import StoredFile
 from mem8.system import System
@@ -133,15 +134,7 @@ class Files:
         )
         page = await self.system.memory.ask(ask, FilePage)
         data = [file_object(StoredFile.from_wire(f)) for f in page.files]
-        return jsonify(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-                "has_more": page.has_more,
-            }
-        )
+        return list_page(data, page.has_more)
 
     async def retrieve(self, file_id: str) -> Response:
         tenant, _ = caller("")

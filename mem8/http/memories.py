@@ -14,6 +14,7 @@ from mem8.errors import InvalidRequest
 from mem8.grid.placement import BANDS
 from mem8.http.chat_request import parse_json
 from mem8.http.context import caller
+from mem8.http.pages import list_page
 from mem8.memory import MODALITIES
 from mem8.system import System
 
@@ -46,16 +47,7 @@ def memory_object(wire: dict[str, Any]) -> dict[str, Any]:
 
 
 def _list(page: MemoryPage) -> Response:
-    data = [memory_object(m) for m in page.memories]
-    return jsonify(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": page.has_more,
-        }
-    )
+    return list_page([memory_object(m) for m in page.memories], page.has_more)
 
 
 class Memories:
