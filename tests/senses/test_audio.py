@@ -85,7 +85,14 @@ def test_compressed_formats_decode_to_the_same_words(
     transcriber: audio.WhisperTranscriber,
 ) -> None:
     samples = audio.decode((FIXTURES / "english.wav").read_bytes(), 60)
-    for container, codec in (("ogg", "libopus"), ("flac", "flac"), ("mp3", "libmp3lame")):
+    formats = (
+        ("ogg", "libopus"),
+        ("flac", "flac"),
+        ("mp3", "libmp3lame"),
+        ("ipod", "aac"),  # .m4a
+        ("webm", "libopus"),
+    )
+    for container, codec in formats:
         data = _encode(samples, container, codec)
         heard = transcriber.transcribe(audio.decode(data, 60), audio.Hearing())
         assert normalise(heard.text) == ["one", "two", "three"], container
@@ -148,7 +155,7 @@ def wav(samples: np.ndarray, rate: int = 16_000) -> bytes:
 
 def _encode(samples: np.ndarray, container: str, codec: str) -> bytes:
     out = io.BytesIO()
-    rate = 48_000 if codec == "libopus" else 16_000
+    rate = 48_000 if codec == "libopus" else 16_000  # what each encoder takes
     pcm = np.interp(np.arange(0, len(samples), 16_000 / rate), np.arange(len(samples)), samples)
     with av.open(out, mode="w", format=container) as muxer:
         stream = muxer.add_stream(codec, rate=rate)
