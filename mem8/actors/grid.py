@@ -28,6 +28,8 @@ from mem8.actors.messages import (
     GridRecall,
     GridRecalled,
     GridReinforce,
+    GridScore,
+    GridScored,
     GridStep,
     Message,
     StateDigest,
@@ -169,6 +171,7 @@ class GridRegionActor(Actor):
     handles: ClassVar[dict[type[Message], str]] = {
         GridImprint: "on_imprint",
         GridRecall: "on_recall",
+        GridScore: "on_score",
         GridForget: "on_forget",
         GridReinforce: "on_reinforce",
         GridEdges: "on_edges",
@@ -243,6 +246,12 @@ class GridRegionActor(Actor):
                 hits.scores.astype("<f4").tobytes(),
             )
         )
+
+    async def on_score(self, message: GridScore, reply: Reply) -> None:
+        query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
+        words = LexicalQuery.from_wire(message.lexical)
+        held, scores = self.index.score(query, message.now, message.ids, self._activation, words)
+        await reply.send(GridScored(message.request_id, held, scores.astype("<f4").tobytes()))
 
     def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
@@ -384,19 +393,31 @@ class GridActor(Actor):
             self.follows[wire["id"]] = wire["follows"]
             self.followed[wire["follows"]] = wire["id"]
 
-    def _spread(self, pool: Candidates) -> Candidates:
-        """Each candidate gains a share of its best neighbour's score in the chain of turns."""
-        score = dict(zip(pool.ids, pool.scores.tolist(), strict=True))
+    def _spread(self, pool: Candidates, known: dict[str, float]) -> Candidates:
+        """Each candidate gains a share of its best neighbour's score in the chain of turns
+        (`known`: the exact scores of the pool's neighbours)."""
         follows, followed = self.follows.get, self.followed.get
-        spread = []
-        for memory_id, own in score.items():
-            before = after = memory_id
-            total = own
-            for share in SPREAD:
-                before, after = follows(before, ""), followed(after, "")
-                total += share * max(score.get(before, 0.0), score.get(after, 0.0), 0.0)
-            spread.append(total)
-        return Candidates(pool.ids, pool.estimates, np.array(spread, np.float32))
+        spread = pool.scores.astype(np.float64)
+        before, after = list(pool.ids), list(pool.ids)
+        for share in SPREAD:
+            before = [follows(i, "") for i in before]
+            after = [followed(i, "") for i in after]
+            best = np.maximum(
+                np.fromiter((known.get(i, 0.0) for i in before), np.float64, len(before)),
+                np.fromiter((known.get(i, 0.0) for i in after), np.float64, len(after)),
+            )
+            spread += share * np.maximum(best, 0.0)
+        return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
+
+    def _neighbours(self, ids: list[str]) -> set[str]:
+        """The turns up to len(SPREAD) before and after each of `ids` in their chains."""
+        found: set[str] = set()
+        before, after = ids, ids
+        for _ in SPREAD:
+            before = [b for i in before if (b := self.follows.get(i))]
+            after = [a for i in after if (a := self.followed.get(i))]
+            found.update(before, after)
+        return found
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
@@ -409,7 +430,7 @@ class GridActor(Actor):
                 and message.user in (None, user)
                 and message.persona in (None, persona)
             ),
-        )
+        ).to_wire()
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         axes = self._axes.get(len(query))
         if axes is None:
@@ -425,7 +446,7 @@ class GridActor(Actor):
                 message.k,
                 message.now,
                 bits,
-                lexical=words.to_wire(),
+                lexical=words,
             )
             for i in range(len(self.regions))
         }
@@ -440,9 +461,31 @@ class GridActor(Actor):
                 for _, a in sorted(answers.items())
             ]
         )
-        chosen = self._spread(found.shortlist(candidates_for(message.k))).ranked(message.k)
+        pool = found.shortlist(candidates_for(message.k))
+        known = dict(zip(found.ids, found.scores.tolist(), strict=True))
+        known.update(await self._scores(self._neighbours(pool.ids) - known.keys(), message, words))
+        chosen = self._spread(pool, known).ranked(message.k)
         best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
+
+    async def _scores(
+        self, ids: set[str], message: GridRecall, words: dict[str, Any]
+    ) -> dict[str, float]:
+        """The exact scores of `ids`, asked of the regions holding them (the same in any
+        tiling: a memory's score depends on it and the query alone)."""
+        routes: dict[int, list[str]] = {}
+        for memory_id in sorted(ids):
+            if memory_id in self.owner:
+                routes.setdefault(self.owner[memory_id], []).append(memory_id)
+        asks = {
+            i: GridScore(_rid(), message.query, held, message.now, words)
+            for i, held in routes.items()
+        }
+        scored: dict[str, float] = {}
+        for answer in (await self._each(asks, GridScored)).values():
+            scores = np.frombuffer(answer.scores, "<f4").tolist()
+            scored.update(zip(answer.ids, scores, strict=True))
+        return scored
 
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)

@@ -210,10 +210,34 @@ class _Bucket:
         activation: Activation | None,
     ) -> Candidates:
         at = np.asarray(positions, np.intp)
+        scores = self.exact(query, at, self._lexical[at], now, activation)
+        return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
+
+    def score(
+        self,
+        query: npt.NDArray[np.float32],
+        at: npt.NDArray[np.intp],
+        words: LexicalQuery,
+        now: float,
+        activation: Activation | None,
+    ) -> npt.NDArray[np.float32]:
+        """The exact scores of the memories at `at`, as a recall's rescoring gives them."""
+        found = lexical.scores(words, self.postings, self.lengths, len(self.ids))
+        return self.exact(query, at, found[at], now, activation)
+
+    def exact(
+        self,
+        query: npt.NDArray[np.float32],
+        at: npt.NDArray[np.intp],
+        matched: npt.NDArray[np.float32],
+        now: float,
+        activation: Activation | None,
+    ) -> npt.NDArray[np.float32]:
+        """Resonance (cosine and the word scores `matched`) x weight x activation gain."""
         gains = (
             activation(self.cells[at]) if activation is not None else np.ones(len(at), np.float32)
         )
-        scores = sketch.rescore(
+        return sketch.rescore(
             query,
             self.vectors,
             at,
@@ -222,11 +246,10 @@ class _Bucket:
             self.amplitude,
             self.recalls,
             gains,
-            self._lexical[at],
+            matched,
             DENSE_SHARE,
             now,
         )
-        return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
 
 
 class RegionIndex:
@@ -319,3 +342,27 @@ class RegionIndex:
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
         return Candidates.merge(found).shortlist(count)
+
+    def score(
+        self,
+        query: npt.NDArray[np.float32],
+        now: float,
+        ids: list[str],
+        activation: Activation | None = None,
+        words: LexicalQuery | None = None,
+    ) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The exact scores `search` would give those of `ids` this region holds: the held
+        ids and their scores."""
+        words = words or LexicalQuery({}, 1.0)
+        wanted: dict[ScopeKey, list[tuple[int, str]]] = {}
+        for memory_id in ids:
+            place = self._where.get(memory_id)
+            if place is not None:
+                wanted.setdefault(place[0], []).append((place[1], memory_id))
+        held: list[str] = []
+        scores: list[npt.NDArray[np.float32]] = []
+        for scope, found in wanted.items():
+            at = np.array([position for position, _ in found], np.intp)
+            scores.append(self._buckets[scope].score(query, at, words, now, activation))
+            held += [memory_id for _, memory_id in found]
+        return held, np.concatenate(scores) if scores else np.zeros(0, np.float32)

@@ -1,0 +1,31 @@
+"""The region index: scoring given memories agrees exactly with a recall's rescoring."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mem8.grid import lexical
+from mem8.grid.index import RegionIndex
+from mem8.grid.lexical import Frequencies
+
+DIMENSIONS = 64
+TEXTS = ["Anna married in Lisbon", "the cat Miso", "Lisbon hills", "a lighthouse keeper"] * 20
+
+
+def test_scoring_given_ids_equals_the_recall_scores() -> None:
+    rows = np.random.default_rng(5).standard_normal((len(TEXTS), DIMENSIONS)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index = RegionIndex(DIMENSIONS)
+    corpus = Frequencies()
+    for i, (text, row) in enumerate(zip(TEXTS, rows, strict=True)):
+        found = lexical.memory_terms(text, "")
+        corpus.add(found)
+        scope = ("t", "alice" if i % 2 else "bob", "p")
+        index.add(scope, f"m{i:03d}", row, 100.0 * i, 86_400.0, 1.0, i % 3, (i, i), found)
+    words = lexical.weigh("Lisbon wedding", [corpus])
+    hits = index.search(rows[2], 10_000.0, 8, "t", None, None, words=words)
+    asked = [*reversed(hits.ids), "m999"]  # an id the region does not hold is left out
+    held, scores = index.score(rows[2], 10_000.0, asked, words=words)
+    assert sorted(held) == sorted(hits.ids)
+    exact = dict(zip(hits.ids, hits.scores.tolist(), strict=True))
+    assert scores.tolist() == [exact[i] for i in held]
