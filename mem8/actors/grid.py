@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -393,31 +394,16 @@ class GridActor(Actor):
             self.follows[wire["id"]] = wire["follows"]
             self.followed[wire["follows"]] = wire["id"]
 
-    def _spread(self, pool: Candidates, known: dict[str, float]) -> Candidates:
-        """Each candidate gains a share of its best neighbour's score in the chain of turns
-        (`known`: the exact scores of the pool's neighbours)."""
+    def _chain_around(self, ids: list[str]) -> list[tuple[list[str], list[str]]]:
+        """For each step of SPREAD, the turns that many before and after each of `ids` in its
+        chain ("" where the chain ends)."""
         follows, followed = self.follows.get, self.followed.get
-        spread = pool.scores.astype(np.float64)
-        before, after = list(pool.ids), list(pool.ids)
-        for share in SPREAD:
-            before = [follows(i, "") for i in before]
-            after = [followed(i, "") for i in after]
-            best = np.maximum(
-                np.fromiter((known.get(i, 0.0) for i in before), np.float64, len(before)),
-                np.fromiter((known.get(i, 0.0) for i in after), np.float64, len(after)),
-            )
-            spread += share * np.maximum(best, 0.0)
-        return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
-
-    def _neighbours(self, ids: list[str]) -> set[str]:
-        """The turns up to len(SPREAD) before and after each of `ids` in their chains."""
-        found: set[str] = set()
-        before, after = ids, ids
+        before, after, steps = ids, ids, []
         for _ in SPREAD:
-            before = [b for i in before if (b := self.follows.get(i))]
-            after = [a for i in after if (a := self.followed.get(i))]
-            found.update(before, after)
-        return found
+            before = list(map(follows, before, repeat("")))
+            after = list(map(followed, after, repeat("")))
+            steps.append((before, after))
+        return steps
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
@@ -462,9 +448,11 @@ class GridActor(Actor):
             ]
         )
         pool = found.shortlist(candidates_for(message.k))
+        around = self._chain_around(pool.ids)
         known = dict(zip(found.ids, found.scores.tolist(), strict=True))
-        known.update(await self._scores(self._neighbours(pool.ids) - known.keys(), message, words))
-        chosen = self._spread(pool, known).ranked(message.k)
+        missing = set().union(*(side for step in around for side in step)) - known.keys()
+        known.update(await self._scores(missing - {""}, message, words))
+        chosen = _spread(pool, around, known).ranked(message.k)
         best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
@@ -615,6 +603,22 @@ class GridActor(Actor):
         finally:
             for stream in streams.values():
                 stream.close()
+
+
+def _spread(
+    pool: Candidates, around: list[tuple[list[str], list[str]]], known: dict[str, float]
+) -> Candidates:
+    """Each candidate gains a share of its best neighbour's score in the chain of turns
+    (`known`: the exact scores of the pool's neighbours)."""
+    spread = pool.scores.astype(np.float64)
+    count = len(pool.ids)
+    for share, (before, after) in zip(SPREAD, around, strict=True):
+        best = np.maximum(
+            np.fromiter(map(known.get, before, repeat(0.0)), np.float64, count),
+            np.fromiter(map(known.get, after, repeat(0.0)), np.float64, count),
+        )
+        spread += share * np.maximum(best, 0.0)
+    return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
 
 
 async def _answer(stream: ReplyStream, reply_type: type[Any], region: str) -> Any:

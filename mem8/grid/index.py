@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from mem8.grid import kernels, lexical, sketch
+from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
 
@@ -53,17 +53,27 @@ class Candidates:
         )
 
     def _take(self, order: npt.NDArray[np.intp]) -> Candidates:
-        return Candidates([self.ids[i] for i in order], self.estimates[order], self.scores[order])
+        ids = self.ids
+        return Candidates(
+            [ids[i] for i in order.tolist()], self.estimates[order], self.scores[order]
+        )
 
     def shortlist(self, count: int) -> Candidates:
         """The best `count` by estimate; equal estimates in memory-id order."""
-        order = np.lexsort((np.array(self.ids, dtype=str), -self.estimates))[:count]
-        return self._take(order)
+        return self._take(self._best(self.estimates, count))
 
     def ranked(self, k: int) -> Candidates:
         """The best k by exact score; equal scores in memory-id order."""
-        order = np.lexsort((np.array(self.ids, dtype=str), -self.scores))[:k]
-        return self._take(order)
+        return self._take(self._best(self.scores, k))
+
+    def _best(self, keys: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.intp]:
+        """Positions of the `count` highest keys, ties by memory id: sorting the ids as
+        strings costs more than the rest, so only when two of those keys are equal."""
+        order = np.argsort(-keys, kind="stable")
+        head = keys[order[: count + 1]]
+        if np.any(head[1:] == head[:-1]):
+            order = np.lexsort((np.array(self.ids, dtype=str), -keys))
+        return order[:count]
 
 
 @dataclass
@@ -195,12 +205,12 @@ class _Bucket:
         estimates = sketch.estimate(query_bits, self.sketches[:n], weights)
         estimates = DENSE_SHARE * estimates + (1.0 - DENSE_SHARE) * self._lexical * weights
         if n > count:
-            best = kernels.top_k(estimates, count)
-            chosen = np.flatnonzero(estimates >= estimates[best[-1]])  # ties at the cut too
+            cut = np.partition(estimates, n - count)[n - count]  # the count-th best
+            chosen = np.flatnonzero(estimates >= cut)  # ties at the cut too
         else:
             chosen = np.arange(n)
         self._estimates = estimates
-        return [int(i) for i in chosen]
+        return chosen.tolist()
 
     def rescore(
         self,
@@ -341,7 +351,8 @@ class RegionIndex:
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
-        return Candidates.merge(found).shortlist(count)
+        every = Candidates.merge(found)
+        return every if len(every.ids) <= count else every.shortlist(count)
 
     def score(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mem8.grid import lexical
-from mem8.grid.index import RegionIndex
+from mem8.grid.index import Candidates, RegionIndex
 from mem8.grid.lexical import Frequencies
 
 DIMENSIONS = 64
@@ -29,3 +29,18 @@ def test_scoring_given_ids_equals_the_recall_scores() -> None:
     assert sorted(held) == sorted(hits.ids)
     exact = dict(zip(hits.ids, hits.scores.tolist(), strict=True))
     assert scores.tolist() == [exact[i] for i in held]
+
+
+def test_equal_keys_rank_by_memory_id_whatever_the_order() -> None:
+    ids = ["m5", "m1", "m4", "m2", "m3", "m0"]
+    estimates = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.5], np.float32)
+    scores = np.array([0.2, 0.2, 0.7, 0.3, 0.2, 0.1], np.float32)
+    found = Candidates(ids, estimates, scores)
+    assert found.shortlist(3).ids == ["m1", "m0", "m2"]  # the tie crosses the cut
+    assert found.ranked(4).ids == ["m4", "m2", "m1", "m3"]
+    assert Candidates(ids[::-1], estimates[::-1], scores[::-1]).ranked(4).ids == [
+        "m4",
+        "m2",
+        "m1",
+        "m3",
+    ]
