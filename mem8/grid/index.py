@@ -26,6 +26,9 @@ MIN_CANDIDATES = 32
 WEIGHT_REFRESH = 600.0
 # Resonance is this share meaning (the encoder's cosine) and the rest exact words (lexical.py).
 DENSE_SHARE = 0.5
+# A region rescores and sends this many times the grid's shortlist: the shortlist's chain
+# neighbours, whose exact scores the grid's spread needs, are then mostly among them.
+SENT_PER_CANDIDATE = 2
 
 
 def candidates_for(k: int) -> int:
@@ -337,10 +340,11 @@ class RegionIndex:
         words: LexicalQuery | None = None,
     ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
-        any user / any persona): its best candidates by estimate, each with its exact score.
+        any user / any persona): its best SENT_PER_CANDIDATE x candidates_for(k) by estimate,
+        each with its exact score.
         `words` are the query's weighed terms (none: meaning only)."""
         words = words or LexicalQuery({}, 1.0)
-        count = candidates_for(k)
+        count = SENT_PER_CANDIDATE * candidates_for(k)
         if query_bits is None:
             query_bits = sketch.sketch(query, self._axes)[0]
         found: list[Candidates] = []

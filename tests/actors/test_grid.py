@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -165,9 +166,10 @@ def test_recall_respects_scope() -> None:
 
 
 def chained() -> list[Memory]:
-    """The memories as one user's conversation: each turn follows the one before."""
+    """The memories four times over as one user's conversation: each turn follows the one
+    before (192 memories: 72 about Anna, more than a region sends for a top-8 recall)."""
     found: list[Memory] = []
-    for memory in memories():
+    for memory in [replace(m, id=f"{m.id}{copy}") for copy in "abcd" for m in memories()]:
         memory.scope = Scope("tenant", "alice", "mem8-counselor-v1")
         if found:
             memory.context, memory.follows = found[-1].text, found[-1].id
@@ -199,9 +201,9 @@ async def recall_and_score(per_side: int) -> tuple[list[list[Any]], dict[str, fl
 
 def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
     """A hit gains SPREAD of its best neighbours' exact scores one and two turns away, also
-    of neighbours that were not among the 32 candidates (of 48 memories)."""
+    of neighbours that were not among the 32 candidates or the 64 the region sent."""
     hits, exact = trio.run(recall_and_score, 1)
-    assert len(exact) == len(TEXTS)
+    assert len(exact) == 4 * len(TEXTS)
     order = [m.id for m in chained()]
     for memory_id, score in hits:
         at = order.index(memory_id)
