@@ -257,7 +257,10 @@ class GridRegionActor(Actor):
     def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
         interpolation, which could reach into a neighbouring tile and make tiling matter."""
-        level = kernels.sample(self.field, cells[:, 1], cells[:, 0], self.tile.row0, self.tile.col0)
+        rows = cells[:, 0].astype(np.intp) - self.tile.row0
+        cols = cells[:, 1].astype(np.intp) - self.tile.col0
+        at = self.field[rows, cols]
+        level = np.hypot(at.real.astype(np.float64), at.imag.astype(np.float64)).astype(np.float32)
         gain: npt.NDArray[np.float32] = (1.0 + ACTIVATION_GAIN * level / (1.0 + level)).astype(
             np.float32
         )
@@ -450,9 +453,13 @@ class GridActor(Actor):
         pool = found.shortlist(candidates_for(message.k))
         around = self._chain_around(pool.ids)
         known = dict(zip(found.ids, found.scores.tolist(), strict=True))
-        missing = set().union(*(side for step in around for side in step)) - known.keys()
-        known.update(await self._scores(missing - {""}, message, words))
-        chosen = _spread(pool, around, known).ranked(message.k)
+        known[""] = 0.0  # where a chain ends
+        spread = _spread(pool, around, known)
+        if np.isnan(spread.scores).any():  # neighbours the regions did not send
+            missing = {i for step in around for side in step for i in side if i not in known}
+            known.update(await self._scores(missing, message, words))
+            spread = _spread(pool, around, known)
+        chosen = spread.ranked(message.k)
         best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
@@ -609,13 +616,13 @@ def _spread(
     pool: Candidates, around: list[tuple[list[str], list[str]]], known: dict[str, float]
 ) -> Candidates:
     """Each candidate gains a share of its best neighbour's score in the chain of turns
-    (`known`: the exact scores of the pool's neighbours)."""
+    (`known`: the exact scores of the pool's neighbours; NaN for one that is missing)."""
     spread = pool.scores.astype(np.float64)
     count = len(pool.ids)
     for share, (before, after) in zip(SPREAD, around, strict=True):
         best = np.maximum(
-            np.fromiter(map(known.get, before, repeat(0.0)), np.float64, count),
-            np.fromiter(map(known.get, after, repeat(0.0)), np.float64, count),
+            np.fromiter(map(known.get, before, repeat(math.nan)), np.float64, count),
+            np.fromiter(map(known.get, after, repeat(math.nan)), np.float64, count),
         )
         spread += share * np.maximum(best, 0.0)
     return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))

@@ -47,8 +47,12 @@ class Candidates:
 
     @staticmethod
     def merge(parts: list[Candidates]) -> Candidates:
-        if not parts:
-            return Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+        if len(parts) < 2:
+            return (
+                parts[0]
+                if parts
+                else Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+            )
         return Candidates(
             [i for p in parts for i in p.ids],
             np.concatenate([p.estimates for p in parts]),
@@ -70,13 +74,17 @@ class Candidates:
         return self._take(self._best(self.scores, k))
 
     def _best(self, keys: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.intp]:
-        """Positions of the `count` highest keys, ties by memory id: sorting the ids as
-        strings costs more than the rest, so only when two of those keys are equal."""
+        """Positions of the `count` highest keys, ties by memory id: sorting ids as strings
+        costs more than the rest, so only where two of those keys are equal, and only the
+        best `count` and those tied with the last of them."""
         order = np.argsort(-keys, kind="stable")
         head = keys[order[: count + 1]]
-        if np.any(head[1:] == head[:-1]):
-            order = np.lexsort((np.array(self.ids, dtype=str), -keys))
-        return order[:count]
+        if not np.any(head[1:] == head[:-1]) or count == 0:
+            return order[:count]
+        cut = keys[order[min(count, len(keys)) - 1]]
+        near = np.flatnonzero(keys >= cut) if cut == cut else np.arange(len(keys))  # NaN
+        ids = np.array([self.ids[i] for i in near.tolist()], dtype=str)
+        return near[np.lexsort((ids, -keys[near]))][:count]
 
 
 @dataclass
@@ -200,7 +208,7 @@ class _Bucket:
 
     def shortlist(
         self, query_bits: sketch.Sketches, words: LexicalQuery, now: float, count: int
-    ) -> list[int]:
+    ) -> npt.NDArray[np.intp]:
         """Positions of the best `count` by estimate (all tied with the last one included)."""
         n = len(self.ids)
         weights = self._weigh(now)
@@ -213,18 +221,19 @@ class _Bucket:
         else:
             chosen = np.arange(n)
         self._estimates = estimates
-        return chosen.tolist()
+        return chosen
 
     def rescore(
         self,
         query: npt.NDArray[np.float32],
-        positions: list[int],
+        at: npt.NDArray[np.intp],
         now: float,
         activation: Activation | None,
     ) -> Candidates:
-        at = np.asarray(positions, np.intp)
         scores = self.exact(query, at, self._lexical[at], now, activation)
-        return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
+        ids = self.ids
+        chosen = list(ids) if len(at) == len(ids) else [ids[p] for p in at.tolist()]
+        return Candidates(chosen, self._estimates[at], scores)
 
     def score(
         self,
