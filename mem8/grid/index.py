@@ -79,7 +79,7 @@ class Candidates:
         best `count` and those tied with the last of them."""
         order = np.argsort(-keys, kind="stable")
         head = keys[order[: count + 1]]
-        if not np.any(head[1:] == head[:-1]) or count == 0:
+        if count == 0 or not (np.any(head[1:] == head[:-1]) or np.isnan(head).any()):
             return order[:count]
         cut = keys[order[min(count, len(keys)) - 1]]
         near = np.flatnonzero(keys >= cut) if cut == cut else np.arange(len(keys))  # NaN

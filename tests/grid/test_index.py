@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mem8.grid import lexical
 from mem8.grid.index import Candidates, RegionIndex
@@ -44,3 +48,19 @@ def test_equal_keys_rank_by_memory_id_whatever_the_order() -> None:
         "m1",
         "m3",
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, math.nan]), max_size=40),
+    count=st.integers(0, 45),
+    seed=st.integers(0, 1000),
+)
+def test_the_best_are_those_of_a_full_sort_by_key_then_id(
+    keys: list[float], count: int, seed: int
+) -> None:
+    ids = [f"m{i:03d}" for i in np.random.default_rng(seed).permutation(len(keys))]
+    values = np.array(keys, np.float32)
+    found = Candidates(ids, values, values)
+    expected = np.lexsort((np.array(ids, dtype=str), -values))[:count]
+    assert found.shortlist(count).ids == [ids[i] for i in expected]
