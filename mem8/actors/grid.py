@@ -223,6 +223,7 @@ class GridRegionActor(Actor):
                     wire["terms"],
                 )
                 self.centres[wire["id"]] = (x, y)
+        self.index.refresh()  # here, not in the next recall, which waits for it
         await reply.send(Ack(message.request_id))
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:

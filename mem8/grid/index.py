@@ -309,6 +309,11 @@ class RegionIndex:
         bits = sketch.sketch(vector, self._axes)[0]
         bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell, found or {})
 
+    def refresh(self) -> None:
+        """Readies what recall reads after a batch of additions (the word postings' arrays)."""
+        for bucket in self._buckets.values():
+            bucket.postings.refresh()
+
     def remove(self, memory_id: str) -> bool:
         place = self._where.pop(memory_id, None)
         if place is None:

@@ -132,11 +132,19 @@ class Postings:
     def __init__(self) -> None:
         self._by_term: dict[str, dict[int, float]] = {}
         self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
+        self._stale: set[str] = set()  # terms added to since the last refresh
 
     def add(self, position: int, found: Terms) -> None:
         for term, count in found.items():
             self._by_term.setdefault(term, {})[position] = count
             self._arrays.pop(term, None)
+        self._stale.update(found)
+
+    def refresh(self) -> None:
+        """Builds the arrays of the terms added to, so that the next recall does not."""
+        for term in self._stale:
+            self.arrays(term)
+        self._stale.clear()
 
     def remove(self, position: int, found: Terms) -> None:
         for term in found:
