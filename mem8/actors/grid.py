@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +29,8 @@ from mem8.actors.messages import (
     GridRecall,
     GridRecalled,
     GridReinforce,
+    GridScore,
+    GridScored,
     GridStep,
     Message,
     StateDigest,
@@ -170,6 +173,7 @@ class GridRegionActor(Actor):
     handles: ClassVar[dict[type[Message], str]] = {
         GridImprint: "on_imprint",
         GridRecall: "on_recall",
+        GridScore: "on_score",
         GridForget: "on_forget",
         GridReinforce: "on_reinforce",
         GridEdges: "on_edges",
@@ -220,6 +224,7 @@ class GridRegionActor(Actor):
                     wire["terms"],
                 )
                 self.centres[wire["id"]] = (x, y)
+        self.index.refresh()  # here, not in the next recall, which waits for it
         await reply.send(Ack(message.request_id))
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
@@ -245,10 +250,19 @@ class GridRegionActor(Actor):
             )
         )
 
+    async def on_score(self, message: GridScore, reply: Reply) -> None:
+        query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
+        words = LexicalQuery.from_wire(message.lexical)
+        held, scores = self.index.score(query, message.now, message.ids, self._activation, words)
+        await reply.send(GridScored(message.request_id, held, scores.astype("<f4").tobytes()))
+
     def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
         interpolation, which could reach into a neighbouring tile and make tiling matter."""
-        level = kernels.sample(self.field, cells[:, 1], cells[:, 0], self.tile.row0, self.tile.col0)
+        rows = cells[:, 0].astype(np.intp) - self.tile.row0
+        cols = cells[:, 1].astype(np.intp) - self.tile.col0
+        at = self.field[rows, cols]
+        level = np.hypot(at.real.astype(np.float64), at.imag.astype(np.float64)).astype(np.float32)
         gain: npt.NDArray[np.float32] = (1.0 + ACTIVATION_GAIN * level / (1.0 + level)).astype(
             np.float32
         )
@@ -385,19 +399,16 @@ class GridActor(Actor):
             self.follows[wire["id"]] = wire["follows"]
             self.followed[wire["follows"]] = wire["id"]
 
-    def _spread(self, pool: Candidates) -> Candidates:
-        """Each candidate gains a share of its best neighbour's score in the chain of turns."""
-        score = dict(zip(pool.ids, pool.scores.tolist(), strict=True))
+    def _chain_around(self, ids: list[str]) -> list[tuple[list[str], list[str]]]:
+        """For each step of SPREAD, the turns that many before and after each of `ids` in its
+        chain ("" where the chain ends)."""
         follows, followed = self.follows.get, self.followed.get
-        spread = []
-        for memory_id, own in score.items():
-            before = after = memory_id
-            total = own
-            for share in SPREAD:
-                before, after = follows(before, ""), followed(after, "")
-                total += share * max(score.get(before, 0.0), score.get(after, 0.0), 0.0)
-            spread.append(total)
-        return Candidates(pool.ids, pool.estimates, np.array(spread, np.float32))
+        before, after, steps = ids, ids, []
+        for _ in SPREAD:
+            before = list(map(follows, before, repeat("")))
+            after = list(map(followed, after, repeat("")))
+            steps.append((before, after))
+        return steps
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
@@ -410,7 +421,7 @@ class GridActor(Actor):
                 and message.user in (None, user)
                 and (message.persona is None or persona in (message.persona, EVERY_PERSONA))
             ),
-        )
+        ).to_wire()
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         axes = self._axes.get(len(query))
         if axes is None:
@@ -426,7 +437,7 @@ class GridActor(Actor):
                 message.k,
                 message.now,
                 bits,
-                lexical=words.to_wire(),
+                lexical=words,
             )
             for i in range(len(self.regions))
         }
@@ -441,9 +452,37 @@ class GridActor(Actor):
                 for _, a in sorted(answers.items())
             ]
         )
-        chosen = self._spread(found.shortlist(candidates_for(message.k))).ranked(message.k)
+        pool = found.shortlist(candidates_for(message.k))
+        around = self._chain_around(pool.ids)
+        known = dict(zip(found.ids, found.scores.tolist(), strict=True))
+        known[""] = 0.0  # where a chain ends
+        spread = _spread(pool, around, known)
+        if np.isnan(spread.scores).any():  # neighbours the regions did not send
+            missing = {i for step in around for side in step for i in side if i not in known}
+            known.update(await self._scores(missing, message, words))
+            spread = _spread(pool, around, known)
+        chosen = spread.ranked(message.k)
         best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
+
+    async def _scores(
+        self, ids: set[str], message: GridRecall, words: dict[str, Any]
+    ) -> dict[str, float]:
+        """The exact scores of `ids`, asked of the regions holding them (the same in any
+        tiling: a memory's score depends on it and the query alone)."""
+        routes: dict[int, list[str]] = {}
+        for memory_id in sorted(ids):
+            if memory_id in self.owner:
+                routes.setdefault(self.owner[memory_id], []).append(memory_id)
+        asks = {
+            i: GridScore(_rid(), message.query, held, message.now, words)
+            for i, held in routes.items()
+        }
+        scored: dict[str, float] = {}
+        for answer in (await self._each(asks, GridScored)).values():
+            scores = np.frombuffer(answer.scores, "<f4").tolist()
+            scored.update(zip(answer.ids, scores, strict=True))
+        return scored
 
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
@@ -573,6 +612,22 @@ class GridActor(Actor):
         finally:
             for stream in streams.values():
                 stream.close()
+
+
+def _spread(
+    pool: Candidates, around: list[tuple[list[str], list[str]]], known: dict[str, float]
+) -> Candidates:
+    """Each candidate gains a share of its best neighbour's score in the chain of turns
+    (`known`: the exact scores of the pool's neighbours; NaN for one that is missing)."""
+    spread = pool.scores.astype(np.float64)
+    count = len(pool.ids)
+    for share, (before, after) in zip(SPREAD, around, strict=True):
+        best = np.maximum(
+            np.fromiter(map(known.get, before, repeat(math.nan)), np.float64, count),
+            np.fromiter(map(known.get, after, repeat(math.nan)), np.float64, count),
+        )
+        spread += share * np.maximum(best, 0.0)
+    return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
 
 
 async def _answer(stream: ReplyStream, reply_type: type[Any], region: str) -> Any:

@@ -290,6 +290,28 @@ class GridCandidates(Message):
     scores: bytes
 
 
+@message("grid_score")
+class GridScore(Message):
+    """The exact scores of given memories for a recall's query (the weights as GridRecall's):
+    the chain neighbours of its candidates that their regions did not send."""
+
+    request_id: str
+    query: bytes  # little-endian float32 unit vector
+    ids: list[str]
+    now: float
+    lexical: dict[str, Any]
+
+
+@message("grid_scored")
+class GridScored(Message):
+    """The exact scores of the memories asked for that the region holds, as little-endian
+    float32 parallel to `ids`."""
+
+    request_id: str
+    ids: list[str]
+    scores: bytes
+
+
 @message("grid_recalled")
 class GridRecalled(Message):
     """The recall: [memory id, score], best first."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from mem8.grid import kernels, lexical, sketch
+from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
 from mem8.memory import EVERY_PERSONA
@@ -27,6 +27,9 @@ MIN_CANDIDATES = 32
 WEIGHT_REFRESH = 600.0
 # Resonance is this share meaning (the encoder's cosine) and the rest exact words (lexical.py).
 DENSE_SHARE = 0.5
+# A region rescores and sends this many times the grid's shortlist: the shortlist's chain
+# neighbours, whose exact scores the grid's spread needs, are then mostly among them.
+SENT_PER_CANDIDATE = 2
 
 
 def candidates_for(k: int) -> int:
@@ -45,8 +48,12 @@ class Candidates:
 
     @staticmethod
     def merge(parts: list[Candidates]) -> Candidates:
-        if not parts:
-            return Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+        if len(parts) < 2:
+            return (
+                parts[0]
+                if parts
+                else Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+            )
         return Candidates(
             [i for p in parts for i in p.ids],
             np.concatenate([p.estimates for p in parts]),
@@ -54,17 +61,31 @@ class Candidates:
         )
 
     def _take(self, order: npt.NDArray[np.intp]) -> Candidates:
-        return Candidates([self.ids[i] for i in order], self.estimates[order], self.scores[order])
+        ids = self.ids
+        return Candidates(
+            [ids[i] for i in order.tolist()], self.estimates[order], self.scores[order]
+        )
 
     def shortlist(self, count: int) -> Candidates:
         """The best `count` by estimate; equal estimates in memory-id order."""
-        order = np.lexsort((np.array(self.ids, dtype=str), -self.estimates))[:count]
-        return self._take(order)
+        return self._take(self._best(self.estimates, count))
 
     def ranked(self, k: int) -> Candidates:
         """The best k by exact score; equal scores in memory-id order."""
-        order = np.lexsort((np.array(self.ids, dtype=str), -self.scores))[:k]
-        return self._take(order)
+        return self._take(self._best(self.scores, k))
+
+    def _best(self, keys: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.intp]:
+        """Positions of the `count` highest keys, ties by memory id: sorting ids as strings
+        costs more than the rest, so only where two of those keys are equal, and only the
+        best `count` and those tied with the last of them."""
+        order = np.argsort(-keys, kind="stable")
+        head = keys[order[: count + 1]]
+        if count == 0 or not (np.any(head[1:] == head[:-1]) or np.isnan(head).any()):
+            return order[:count]
+        cut = keys[order[min(count, len(keys)) - 1]]
+        near = np.flatnonzero(keys >= cut) if cut == cut else np.arange(len(keys))  # NaN
+        ids = np.array([self.ids[i] for i in near.tolist()], dtype=str)
+        return near[np.lexsort((ids, -keys[near]))][:count]
 
 
 @dataclass
@@ -188,7 +209,7 @@ class _Bucket:
 
     def shortlist(
         self, query_bits: sketch.Sketches, words: LexicalQuery, now: float, count: int
-    ) -> list[int]:
+    ) -> npt.NDArray[np.intp]:
         """Positions of the best `count` by estimate (all tied with the last one included)."""
         n = len(self.ids)
         weights = self._weigh(now)
@@ -196,25 +217,50 @@ class _Bucket:
         estimates = sketch.estimate(query_bits, self.sketches[:n], weights)
         estimates = DENSE_SHARE * estimates + (1.0 - DENSE_SHARE) * self._lexical * weights
         if n > count:
-            best = kernels.top_k(estimates, count)
-            chosen = np.flatnonzero(estimates >= estimates[best[-1]])  # ties at the cut too
+            cut = np.partition(estimates, n - count)[n - count]  # the count-th best
+            chosen = np.flatnonzero(estimates >= cut)  # ties at the cut too
         else:
             chosen = np.arange(n)
         self._estimates = estimates
-        return [int(i) for i in chosen]
+        return chosen
 
     def rescore(
         self,
         query: npt.NDArray[np.float32],
-        positions: list[int],
+        at: npt.NDArray[np.intp],
         now: float,
         activation: Activation | None,
     ) -> Candidates:
-        at = np.asarray(positions, np.intp)
+        scores = self.exact(query, at, self._lexical[at], now, activation)
+        ids = self.ids
+        chosen = list(ids) if len(at) == len(ids) else [ids[p] for p in at.tolist()]
+        return Candidates(chosen, self._estimates[at], scores)
+
+    def score(
+        self,
+        query: npt.NDArray[np.float32],
+        at: npt.NDArray[np.intp],
+        words: LexicalQuery,
+        now: float,
+        activation: Activation | None,
+    ) -> npt.NDArray[np.float32]:
+        """The exact scores of the memories at `at`, as a recall's rescoring gives them."""
+        found = lexical.scores(words, self.postings, self.lengths, len(self.ids))
+        return self.exact(query, at, found[at], now, activation)
+
+    def exact(
+        self,
+        query: npt.NDArray[np.float32],
+        at: npt.NDArray[np.intp],
+        matched: npt.NDArray[np.float32],
+        now: float,
+        activation: Activation | None,
+    ) -> npt.NDArray[np.float32]:
+        """Resonance (cosine and the word scores `matched`) x weight x activation gain."""
         gains = (
             activation(self.cells[at]) if activation is not None else np.ones(len(at), np.float32)
         )
-        scores = sketch.rescore(
+        return sketch.rescore(
             query,
             self.vectors,
             at,
@@ -223,11 +269,10 @@ class _Bucket:
             self.amplitude,
             self.recalls,
             gains,
-            self._lexical[at],
+            matched,
             DENSE_SHARE,
             now,
         )
-        return Candidates([self.ids[p] for p in positions], self._estimates[at], scores)
 
 
 class RegionIndex:
@@ -264,6 +309,11 @@ class RegionIndex:
         self._where[memory_id] = (scope, len(bucket.ids))
         bits = sketch.sketch(vector, self._axes)[0]
         bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell, found or {})
+
+    def refresh(self) -> None:
+        """Readies what recall reads after a batch of additions (the word postings' arrays)."""
+        for bucket in self._buckets.values():
+            bucket.postings.refresh()
 
     def remove(self, memory_id: str) -> bool:
         place = self._where.pop(memory_id, None)
@@ -306,10 +356,10 @@ class RegionIndex:
     ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
         any user / any persona; a persona also gets those shared with every persona): its
-        best candidates by estimate, each with its exact score.
+        best SENT_PER_CANDIDATE x candidates_for(k) by estimate, each with its exact score.
         `words` are the query's weighed terms (none: meaning only)."""
         words = words or LexicalQuery({}, 1.0)
-        count = candidates_for(k)
+        count = SENT_PER_CANDIDATE * candidates_for(k)
         if query_bits is None:
             query_bits = sketch.sketch(query, self._axes)[0]
         found: list[Candidates] = []
@@ -322,4 +372,29 @@ class RegionIndex:
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
-        return Candidates.merge(found).shortlist(count)
+        every = Candidates.merge(found)
+        return every if len(every.ids) <= count else every.shortlist(count)
+
+    def score(
+        self,
+        query: npt.NDArray[np.float32],
+        now: float,
+        ids: list[str],
+        activation: Activation | None = None,
+        words: LexicalQuery | None = None,
+    ) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The exact scores `search` would give those of `ids` this region holds: the held
+        ids and their scores."""
+        words = words or LexicalQuery({}, 1.0)
+        wanted: dict[ScopeKey, list[tuple[int, str]]] = {}
+        for memory_id in ids:
+            place = self._where.get(memory_id)
+            if place is not None:
+                wanted.setdefault(place[0], []).append((place[1], memory_id))
+        held: list[str] = []
+        scores: list[npt.NDArray[np.float32]] = []
+        for scope, found in wanted.items():
+            at = np.array([position for position, _ in found], np.intp)
+            scores.append(self._buckets[scope].score(query, at, words, now, activation))
+            held += [memory_id for _, memory_id in found]
+        return held, np.concatenate(scores) if scores else np.zeros(0, np.float32)

@@ -108,15 +108,21 @@ def scores(
 ) -> npt.NDArray[np.float32]:
     """Each of `count` memories' normalised BM25 score, from the postings of the query's terms;
     terms in one fixed order, so any tiling sums alike."""
-    total = np.zeros(count, np.float64)
+    ats, occurring, weights, holding = [], [], [], []
     for term, weight in query.weights.items():
         found = postings.arrays(term)
-        if found is None:
-            continue
-        at, occurrences = found
-        norm = K1 * (1.0 - B + B * lengths[at] / query.average_length)
-        total[at] += weight * occurrences * (K1 + 1.0) / (occurrences + norm)
-    return total.astype(np.float32)
+        if found is not None:
+            ats.append(found[0])
+            occurring.append(found[1])
+            weights.append(weight)
+            holding.append(len(found[0]))
+    if not ats:
+        return np.zeros(count, np.float32)
+    at, occurrences = np.concatenate(ats), np.concatenate(occurring)
+    norm = K1 * (1.0 - B + B * lengths[at] / query.average_length)
+    each = np.repeat(np.array(weights), holding) * occurrences * (K1 + 1.0) / (occurrences + norm)
+    # bincount adds in input order: term by term, as the weights are ordered
+    return np.bincount(at, each, count).astype(np.float32)
 
 
 class Postings:
@@ -126,11 +132,19 @@ class Postings:
     def __init__(self) -> None:
         self._by_term: dict[str, dict[int, float]] = {}
         self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
+        self._stale: set[str] = set()  # terms added to since the last refresh
 
     def add(self, position: int, found: Terms) -> None:
         for term, count in found.items():
             self._by_term.setdefault(term, {})[position] = count
             self._arrays.pop(term, None)
+        self._stale.update(found)
+
+    def refresh(self) -> None:
+        """Builds the arrays of the terms added to, so that the next recall does not."""
+        for term in self._stale:
+            self.arrays(term)
+        self._stale.clear()
 
     def remove(self, position: int, found: Terms) -> None:
         for term in found:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
 import trio
 
-from mem8.actors.grid import TICK, GridActor, GridRegionActor, tiles
+from mem8.actors.grid import SPREAD, TICK, GridActor, GridRegionActor, tiles
 from mem8.actors.messages import (
     Ack,
     Digest,
@@ -20,6 +22,8 @@ from mem8.actors.messages import (
     GridRecall,
     GridRecalled,
     GridReinforce,
+    GridScore,
+    GridScored,
     StateDigest,
 )
 from mem8.actors.runtime import ActorRef, Supervisor
@@ -159,3 +163,57 @@ def test_recall_respects_scope() -> None:
     assert {h[0] for h in hits[0]} <= alice
     assert {h[0] for h in hits[2]} <= bob
     assert {h[0] for h in hits[1]} & alice and {h[0] for h in hits[1]} & bob
+
+
+def chained() -> list[Memory]:
+    """The memories four times over as one user's conversation: each turn follows the one
+    before (192 memories: 72 about Anna, more than a region sends for a top-8 recall)."""
+    found: list[Memory] = []
+    for memory in [replace(m, id=f"{m.id}{copy}") for copy in "abcd" for m in memories()]:
+        memory.scope = Scope("tenant", "alice", "mem8-counselor-v1")
+        if found:
+            memory.context, memory.follows = found[-1].text, found[-1].id
+        found.append(memory)
+    return found
+
+
+async def recall_and_score(per_side: int) -> tuple[list[list[Any]], dict[str, float]]:
+    """A top-8 recall by meaning over the chained memories, and every memory's exact score."""
+    async with trio.open_nursery() as nursery:
+        supervisor = Supervisor(nursery, ask_timeout=10, mailbox_size=16)
+        grid = start_grid(supervisor, per_side)
+        wires = [memory_to_wire(m) for m in chained()]
+        await grid.ask(GridImprint(uuid.uuid4().hex, wires, 1000.0), GridImprinted)
+        query = LexicalEncoder().embed("sister wedding Lisbon").astype("<f4").tobytes()
+        ask = GridRecall(uuid.uuid4().hex, query, "tenant", "alice", None, 8, 2000.0)
+        hits = (await grid.ask(ask, GridRecalled)).hits
+        no_words: dict[str, Any] = {"weights": [], "average_length": 1.0}
+        score = GridScore(uuid.uuid4().hex, query, [w["id"] for w in wires], 2000.0, no_words)
+        exact: dict[str, float] = {}
+        for name, region in supervisor.refs.items():
+            if name.startswith(f"r{per_side}:"):
+                scored = await region.ask(score, GridScored)
+                scores = np.frombuffer(scored.scores, "<f4").tolist()
+                exact.update(zip(scored.ids, scores, strict=True))
+        nursery.cancel_scope.cancel()
+    return hits, exact
+
+
+def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
+    """A hit gains SPREAD of its best neighbours' exact scores one and two turns away, also
+    of neighbours that were not among the 32 candidates or the 64 the region sent."""
+    hits, exact = trio.run(recall_and_score, 1)
+    assert len(exact) == 4 * len(TEXTS)
+    order = [m.id for m in chained()]
+    for memory_id, score in hits:
+        at = order.index(memory_id)
+        expected = exact[memory_id]
+        for hop, share in enumerate(SPREAD, start=1):
+            near = [order[i] for i in (at - hop, at + hop) if 0 <= i < len(order)]
+            expected += share * max(0.0, *(exact[i] for i in near))
+        assert score == pytest.approx(expected, rel=1e-5)
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+
+
+def test_spread_recall_is_the_same_in_one_and_sixteen_regions() -> None:
+    assert trio.run(recall_and_score, 1) == trio.run(recall_and_score, 4)
