@@ -16,6 +16,12 @@ NEVER = math.inf  # the decay constant of a consolidated memory
 EVERY_PERSONA = ""
 
 
+def seen_by(asked: str | None, persona: str) -> bool:
+    """Whether a recall or listing for persona `asked` (None: any) sees memories of `persona`:
+    its own, and those shared with every persona."""
+    return asked is None or persona in (asked, EVERY_PERSONA)
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Whose memory this is: the API key's tenant, its end user, and the persona."""

@@ -40,7 +40,7 @@ from mem8.grid import kernels, lexical, sketch
 from mem8.grid.index import Candidates, RegionIndex, candidates_for
 from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
-from mem8.memory import EVERY_PERSONA
+from mem8.memory import seen_by
 
 TICK = 60.0  # seconds of clock time per propagation step
 MAX_STEPS = 4  # steps caught up at most per message: a long silence is not replayed in full
@@ -419,7 +419,7 @@ class GridActor(Actor):
                 for (tenant, user, persona), corpus in sorted(self.frequencies.items())
                 if tenant == message.tenant
                 and message.user in (None, user)
-                and (message.persona is None or persona in (message.persona, EVERY_PERSONA))
+                and seen_by(message.persona, persona)
             ),
         ).to_wire()
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)

@@ -59,7 +59,7 @@ from mem8.encoders.base import Encoder
 from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
-from mem8.memory import EVERY_PERSONA, Memory, Modality, Scope, memory_to_wire
+from mem8.memory import EVERY_PERSONA, Memory, Modality, Scope, memory_to_wire, seen_by
 from mem8.storage.files import MemoryTrace, StoredFile
 from mem8.storage.sqlite import MemoryStore
 
@@ -483,7 +483,7 @@ class MemoryActor(Actor):
                 or self.population[(tenant, user, EVERY_PERSONA)] > 0
             )
         return any(
-            count > 0 and t == tenant and user in (None, u) and persona in (None, p, EVERY_PERSONA)
+            count > 0 and t == tenant and user in (None, u) and seen_by(persona, p)
             for (t, u, p), count in self.population.items()
         )
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from mem8.grid import kernels, lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
-from mem8.memory import EVERY_PERSONA
+from mem8.memory import seen_by
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
 # Cells (row, column) in, a multiplier of each memory's weight out: the field's excitation.
@@ -367,9 +367,7 @@ class RegionIndex:
         for (b_tenant, b_user, b_persona), bucket in self._buckets.items():
             if b_tenant != tenant or (user is not None and b_user != user):
                 continue
-            if (
-                persona is not None and b_persona not in (persona, EVERY_PERSONA)
-            ) or not bucket.ids:
+            if not seen_by(persona, b_persona) or not bucket.ids:
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))

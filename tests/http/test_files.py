@@ -269,3 +269,17 @@ def test_uploads_transcripts_and_deletions_replay_identically(settings: Settings
     report = trio.run(replay, Path(settings.storage + ".journal"))
     assert report.problems == [] and report.mismatches == []
     assert report.state_matched is True
+
+
+def test_a_persona_search_finds_a_file_shared_with_every_persona(
+    client: OpenAI, server: RunningServer
+) -> None:
+    client.files.create(file=("door.txt", b"The back door code is 4417."), purpose="assistants")
+    found = httpx.post(
+        server.base_url + "/memories/search",
+        json={"query": "back door code", "persona": PERSONA},
+        headers=AUTH,
+        timeout=30,
+    )
+    assert found.status_code == 200, found.text
+    assert "4417" in " ".join(m["text"] for m in found.json()["data"])
