@@ -323,7 +323,9 @@ class GridRecalled(Message):
 @message("remember")
 class Remember(Message):
     """Percepts to keep as memories of one scope, in order: each {text, source, modality,
-    created}. Senses, simulations and benchmarks send these; answered by Remembered."""
+    created}, and optionally its encoder `vector` (little-endian float32 bytes; the senses
+    encode before sending, see actors.senses.encoded). Senses, simulations and benchmarks send
+    these; answered by Remembered."""
 
     request_id: str
     tenant: str
@@ -535,9 +537,7 @@ class ReadOut(Message):
 @message("file_keep")
 class FileKeep(Message):
     """An uploaded file (its stored record and bytes) and the percepts read from it, kept as
-    memories tied to it; answered by Remembered. Each percept may carry its encoder vector
-    (little-endian float32 bytes): a long document is encoded before it reaches the memory
-    actor, whose one mailbox every chat waits on."""
+    memories tied to it; answered by Remembered. Percepts as in Remember."""
 
     request_id: str
     file: dict[str, Any]

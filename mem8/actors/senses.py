@@ -12,7 +12,10 @@ import trio
 
 from mem8.actors.messages import Hear, Heard, Message, Read, ReadOut
 from mem8.actors.runtime import Actor, Reply
+from mem8.encoders.base import Encoder
 from mem8.senses import audio, documents
+
+SENSED_IMPORTANCE = 0.7  # a percept sent on purpose is as important as an interesting message
 
 
 class HearingActor(Actor):
@@ -50,6 +53,20 @@ class ReadingActor(Actor):
             return
         chunks = [asdict(chunk) for chunk in read.chunks]
         await reply.send(ReadOut(message.request_id, read.kind, read.pages, chunks))
+
+
+async def encoded(encoder: Encoder, percepts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The percepts that hold text, each with its encoder vector, computed on a worker thread:
+    a long recording or document must not hold the memory actor's mailbox, which every chat
+    waits on, while it is encoded."""
+    held = [p for p in percepts if p["text"].strip()]
+    if not held:
+        return []
+    vectors = await trio.to_thread.run_sync(encoder.embed_batch, [p["text"] for p in held])
+    return [
+        {**percept, "vector": vector.astype("<f4").tobytes()}
+        for percept, vector in zip(held, vectors, strict=True)
+    ]
 
 
 def transcript_to_wire(transcript: audio.Transcript) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from quart import Response, jsonify
 
 from mem8.actors.messages import Hear, Heard, Remember, Remembered
-from mem8.actors.senses import transcript_from_wire
+from mem8.actors.senses import SENSED_IMPORTANCE, encoded, transcript_from_wire
 from mem8.errors import InvalidRequest
 from mem8.http.context import caller
 from mem8.http.forms import Form, read_form
@@ -20,7 +20,6 @@ from mem8.system import System
 MAX_AUDIO_BYTES = 25 * 1024 * 1024  # OpenAI's limit for an audio upload
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 GRANULARITIES = ("segment", "word")
-SENSED_IMPORTANCE = 0.7  # a percept sent on purpose is as important as an interesting message
 MAX_PROMPT = 4096  # characters
 
 
@@ -65,6 +64,7 @@ class Transcriptions:
             }
             for segment in transcript.segments
         ]
+        percepts = await encoded(self.system.encoder, percepts)
         if percepts:
             remember = Remember(heard, tenant, user, model, percepts, SENSED_IMPORTANCE)
             await self.system.memory.ask(remember, Remembered)

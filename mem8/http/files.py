@@ -8,7 +8,6 @@ import math
 import uuid
 from typing import Any
 
-import trio
 from quart import Response, jsonify, request
 
 from mem8.actors.messages import (
@@ -21,10 +20,11 @@ from mem8.actors.messages import (
     ReadOut,
     Remembered,
 )
+from mem8.actors.senses import SENSED_IMPORTANCE, encoded
 from mem8.errors import InvalidRequest, SenseUnavailable
 from mem8.http.context import caller
 from mem8.http.forms import Form, read_form
-from mem8.http.pages import list_page
+from mem8.http.pages import list_page, page_limit
 from mem8.memory import EVERY_PERSONA
 from mem8.storage.files import StoredFile
 from mem8.system import System
@@ -33,7 +33,6 @@ PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 # Purposes whose files are knowledge to remember; batch, fine-tune and eval files are data for
 # jobs, stored and served back but not read into memory.
 READ_PURPOSES = ("assistants", "vision", "user_data")
-SENSED_IMPORTANCE = 0.7
 MAX_LIST = 10_000
 
 
@@ -101,20 +100,16 @@ class Files:
                 {**stored.to_wire(), "status": "error", "status_details": out.error}
             )
             return failed, []
-        chunks = [c for c in out.chunks if c["text"].strip()]
-        vectors = await trio.to_thread.run_sync(
-            self.system.encoder.embed_batch, [c["text"] for c in chunks]
-        )
         percepts = [
             {
                 "text": chunk["text"],
                 "source": f"file:{stored.id}:{chunk['where']}".rstrip(":"),
                 "modality": chunk["modality"],
                 "created": now,
-                "vector": vector.astype("<f4").tobytes(),
             }
-            for chunk, vector in zip(chunks, vectors, strict=True)
+            for chunk in out.chunks
         ]
+        percepts = await encoded(self.system.encoder, percepts)
         return stored, percepts
 
     async def list(self) -> Response:
@@ -128,7 +123,7 @@ class Files:
             uuid.uuid4().hex,
             tenant,
             purpose=purpose,
-            limit=_limit(args.get("limit")),
+            limit=page_limit(args.get("limit"), MAX_LIST, MAX_LIST),
             after=args.get("after"),
             descending=order == "desc",
         )
@@ -152,15 +147,3 @@ class Files:
         forget = FileForget(uuid.uuid4().hex, tenant, file_id, self.system.clock.now())
         await self.system.memory.ask(forget, Ack)
         return jsonify({"id": file_id, "object": "file", "deleted": True})
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return MAX_LIST
-    try:
-        limit = int(value)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIST:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_LIST}", param="limit")
-    return limit

@@ -14,7 +14,7 @@ from mem8.errors import InvalidRequest
 from mem8.grid.placement import BANDS
 from mem8.http.chat_request import parse_json
 from mem8.http.context import caller
-from mem8.http.pages import list_page
+from mem8.http.pages import list_page, page_limit
 from mem8.memory import MODALITIES
 from mem8.system import System
 
@@ -73,7 +73,7 @@ class Memories:
             user=args.get("user"),
             persona=self._persona_filter(args.get("persona")),
             modality=modality,
-            limit=_limit(args.get("limit"), 20),
+            limit=page_limit(args.get("limit"), 20, MAX_LIMIT),
             after=args.get("after"),
         )
         return _list(await self.system.memory.ask(query, MemoryPage))
@@ -101,7 +101,7 @@ class Memories:
             text,
             user=body.get("user"),
             persona=self._persona_filter(body.get("persona")),
-            limit=_limit(body.get("limit"), 10),
+            limit=page_limit(body.get("limit"), 10, MAX_LIMIT),
             now=self.system.clock.now(),
         )
         return _list(await self.system.memory.ask(search, MemoryPage))
@@ -111,15 +111,3 @@ class Memories:
         forget = MemoryForget(uuid.uuid4().hex, tenant, memory_id, self.system.clock.now())
         await self.system.memory.ask(forget, Ack)
         return jsonify({"id": memory_id, "object": "memory.deleted", "deleted": True})
-
-
-def _limit(value: Any, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        limit = 0
-    if isinstance(value, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}", param="limit")
-    return limit

@@ -6,6 +6,8 @@ from typing import Any
 
 from quart import Response, jsonify
 
+from mem8.errors import InvalidRequest
+
 
 def list_page(data: list[dict[str, Any]], has_more: bool) -> Response:
     return jsonify(
@@ -17,3 +19,16 @@ def list_page(data: list[dict[str, Any]], has_more: bool) -> Response:
             "has_more": has_more,
         }
     )
+
+
+def page_limit(value: Any, default: int, maximum: int) -> int:
+    """A page's `limit` from a query string or a JSON body: default when absent."""
+    if value is None:
+        return default
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if isinstance(value, bool) or not 1 <= limit <= maximum:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {maximum}", param="limit")
+    return limit
