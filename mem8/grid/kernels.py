@@ -378,49 +378,6 @@ def _beats(score: Any, other: Any) -> bool:
     return bool(score > other or (other != other and score == score))  # x != x: x is NaN
 
 
-# --- sample -----------------------------------------------------------------------------------
-
-
-def sample(field: Field, xs: Float64s, ys: Float64s, row0: int = 0, col0: int = 0) -> Floats:
-    """|field| bilinearly interpolated at global positions (xs[m], ys[m]), as float32.
-
-    Cells beyond the field count as zero, so positions more than a cell outside (or not finite)
-    give 0. To sample near a tile's edge, pass it padded with its halo and origin
-    (row0 - HALO, col0 - HALO)."""
-    _require_field("field", field)
-    xs = np.ascontiguousarray(xs, np.float64)
-    ys = np.ascontiguousarray(ys, np.float64)
-    if xs.ndim != 1 or xs.shape != ys.shape:
-        raise ValueError("xs and ys must be 1-D and of equal length")
-    levels: Floats = np.empty(xs.shape[0], np.float32)
-    _sample(field, xs, ys, int(row0), int(col0), levels)
-    return levels
-
-
-@_kernel
-def _sample(field: Field, xs: Float64s, ys: Float64s, row0: int, col0: int, out: Floats) -> None:
-    height, width = field.shape
-    for m in range(xs.shape[0]):
-        x, y = xs[m] - col0, ys[m] - row0
-        if not (-1.0 < x < width and -1.0 < y < height):
-            out[m] = 0.0
-            continue
-        left, top = math.floor(x), math.floor(y)
-        fx, fy = x - left, y - top
-        i, j = int(top), int(left)
-        upper = (1.0 - fx) * _magnitude(field, i, j) + fx * _magnitude(field, i, j + 1)
-        lower = (1.0 - fx) * _magnitude(field, i + 1, j) + fx * _magnitude(field, i + 1, j + 1)
-        out[m] = (1.0 - fy) * upper + fy * lower
-
-
-@_kernel
-def _magnitude(field: Field, i: int, j: int) -> float:
-    if 0 <= i < field.shape[0] and 0 <= j < field.shape[1]:
-        value = field[i, j]
-        return math.hypot(float(value.real), float(value.imag))
-    return 0.0
-
-
 # --- temporal_bind ----------------------------------------------------------------------------
 
 

@@ -78,22 +78,6 @@ def top_k(scores: Floats, k: int) -> Indices:
     return order
 
 
-def sample(field: Field, xs: Float64s, ys: Float64s, row0: int = 0, col0: int = 0) -> Floats:
-    """Bilinear interpolation of |field| with a zero border; 0 beyond it."""
-    magnitude = np.pad(np.abs(field.astype(np.complex128)), 2)
-    x = np.asarray(xs, np.float64) - col0
-    y = np.asarray(ys, np.float64) - row0
-    inside = (x > -1.0) & (x < field.shape[1]) & (y > -1.0) & (y < field.shape[0])
-    x, y = np.where(inside, x, 0.0), np.where(inside, y, 0.0)
-    left, top = np.floor(x), np.floor(y)
-    fx, fy = x - left, y - top
-    i, j = top.astype(np.int64) + 2, left.astype(np.int64) + 2
-    upper = (1.0 - fx) * magnitude[i, j] + fx * magnitude[i, j + 1]
-    lower = (1.0 - fx) * magnitude[i + 1, j] + fx * magnitude[i + 1, j + 1]
-    levels: Floats = np.where(inside, (1.0 - fy) * upper + fy * lower, 0.0).astype(np.float32)
-    return levels
-
-
 def temporal_bind(times: Float64s, window: float) -> Indices:
     """A new group starts wherever the gap to the previous event is at least `window`."""
     starts = np.diff(np.asarray(times, np.float64)) >= window
