@@ -11,7 +11,7 @@ import itertools
 import logging
 import uuid
 from collections import Counter, deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -300,18 +300,16 @@ class MemoryActor(Actor):
         """An upload: the file is stored first (its memories refer to it), then what was read
         from it is kept, then it is marked processed. Journaled without its bytes."""
         self.seq += 1
-        stored = StoredFile.from_wire(message.file)
+        final = StoredFile.from_wire(message.file)
+        stored = replace(final, status="uploaded") if final.status == "processed" else final
         shelf = self.store.files
-        final = stored.status
-        if final == "processed":
-            stored = StoredFile.from_wire({**message.file, "status": "uploaded"})
         await trio.to_thread.run_sync(shelf.add, stored, message.content)
         scope = Scope(stored.tenant, stored.user, stored.persona)
         kept = await self._perceive(
             message.request_id, scope, message.percepts, message.importance, stored.id
         )
-        if final != stored.status:
-            await trio.to_thread.run_sync(shelf.set_status, stored.id, final, None)
+        if final.status != stored.status:
+            await trio.to_thread.run_sync(shelf.set_status, stored.id, final.status, None)
         journaled = {**message.to_map(), "content": b""}
         await self._record(
             "file", {"message": journaled, "seq": self.seq}, float(stored.created_at)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from quart import Response, jsonify, request
@@ -96,10 +97,7 @@ class Files:
         if out.missing:
             raise SenseUnavailable(out.error or "A reader for this file is not installed")
         if out.error is not None:
-            failed = StoredFile.from_wire(
-                {**stored.to_wire(), "status": "error", "status_details": out.error}
-            )
-            return failed, []
+            return replace(stored, status="error", status_details=out.error), []
         percepts = [
             {
                 "text": chunk["text"],
