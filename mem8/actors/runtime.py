@@ -59,8 +59,13 @@ class Reply:
 
     async def send(self, message: Message) -> None:
         """Sends one message; raises trio.BrokenResourceError when the caller has gone."""
-        if self._channel is not None:
-            await self._channel.send(pack(message, self.wire))
+        if self._channel is None:
+            return
+        payload = pack(message, self.wire)
+        try:  # room in the buffer: no trip through the scheduler
+            self._channel.send_nowait(payload)
+        except trio.WouldBlock:
+            await self._channel.send(payload)
 
     async def fail(self, error: errors.Mem8Error) -> None:
         failure = Failed(self.request_id, type(error).__name__, error.message, error.param)
@@ -131,10 +136,10 @@ class ActorRef:
         ask timeout by default), then each within idle_timeout."""
         send, receive = trio.open_memory_channel[Payload](REPLY_BUFFER)
         timeout = self.ask_timeout if first_timeout is None else first_timeout
-        try:
-            async with send:
-                await self._deliver(Envelope(pack(message, self.wire), send.clone()))
+        try:  # the actor holds the only send end: its closing it ends the stream
+            await self._deliver(Envelope(pack(message, self.wire), send))
         except BaseException:
+            send.close()
             receive.close()
             raise
         return ReplyStream(self.name, receive, timeout, idle_timeout)
