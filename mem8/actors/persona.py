@@ -87,16 +87,20 @@ class PersonaActor(Actor):
         self.memory = memory
 
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
-        chat_map = chat.to_map()
-        begun = await self.memory.ask(Begin(chat.request_id, chat_map, chat.conversation), Begun)
+        """Each chat is answered in its own task: the mailbox takes the next chat while this
+        one waits for the memory actor, so concurrent chats reach it together."""
+        self.answer_apart(chat, reply, lambda owned: self._answer(chat, owned))
+
+    async def _answer(self, chat: Chat, reply: Reply) -> None:
+        begin = Begin(chat.request_id, chat.to_map(), chat.conversation)
+        begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
         await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))
-        detached = reply.detach()
         if not judgement.conscious and self.persona.below_threshold == "subconscious":
-            self.spawn(lambda: self._answer_subconsciously(chat, judgement, detached))
+            await self._answer_subconsciously(chat, judgement, reply)
         else:
             request = self._generation_request(chat, begun)
-            self.spawn(lambda: self._generate(chat, request, judgement, detached))
+            await self._generate(chat, request, judgement, reply)
 
     def _judge(self, chat: Chat, begun: Begun) -> Judgement:
         text = last_user_text(chat.messages)

@@ -53,6 +53,11 @@ class Reply:
         self.detached = True
         return self
 
+    def hand_over(self) -> Reply:
+        """This reply, now owned by another task (closed when that task's answer ends)."""
+        self.detached = True
+        return Reply(self._channel, self.request_id, self.wire)
+
     @property
     def wanted(self) -> bool:
         return self._channel is not None
@@ -98,6 +103,16 @@ class Actor:
         """Runs work in the background for as long as this actor lives."""
         assert self.nursery is not None, "spawn() before the actor started"
         self.nursery.start_soon(work)
+
+    def answer_apart(
+        self, message: Message, reply: Reply, answer: Callable[[Reply], Awaitable[None]]
+    ) -> None:
+        """Answers message in a task of its own, so the mailbox moves on while the answer
+        waits (on another actor, a backend). Failures are a handler's: a mem8 error goes to
+        the caller, anything else to the caller and then restarts the actor."""
+        owned = reply.hand_over()
+        name = type(self).__name__
+        self.spawn(lambda: _answering(name, message, owned, lambda: answer(owned)))
 
 
 class ActorRef:
@@ -300,8 +315,16 @@ async def _handle(name: str, actor: Actor, envelope: Envelope) -> None:
     message = unpack(envelope.payload)
     wire: Wire = "msgpack" if isinstance(envelope.payload, bytes) else "objects"
     reply = Reply(envelope.reply, getattr(message, "request_id", ""), wire)
+    await _answering(name, message, reply, lambda: actor.dispatch(message, reply))
+
+
+async def _answering(
+    name: str, message: Message, reply: Reply, answer: Callable[[], Awaitable[None]]
+) -> None:
+    """Runs a handler (or an answer handed to its own task): how an answer fails, and the
+    reply closed at the end unless it was handed on."""
     try:
-        await actor.dispatch(message, reply)
+        await answer()
     except errors.Mem8Error as error:
         await reply.fail(error)
     except (trio.BrokenResourceError, trio.ClosedResourceError):

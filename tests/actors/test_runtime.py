@@ -112,6 +112,52 @@ def test_a_full_mailbox_pushes_back() -> None:
     run(main)
 
 
+class Apart(Actor):
+    """Answers each digest in a task of its own; "slow" waits until released."""
+
+    handles: ClassVar[dict[type[Message], str]] = {StateDigest: "on_digest"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = trio.Event()
+
+    async def on_digest(self, message: StateDigest, reply: Reply) -> None:
+        self.answer_apart(message, reply, lambda owned: self._answer(message, owned))
+
+    async def _answer(self, message: StateDigest, reply: Reply) -> None:
+        if message.request_id == "slow":
+            await self.release.wait()
+        if message.request_id == "release":
+            self.release.set()
+        if message.request_id == "refuse":
+            raise errors.InvalidRequest("no", param="x")
+        if message.request_id == "crash":
+            raise RuntimeError("bug")
+        await reply.send(Digest(message.request_id, "apart", message.request_id))
+
+
+def test_an_answer_apart_frees_the_mailbox_and_fails_like_a_handler() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4)
+            ref = supervisor.start("apart", Apart)
+            slow = await ref.open_stream(StateDigest("slow"))
+            # The slow answer waits for a later message: only a free mailbox can deliver it.
+            assert (await ref.ask(StateDigest("release"), Digest)).sha256 == "release"
+            with slow:
+                assert [m.sha256 async for m in slow] == ["slow"]  # type: ignore[attr-defined]
+            with pytest.raises(errors.InvalidRequest) as caught:
+                await ref.ask(StateDigest("refuse"), Digest)
+            assert caught.value.param == "x"
+            with pytest.raises(errors.ActorUnavailable, match="failed handling"):
+                await ref.ask(StateDigest("crash"), Digest)
+            assert (await ref.ask(StateDigest("again"), Digest)).sha256 == "again"
+            assert supervisor.restarts["apart"] == 1
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
 def test_messages_round_trip() -> None:
     chat = Chat("r1", "p", "t", "u", 1.5, [{"role": "user", "content": "hi"}], temperature=0.2)
     assert decode(chat.encode()) == chat
