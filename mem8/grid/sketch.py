@@ -24,6 +24,7 @@ _H01 = 0x0101010101010101
 
 Sketches = npt.NDArray[np.uint64]
 Floats = npt.NDArray[np.float32]
+Positions = npt.NDArray[np.intp]
 
 
 def projection(dimensions: int) -> Floats:
@@ -47,45 +48,177 @@ def _popcount(word: Any) -> Any:
     return (word * np.uint64(_H01)) >> np.uint64(56)
 
 
-@njit(cache=True, inline="always")
-def _estimate_one(query: Any, sketches: Any, weights: Any, cosines: Any, out: Any, i: int) -> None:
-    differing = 0
-    for w in range(query.shape[0]):
-        differing += _popcount(query[w] ^ sketches[i, w])
-    out[i] = cosines[differing] * weights[i]
-
-
-@njit(cache=True)
-def _estimate_serial(query: Any, sketches: Any, weights: Any, cosines: Any, out: Any) -> None:
-    for i in range(sketches.shape[0]):
-        _estimate_one(query, sketches, weights, cosines, out, i)
-
-
-@njit(cache=True, parallel=True)
-def _estimate_parallel(query: Any, sketches: Any, weights: Any, cosines: Any, out: Any) -> None:
-    for i in prange(sketches.shape[0]):
-        _estimate_one(query, sketches, weights, cosines, out, i)
-
-
 PARALLEL_FROM = 32_768  # below this, waking the second thread costs more than it saves
 
 
 COSINES = np.cos(np.pi * np.arange(BITS + 1) / BITS).astype(np.float32)
 
 
-def estimate(query: Sketches, sketches: Sketches, weights: Floats) -> Floats:
-    """Estimated resonance x weight of every memory, in one pass over the sketches."""
-    out: Floats = np.empty(sketches.shape[0], np.float32)
-    kernel = _estimate_parallel if sketches.shape[0] >= PARALLEL_FROM else _estimate_serial
-    kernel(query.reshape(-1), sketches, weights, COSINES, out)
-    return out
-
-
 def estimate_reference(query: Sketches, sketches: Sketches, weights: Floats) -> Floats:
-    """The same in plain numpy, for the tests."""
+    """The sketch's estimated cosine x weight of every memory, in plain numpy, for the tests."""
     differing = np.unpackbits((sketches ^ query.reshape(1, -1)).view(np.uint8), axis=1).sum(1)
     result: Floats = (COSINES[differing] * weights).astype(np.float32)
     return result
+
+
+@njit(cache=True, inline="always")
+def _mixed(
+    query: Any,
+    sketches: Any,
+    weights: Any,
+    lexical: Any,
+    cosines: Any,
+    dense: Any,
+    rest: Any,
+    i: int,
+) -> Any:
+    """Memory i's estimate: its sketch's cosine and its word score, mixed, times its weight
+    (float32 throughout, in the order numpy computes shortlist_reference)."""
+    differing = 0
+    for w in range(query.shape[0]):
+        differing += _popcount(query[w] ^ sketches[i, w])
+    return dense * (cosines[differing] * weights[i]) + (rest * lexical[i]) * weights[i]
+
+
+@njit(cache=True, inline="always")
+def _beats(score: Any, other: Any) -> bool:
+    return bool(score > other or (other != other and score == score))  # x != x: x is NaN
+
+
+@njit(cache=True, inline="always")
+def _sift_down(heap: Any, score: Any) -> None:
+    """Replaces the least of the heap's scores (its root) by a better `score`."""
+    count, slot = heap.shape[0], 0
+    while True:
+        child = 2 * slot + 1
+        if child >= count:
+            break
+        if child + 1 < count and _beats(heap[child], heap[child + 1]):
+            child += 1
+        if not _beats(score, heap[child]):
+            break
+        heap[slot] = heap[child]
+        slot = child
+    heap[slot] = score
+
+
+@njit(cache=True, inline="always")
+def _sift_up(heap: Any, slot: int, score: Any) -> None:
+    """Adds `score` at `slot`, the heap's first free place."""
+    while slot > 0 and _beats(heap[(slot - 1) // 2], score):
+        heap[slot] = heap[(slot - 1) // 2]
+        slot = (slot - 1) // 2
+    heap[slot] = score
+
+
+@njit(cache=True)
+def _count_th_best(estimates: Any, count: int) -> Any:
+    """The count-th best estimate (NaN ranks below every number): a min-heap of the best
+    so far, whose root only rises, so most estimates cost one comparison."""
+    heap = np.empty(count, np.float32)
+    for i in range(count):
+        _sift_up(heap, i, estimates[i])
+    root = heap[0]
+    floor = root if root == root else np.float32(-np.inf)  # a NaN root: every number beats it
+    for i in range(count, estimates.shape[0]):
+        score = estimates[i]
+        if score >= floor and _beats(score, root):
+            _sift_down(heap, score)
+            root = heap[0]
+            floor = root if root == root else np.float32(-np.inf)
+    return root
+
+
+@njit(cache=True)
+def _at_or_above_cut(estimates: Any, count: int) -> Any:
+    """Positions, ascending, of the estimates at or above the count-th best (NaN is never at
+    or above anything); all of them if there are no more than count."""
+    n = estimates.shape[0]
+    if n <= count:
+        return np.arange(n)
+    cut, chosen = _count_th_best(estimates, count), 0
+    for i in range(n):
+        chosen += estimates[i] >= cut
+    positions = np.empty(chosen, np.intp)
+    chosen = 0
+    for i in range(n):
+        if estimates[i] >= cut:
+            positions[chosen] = i
+            chosen += 1
+    return positions
+
+
+@njit(cache=True)
+def _shortlist_serial(
+    query: Any,
+    sketches: Any,
+    weights: Any,
+    lexical: Any,
+    cosines: Any,
+    dense: Any,
+    rest: Any,
+    count: int,
+    out: Any,
+) -> Any:
+    for i in range(sketches.shape[0]):
+        out[i] = _mixed(query, sketches, weights, lexical, cosines, dense, rest, i)
+    return _at_or_above_cut(out, count)
+
+
+@njit(cache=True, parallel=True)
+def _shortlist_parallel(
+    query: Any,
+    sketches: Any,
+    weights: Any,
+    lexical: Any,
+    cosines: Any,
+    dense: Any,
+    rest: Any,
+    count: int,
+    out: Any,
+) -> Any:
+    for i in prange(sketches.shape[0]):
+        out[i] = _mixed(query, sketches, weights, lexical, cosines, dense, rest, i)
+    return _at_or_above_cut(out, count)
+
+
+def shortlist(
+    query: Sketches,
+    sketches: Sketches,
+    weights: Floats,
+    lexical: Floats,
+    dense_share: float,
+    count: int,
+) -> tuple[Floats, Positions]:
+    """Every memory's estimate (a `dense_share` of its sketch's cosine estimate, the rest its
+    `lexical` word score, times its weight) and the positions, ascending, of the best `count`
+    by it and of every memory tied with the count-th best, in one call."""
+    if count < 1:
+        raise ValueError(f"a shortlist keeps at least one memory, not {count}")
+    estimates: Floats = np.empty(sketches.shape[0], np.float32)
+    kernel = _shortlist_parallel if sketches.shape[0] >= PARALLEL_FROM else _shortlist_serial
+    dense, rest = np.float32(dense_share), np.float32(1.0 - dense_share)  # as numpy casts them
+    positions: Positions = kernel(
+        query.reshape(-1), sketches, weights, lexical, COSINES, dense, rest, int(count), estimates
+    )
+    return estimates, positions
+
+
+def shortlist_reference(
+    query: Sketches,
+    sketches: Sketches,
+    weights: Floats,
+    lexical: Floats,
+    dense_share: float,
+    count: int,
+) -> tuple[Floats, Positions]:
+    """The same in plain numpy, for the tests."""
+    cosine = estimate_reference(query, sketches, weights)
+    estimates = dense_share * cosine + (1.0 - dense_share) * lexical * weights
+    if len(estimates) <= count:
+        return estimates, np.arange(len(estimates))
+    ranked = np.argsort(-estimates, kind="stable")  # NaN last
+    return estimates, np.flatnonzero(estimates >= estimates[ranked[count - 1]])
 
 
 @njit(cache=True)

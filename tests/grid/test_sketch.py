@@ -22,37 +22,15 @@ def unit_rows(count: int, seed: int) -> np.ndarray:  # type: ignore[type-arg]
     return rows
 
 
-@settings(max_examples=30, deadline=None)
-@given(count=st.integers(1, 300), seed=st.integers(0, 10_000))
-def test_the_estimate_kernel_equals_its_reference(count: int, seed: int) -> None:
-    axes = sketch.projection(DIMENSIONS)
-    rows = unit_rows(count, seed)
-    bits = sketch.sketch(rows, axes)
-    query = sketch.sketch(unit_rows(1, seed + 1)[0], axes)[0]
-    weights = np.random.default_rng(seed).uniform(0.3, 2.0, count).astype(np.float32)
-    kernel = sketch.estimate(query, bits, weights)
-    assert np.array_equal(kernel, sketch.estimate_reference(query, bits, weights))
-
-
-def test_the_parallel_and_serial_estimates_agree() -> None:
-    axes = sketch.projection(DIMENSIONS)
-    rows = unit_rows(sketch.PARALLEL_FROM + 5, 3)
-    bits = sketch.sketch(rows, axes)
-    weights = np.ones(len(rows), np.float32)
-    query = sketch.sketch(rows[0], axes)[0]
-    assert np.array_equal(
-        sketch.estimate(query, bits, weights), sketch.estimate_reference(query, bits, weights)
-    )
-
-
 def test_the_estimate_tracks_the_cosine() -> None:
     axes = sketch.projection(DIMENSIONS)
     query = unit_rows(1, 5)[0]
     mix = np.linspace(-1.0, 1.0, 2000, dtype=np.float32)[:, None]  # cosines from -1 to 1
     rows = mix * query + (1 - np.abs(mix)) * unit_rows(2000, 6)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    estimate = sketch.estimate(
-        sketch.sketch(query, axes)[0], sketch.sketch(rows, axes), np.ones(len(rows), np.float32)
+    ones, zeros = np.ones(len(rows), np.float32), np.zeros(len(rows), np.float32)
+    estimate, _ = sketch.shortlist(
+        sketch.sketch(query, axes)[0], sketch.sketch(rows, axes), ones, zeros, 1.0, len(rows)
     )
     cosine = rows @ query
     assert estimate[-1] == pytest.approx(1.0) and estimate[0] == pytest.approx(-1.0)
@@ -78,3 +56,39 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance() -> None:
     )
     expected = (0.25 * (rows[positions] @ query) + 0.75 * words) * weights * gains
     assert np.allclose(scores, expected, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    count=st.integers(1, 300),
+    keep=st.integers(1, 80),
+    seed=st.integers(0, 10_000),
+    with_nan=st.booleans(),
+)
+def test_the_shortlist_kernel_equals_its_reference(
+    count: int, keep: int, seed: int, with_nan: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    axes = sketch.projection(DIMENSIONS)
+    bits = sketch.sketch(unit_rows(count, seed), axes)
+    query = sketch.sketch(unit_rows(1, seed + 1)[0], axes)[0]
+    weights = rng.choice([0.5, 1.0, 1.5], count).astype(np.float32)  # many ties
+    words = np.where(rng.random(count) < 0.3, rng.random(count), 0.0).astype(np.float32)
+    if with_nan:
+        weights[rng.integers(0, count, 2)] = np.nan
+    estimates, positions = sketch.shortlist(query, bits, weights, words, 0.5, keep)
+    expected, chosen = sketch.shortlist_reference(query, bits, weights, words, 0.5, keep)
+    assert estimates.tobytes() == expected.tobytes()
+    assert positions.tolist() == chosen.tolist()
+
+
+def test_the_parallel_and_serial_shortlists_agree() -> None:
+    axes = sketch.projection(DIMENSIONS)
+    bits = sketch.sketch(unit_rows(sketch.PARALLEL_FROM + 5, 3), axes)
+    weights = np.ones(len(bits), np.float32)
+    words = np.zeros(len(bits), np.float32)
+    query = bits[0]
+    estimates, positions = sketch.shortlist(query, bits, weights, words, 0.5, 64)
+    expected, chosen = sketch.shortlist_reference(query, bits, weights, words, 0.5, 64)
+    assert estimates.tobytes() == expected.tobytes()
+    assert positions.tolist() == chosen.tolist()
