@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from mem8.grid.dynamics import RETENTION_FLOOR
 
@@ -19,6 +22,8 @@ BITS = 256
 WORDS = BITS // 64
 SEED = 0x5E7C4
 LANES = 8  # partial sums of an exact dot product
+_LINE = 16  # float32 per cache line
+_AHEAD = 4  # rows of the shortlist fetched ahead of the one being scored
 _M1, _M2, _M4 = 0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F
 _H01 = 0x0101010101010101
 
@@ -74,9 +79,12 @@ def _mixed(
 ) -> Any:
     """Memory i's estimate: its sketch's cosine and its word score, mixed, times its weight
     (float32 throughout, in the order numpy computes shortlist_reference)."""
-    differing = 0
-    for w in range(query.shape[0]):
-        differing += _popcount(query[w] ^ sketches[i, w])
+    differing = (
+        _popcount(query[0] ^ sketches[i, 0])
+        + _popcount(query[1] ^ sketches[i, 1])
+        + _popcount(query[2] ^ sketches[i, 2])
+        + _popcount(query[3] ^ sketches[i, 3])
+    )  # WORDS = 4, unrolled: the compiler then vectorises across memories
     return dense * (cosines[differing] * weights[i]) + (rest * lexical[i]) * weights[i]
 
 
@@ -221,6 +229,35 @@ def shortlist_reference(
     return estimates, np.flatnonzero(estimates >= estimates[ranked[count - 1]])
 
 
+def _prefetch_signature(typing_context: Any, array: Any, row: Any, column: Any) -> Any:
+    """Asks the CPU to bring array[row, column]'s cache line in (llvm.prefetch, for reading):
+    the shortlist's rows are scattered, so each would otherwise wait for memory in turn."""
+    tools: Any = cgutils  # numba's code generation helpers are untyped
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array_type = signature.args[0]
+        held = context.make_array(array_type)(context, builder, args[0])
+        at = tools.get_item_pointer(context, builder, array_type, held, [args[1], args[2]])
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        kind = ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32])
+        prefetch = tools.get_or_insert_function(builder.module, kind, "llvm.prefetch.p0i8")
+        read, keep, data = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(prefetch, [builder.bitcast(at, byte_pointer), read, keep, data])
+        return context.get_dummy_value()
+
+    return types.void(array, row, column), codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_signature)
+
+
+@njit(cache=True, inline="always")
+def _fetch_row(vectors: Any, i: int) -> None:
+    for d in range(0, vectors.shape[1], _LINE):
+        _prefetch(vectors, i, d)
+
+
 @njit(cache=True)
 def _rescore(
     query: Any,
@@ -237,29 +274,40 @@ def _rescore(
     floor: float,
     out: Any,
 ) -> None:
-    lanes = np.empty(LANES, np.float64)
-    for j in range(positions.shape[0]):
+    count = positions.shape[0]
+    for j in range(min(count, _AHEAD)):
+        _fetch_row(vectors, positions[j])
+    for j in range(count):
+        if j + _AHEAD < count:
+            _fetch_row(vectors, positions[j + _AHEAD])
         i = positions[j]
         fading = 1.0 if math.isinf(tau[i]) else math.exp(-max(now - created[i], 0.0) / tau[i])
         use = 1.0 + 0.1 * math.log1p(recalls[i])
         weight = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use * gains[j]
-        dot = _dot(query, vectors, i, lanes)
+        dot = _dot(query, vectors, i)
         out[j] = (dense_share * dot + (1.0 - dense_share) * lexical[j]) * weight
 
 
 @njit(cache=True, inline="always")
-def _dot(query: Any, vectors: Any, i: int, lanes: Any) -> float:
-    """query . vectors[i] summed in one fixed order (the same score in any tiling), in LANES
-    independent sums that the compiler can vectorise."""
+def _dot(query: Any, vectors: Any, i: int) -> float:
+    """query . vectors[i] summed in one fixed order (the same score in any tiling): LANES
+    independent float64 sums of float32 products, held in registers so that the compiler can
+    vectorise them, then added in lane order."""
     n = query.shape[0]
     whole = n - n % LANES
-    lanes[:] = 0.0
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     for d in range(0, whole, LANES):
-        for lane in range(LANES):
-            lanes[lane] += query[d + lane] * vectors[i, d + lane]
+        s0 += query[d] * vectors[i, d]
+        s1 += query[d + 1] * vectors[i, d + 1]
+        s2 += query[d + 2] * vectors[i, d + 2]
+        s3 += query[d + 3] * vectors[i, d + 3]
+        s4 += query[d + 4] * vectors[i, d + 4]
+        s5 += query[d + 5] * vectors[i, d + 5]
+        s6 += query[d + 6] * vectors[i, d + 6]
+        s7 += query[d + 7] * vectors[i, d + 7]
     dot = 0.0
-    for lane in range(LANES):
-        dot += lanes[lane]
+    for lane in (s0, s1, s2, s3, s4, s5, s6, s7):
+        dot += lane
     for d in range(whole, n):
         dot += query[d] * vectors[i, d]
     return dot
