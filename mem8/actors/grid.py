@@ -40,6 +40,7 @@ from mem8.grid import kernels, lexical, sketch
 from mem8.grid.index import Candidates, RegionIndex, candidates_for
 from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
+from mem8.grid.sketch import Activation
 from mem8.memory import seen_by
 
 TICK = 60.0  # seconds of clock time per propagation step
@@ -237,7 +238,7 @@ class GridRegionActor(Actor):
             message.tenant,
             message.user,
             message.persona,
-            self._activation,
+            self._activation(),
             bits,
             LexicalQuery.from_wire(message.lexical) if message.lexical else None,
         )
@@ -253,20 +254,12 @@ class GridRegionActor(Actor):
     async def on_score(self, message: GridScore, reply: Reply) -> None:
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         words = LexicalQuery.from_wire(message.lexical)
-        held, scores = self.index.score(query, message.now, message.ids, self._activation, words)
+        held, scores = self.index.score(query, message.now, message.ids, self._activation(), words)
         await reply.send(GridScored(message.request_id, held, scores.astype("<f4").tobytes()))
 
-    def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-        """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
-        interpolation, which could reach into a neighbouring tile and make tiling matter."""
-        rows = cells[:, 0].astype(np.intp) - self.tile.row0
-        cols = cells[:, 1].astype(np.intp) - self.tile.col0
-        at = self.field[rows, cols]
-        level = np.hypot(at.real.astype(np.float64), at.imag.astype(np.float64)).astype(np.float32)
-        gain: npt.NDArray[np.float32] = (1.0 + ACTIVATION_GAIN * level / (1.0 + level)).astype(
-            np.float32
-        )
-        return gain
+    def _activation(self) -> Activation:
+        """The field as it is now: each recall reads the latest step."""
+        return Activation(self.field, (self.tile.row0, self.tile.col0), ACTIVATION_GAIN)
 
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         if self.index.remove(message.memory_id):

@@ -7,7 +7,6 @@ same two keys, so the answer does not depend on how the grid is tiled."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,11 +15,11 @@ import numpy.typing as npt
 from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
+from mem8.grid.sketch import QUIET, Activation
 from mem8.memory import seen_by
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
-# Cells (row, column) in, a multiplier of each memory's weight out: the field's excitation.
-Activation = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float32]]
+
 MIN_CANDIDATES = 32
 # The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
 # shortest decay constant is days, so that is within 0.2%; the answer is rescored exactly.
@@ -253,9 +252,6 @@ class _Bucket:
         activation: Activation | None,
     ) -> npt.NDArray[np.float32]:
         """Resonance (cosine and the word scores `matched`) x weight x activation gain."""
-        gains = (
-            activation(self.cells[at]) if activation is not None else np.ones(len(at), np.float32)
-        )
         return sketch.rescore(
             query,
             self.vectors,
@@ -264,10 +260,11 @@ class _Bucket:
             self.tau,
             self.amplitude,
             self.recalls,
-            gains,
             matched,
             DENSE_SHARE,
             now,
+            self.cells,
+            activation or QUIET,
         )
 
 

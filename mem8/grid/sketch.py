@@ -7,6 +7,7 @@ candidates by the estimate times the memory's weight, then rescore only those ex
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -267,11 +268,15 @@ def _rescore(
     tau: Any,
     amplitude: Any,
     recalls: Any,
-    gains: Any,
     lexical: Any,
     dense_share: float,
     now: float,
     floor: float,
+    cells: Any,
+    field: Any,
+    row0: int,
+    col0: int,
+    gain: Any,
     out: Any,
 ) -> None:
     count = positions.shape[0]
@@ -283,9 +288,22 @@ def _rescore(
         i = positions[j]
         fading = 1.0 if math.isinf(tau[i]) else math.exp(-max(now - created[i], 0.0) / tau[i])
         use = 1.0 + 0.1 * math.log1p(recalls[i])
-        weight = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use * gains[j]
+        excited = _gain(cells, field, row0, col0, gain, i)
+        weight = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use * excited
         dot = _dot(query, vectors, i)
         out[j] = (dense_share * dot + (1.0 - dense_share) * lexical[j]) * weight
+
+
+@njit(cache=True, inline="always")
+def _gain(cells: Any, field: Any, row0: int, col0: int, gain: Any, i: int) -> Any:
+    """1 + gain x level / (1 + level), level the field's magnitude at memory i's cell, in
+    float32 (1 exactly for gain 0, without reading the field)."""
+    one = np.float32(1.0)
+    if gain == 0:
+        return one
+    at = field[int(cells[i, 0]) - row0, int(cells[i, 1]) - col0]
+    level = np.float32(math.hypot(np.float64(at.real), np.float64(at.imag)))
+    return one + gain * level / (one + level)
 
 
 @njit(cache=True, inline="always")
@@ -313,6 +331,21 @@ def _dot(query: Any, vectors: Any, i: int) -> float:
     return dot
 
 
+@dataclass(frozen=True)
+class Activation:
+    """A region's field, whose excitation at a memory's own cell multiplies its score by
+    1 + gain x level / (1 + level): the cell, not an interpolation, which could reach into a
+    neighbouring tile and make tiling matter. `origin` is the tile's top-left cell; gain 0
+    reads no field."""
+
+    field: npt.NDArray[np.complex64]
+    origin: tuple[int, int]
+    gain: float
+
+
+QUIET = Activation(np.zeros((1, 1), np.complex64), (0, 0), 0.0)
+
+
 def rescore(
     query: Floats,
     vectors: Floats,
@@ -321,14 +354,16 @@ def rescore(
     tau: npt.NDArray[np.float64],
     amplitude: Floats,
     recalls: npt.NDArray[np.int32],
-    gains: Floats,
     lexical: Floats,
     dense_share: float,
     now: float,
+    cells: npt.NDArray[np.float64],
+    activation: Activation,
 ) -> Floats:
     """Exact resonance (a `dense_share` of cosine, the rest the memories' `lexical` scores) x
     recall weight x activation gain of the shortlisted memories, in one pass (the weight as
-    mem8.grid.dynamics.recall_weights defines it)."""
+    mem8.grid.dynamics.recall_weights defines it, the gain as Activation says at `cells`, the
+    row and column of every memory's centre)."""
     out: Floats = np.empty(positions.shape[0], np.float32)
     _rescore(
         query,
@@ -338,11 +373,15 @@ def rescore(
         tau,
         amplitude,
         recalls,
-        gains,
         lexical.astype(np.float32),
         float(dense_share),
         float(now),
         RETENTION_FLOOR,
+        cells,
+        activation.field,
+        int(activation.origin[0]),
+        int(activation.origin[1]),
+        np.float32(activation.gain),
         out,
     )
     return out

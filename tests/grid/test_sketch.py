@@ -38,24 +38,55 @@ def test_the_estimate_tracks_the_cosine() -> None:
     assert float(np.abs(estimate - cosine).mean()) < 0.1  # 256 bits: a few hundredths
 
 
-def test_rescoring_is_the_recall_weight_times_the_mixed_resonance() -> None:
+def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain() -> None:
     rows = unit_rows(50, 7)
     query = unit_rows(1, 8)[0]
     created = np.linspace(0.0, 1e6, 50)
     tau = np.where(np.arange(50) % 5 == 0, math.inf, 3e5)
     amplitude = np.linspace(0.5, 1.6, 50).astype(np.float32)
     recalls = (np.arange(50) % 4).astype(np.int32)
-    gains = np.linspace(1.0, 1.2, 20).astype(np.float32)
+    cells = np.stack([np.arange(50) % 4 + 10, np.arange(50) // 4 + 20], axis=1).astype(np.float64)
+    field = (np.arange(4 * 13).reshape(4, 13) * (0.1 + 0.2j)).astype(np.complex64)
     words = np.linspace(0.0, 1.0, 20).astype(np.float32)
     positions = np.arange(5, 45, 2, dtype=np.intp)
+    activation = sketch.Activation(field, (10, 20), 0.2)
     scores = sketch.rescore(
-        query, rows, positions, created, tau, amplitude, recalls, gains, words, 0.25, 2e6
+        query,
+        rows,
+        positions,
+        created,
+        tau,
+        amplitude,
+        recalls,
+        words,
+        0.25,
+        2e6,
+        cells,
+        activation,
     )
     weights = recall_weights(
         2e6, created[positions], tau[positions], amplitude[positions], recalls[positions]
     )
+    at = cells[positions].astype(np.intp)
+    level = np.abs(field[at[:, 0] - 10, at[:, 1] - 20])
+    gains = 1.0 + 0.2 * level / (1.0 + level)
     expected = (0.25 * (rows[positions] @ query) + 0.75 * words) * weights * gains
     assert np.allclose(scores, expected, atol=1e-5)
+    quiet = sketch.rescore(
+        query,
+        rows,
+        positions,
+        created,
+        tau,
+        amplitude,
+        recalls,
+        words,
+        0.25,
+        2e6,
+        cells,
+        sketch.QUIET,
+    )
+    assert np.allclose(quiet, expected / gains, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)
