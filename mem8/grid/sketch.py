@@ -90,21 +90,16 @@ def _mixed(
 
 
 @njit(cache=True, inline="always")
-def _beats(score: Any, other: Any) -> bool:
-    return bool(score > other or (other != other and score == score))  # x != x: x is NaN
-
-
-@njit(cache=True, inline="always")
 def _sift_down(heap: Any, score: Any) -> None:
-    """Replaces the least of the heap's scores (its root) by a better `score`."""
+    """Replaces the least of the heap's scores (its root) by a greater `score`."""
     count, slot = heap.shape[0], 0
     while True:
         child = 2 * slot + 1
         if child >= count:
             break
-        if child + 1 < count and _beats(heap[child], heap[child + 1]):
+        if child + 1 < count and heap[child + 1] < heap[child]:
             child += 1
-        if not _beats(score, heap[child]):
+        if score <= heap[child]:
             break
         heap[slot] = heap[child]
         slot = child
@@ -114,7 +109,7 @@ def _sift_down(heap: Any, score: Any) -> None:
 @njit(cache=True, inline="always")
 def _sift_up(heap: Any, slot: int, score: Any) -> None:
     """Adds `score` at `slot`, the heap's first free place."""
-    while slot > 0 and _beats(heap[(slot - 1) // 2], score):
+    while slot > 0 and heap[(slot - 1) // 2] > score:
         heap[slot] = heap[(slot - 1) // 2]
         slot = (slot - 1) // 2
     heap[slot] = score
@@ -122,19 +117,24 @@ def _sift_up(heap: Any, slot: int, score: Any) -> None:
 
 @njit(cache=True)
 def _count_th_best(estimates: Any, count: int) -> Any:
-    """The count-th best estimate (NaN ranks below every number): a min-heap of the best
-    so far, whose root only rises, so most estimates cost one comparison."""
+    """The count-th best estimate, NaN ranking below every number (so NaN itself when fewer
+    than count are numbers): a min-heap of the best so far, whose root only rises, so most
+    estimates cost one comparison. NaNs enter it only as -inf, among the first count."""
+    numbers = 0
+    for i in range(estimates.shape[0]):
+        numbers += estimates[i] == estimates[i]
+    if numbers < count:
+        return np.float32(np.nan)
     heap = np.empty(count, np.float32)
     for i in range(count):
-        _sift_up(heap, i, estimates[i])
+        score = estimates[i]
+        _sift_up(heap, i, score if score == score else np.float32(-np.inf))
     root = heap[0]
-    floor = root if root == root else np.float32(-np.inf)  # a NaN root: every number beats it
     for i in range(count, estimates.shape[0]):
         score = estimates[i]
-        if score >= floor and _beats(score, root):
+        if score > root:  # never a NaN
             _sift_down(heap, score)
             root = heap[0]
-            floor = root if root == root else np.float32(-np.inf)
     return root
 
 
