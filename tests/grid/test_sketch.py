@@ -123,3 +123,30 @@ def test_the_parallel_and_serial_shortlists_agree() -> None:
     expected, chosen = sketch.shortlist_reference(query, bits, weights, words, 0.5, 64)
     assert estimates.tobytes() == expected.tobytes()
     assert positions.tolist() == chosen.tolist()
+
+
+@pytest.mark.parametrize("kind", ["random", "ties", "nan", "few numbers", "rising"])
+def test_a_long_shortlist_through_a_floor_equals_the_reference(kind: str) -> None:
+    """From 128 x the count up, the cut is found through a floor guessed from a sample; a
+    bad guess (ties, NaNs, a sorted bucket) falls back to the whole pass."""
+    rng = np.random.default_rng(11)
+    count, keep = 20_000, 64
+    axes = sketch.projection(DIMENSIONS)
+    bits = sketch.sketch(unit_rows(count, 12), axes)
+    query = bits[3] if kind != "ties" else np.zeros(sketch.WORDS, np.uint64)
+    weights = rng.uniform(0.5, 1.5, count).astype(np.float32)
+    words = np.zeros(count, np.float32)
+    if kind == "ties":
+        bits = np.zeros_like(bits)  # every estimate is its weight
+        weights = rng.choice([0.5, 1.0], count).astype(np.float32)
+    elif kind == "nan":
+        weights[rng.random(count) < 0.5] = np.nan
+    elif kind == "few numbers":
+        weights[keep - 1 :] = np.nan
+    elif kind == "rising":
+        weights = np.linspace(0.5, 1.5, count).astype(np.float32)
+        bits = np.zeros_like(bits)
+    estimates, positions = sketch.shortlist(query, bits, weights, words, 0.5, keep)
+    expected, chosen = sketch.shortlist_reference(query, bits, weights, words, 0.5, keep)
+    assert estimates.tobytes() == expected.tobytes()
+    assert positions.tolist() == chosen.tolist()
