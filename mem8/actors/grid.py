@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,9 +36,10 @@ from mem8.actors.messages import (
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
 from mem8.grid import kernels, lexical, sketch
-from mem8.grid.index import Candidates, RegionIndex, candidates_for
+from mem8.grid.index import Candidates, Handles, RegionIndex, candidates_for
 from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
+from mem8.grid.sketch import Activation
 from mem8.memory import seen_by
 
 TICK = 60.0  # seconds of clock time per propagation step
@@ -215,6 +215,7 @@ class GridRegionActor(Actor):
                 self.index.add(
                     scope,
                     wire["id"],
+                    wire["handle"],
                     vector,
                     wire["created"],
                     wire["tau"],
@@ -237,14 +238,14 @@ class GridRegionActor(Actor):
             message.tenant,
             message.user,
             message.persona,
-            self._activation,
+            self._activation(),
             bits,
             LexicalQuery.from_wire(message.lexical) if message.lexical else None,
         )
         await reply.send(
             GridCandidates(
                 message.request_id,
-                hits.ids,
+                hits.handles.astype("<i8").tobytes(),
                 hits.estimates.astype("<f4").tobytes(),
                 hits.scores.astype("<f4").tobytes(),
             )
@@ -253,20 +254,12 @@ class GridRegionActor(Actor):
     async def on_score(self, message: GridScore, reply: Reply) -> None:
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         words = LexicalQuery.from_wire(message.lexical)
-        held, scores = self.index.score(query, message.now, message.ids, self._activation, words)
+        held, scores = self.index.score(query, message.now, message.ids, self._activation(), words)
         await reply.send(GridScored(message.request_id, held, scores.astype("<f4").tobytes()))
 
-    def _activation(self, cells: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-        """1 + the field's excitation at each memory's own cell, squashed: the cell, not an
-        interpolation, which could reach into a neighbouring tile and make tiling matter."""
-        rows = cells[:, 0].astype(np.intp) - self.tile.row0
-        cols = cells[:, 1].astype(np.intp) - self.tile.col0
-        at = self.field[rows, cols]
-        level = np.hypot(at.real.astype(np.float64), at.imag.astype(np.float64)).astype(np.float32)
-        gain: npt.NDArray[np.float32] = (1.0 + ACTIVATION_GAIN * level / (1.0 + level)).astype(
-            np.float32
-        )
-        return gain
+    def _activation(self) -> Activation:
+        """The field as it is now: each recall reads the latest step."""
+        return Activation(self.field, (self.tile.row0, self.tile.col0), ACTIVATION_GAIN)
 
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         if self.index.remove(message.memory_id):
@@ -362,8 +355,11 @@ class GridActor(Actor):
         self.centres: dict[str, tuple[float, float]] = {}
         self.overlaps = Overlaps(2 * sigma)
         self.frequencies: dict[ScopeKey, Frequencies] = {}  # per scope: the words it holds
-        self.follows: dict[str, str] = {}  # memory id -> the one before it in its stream
-        self.followed: dict[str, str] = {}  # memory id -> the one after it
+        self.handle_of: dict[str, int] = {}  # memory id -> its number, which recalls move
+        self.names: list[str] = []  # handle -> memory id
+        # By handle: the one before it in its stream, the one after it (-1: none).
+        self.before = np.full(0, -1, np.int64)
+        self.after = np.full(0, -1, np.int64)
         self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
 
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
@@ -371,7 +367,8 @@ class GridActor(Actor):
         routes: dict[int, list[dict[str, Any]]] = {}
         for given in message.memories:
             # Its words, stemmed once here: for the scope's counts and the region's index.
-            wire = {**given, "terms": lexical.memory_terms(given["text"], given["context"])}
+            terms = lexical.memory_terms(given["text"], given["context"])
+            wire = {**given, "terms": terms, "handle": self._handle(given["id"])}
             self._chain(wire)
             for i, tile in enumerate(self.tiles):
                 if tile.touches(wire["x"], wire["y"], 3 * self.sigma):
@@ -390,23 +387,36 @@ class GridActor(Actor):
         associations = [pair for pairs in found for pair in pairs] if message.wave else []
         await reply.send(GridImprinted(message.request_id, associations))
 
+    def _handle(self, memory_id: str) -> int:
+        """The memory's handle, given at first sight (to a chained turn, even before it is
+        imprinted) and kept."""
+        handle = self.handle_of.get(memory_id)
+        if handle is None:
+            handle = self.handle_of[memory_id] = len(self.names)
+            self.names.append(memory_id)
+            if handle == len(self.before):  # grown by doubling
+                more = np.full(max(16, handle), -1, np.int64)
+                self.before = np.concatenate([self.before, more])
+                self.after = np.concatenate([self.after, more])
+        return handle
+
     def _chain(self, wire: dict[str, Any]) -> None:
         """Counts the memory's words for its scope and links it to the turn it followed."""
         scope = (wire["tenant"], wire["user"], wire["persona"])
         corpus = self.frequencies.setdefault(scope, Frequencies())
         corpus.add(wire["terms"])
         if wire["follows"]:
-            self.follows[wire["id"]] = wire["follows"]
-            self.followed[wire["follows"]] = wire["id"]
+            before = self._handle(wire["follows"])
+            self.before[wire["handle"]] = before
+            self.after[before] = wire["handle"]
 
-    def _chain_around(self, ids: list[str]) -> list[tuple[list[str], list[str]]]:
-        """For each step of SPREAD, the turns that many before and after each of `ids` in its
-        chain ("" where the chain ends)."""
-        follows, followed = self.follows.get, self.followed.get
-        before, after, steps = ids, ids, []
+    def _chain_around(self, handles: Handles) -> list[tuple[Handles, Handles]]:
+        """For each step of SPREAD, the turns that many before and after each of `handles` in
+        its chain (-1 where the chain ends)."""
+        before, after, steps = handles, handles, []
         for _ in SPREAD:
-            before = list(map(follows, before, repeat("")))
-            after = list(map(followed, after, repeat("")))
+            before = np.where(before >= 0, self.before[before], -1)
+            after = np.where(after >= 0, self.after[after], -1)
             steps.append((before, after))
         return steps
 
@@ -445,44 +455,46 @@ class GridActor(Actor):
         found = Candidates.merge(
             [
                 Candidates(
-                    a.ids,
+                    np.frombuffer(a.handles, "<i8").astype(np.int64),
                     np.frombuffer(a.estimates, "<f4").astype(np.float32),
                     np.frombuffer(a.scores, "<f4").astype(np.float32),
                 )
                 for _, a in sorted(answers.items())
             ]
         )
-        pool = found.shortlist(candidates_for(message.k))
-        around = self._chain_around(pool.ids)
-        known = dict(zip(found.ids, found.scores.tolist(), strict=True))
-        known[""] = 0.0  # where a chain ends
+        pool = found.shortlist(candidates_for(message.k), self.names.__getitem__)
+        around = self._chain_around(pool.handles)
+        known = _Known(found.handles, found.scores)
         spread = _spread(pool, around, known)
         if np.isnan(spread.scores).any():  # neighbours the regions did not send
-            missing = {i for step in around for side in step for i in side if i not in known}
-            known.update(await self._scores(missing, message, words))
+            wanted = np.unique(np.concatenate([side for step in around for side in step]))
+            missing = wanted[(wanted >= 0) & np.isnan(known.scores(wanted))]
+            known = known.plus(*await self._scores(missing, message, words))
             spread = _spread(pool, around, known)
-        chosen = spread.ranked(message.k)
-        best = [[i, float(s)] for i, s in zip(chosen.ids, chosen.scores, strict=True)]
+        chosen = spread.ranked(message.k, self.names.__getitem__)
+        names, scores = self.names, chosen.scores.tolist()
+        best = [[names[h], s] for h, s in zip(chosen.handles.tolist(), scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
     async def _scores(
-        self, ids: set[str], message: GridRecall, words: dict[str, Any]
-    ) -> dict[str, float]:
-        """The exact scores of `ids`, asked of the regions holding them (the same in any
-        tiling: a memory's score depends on it and the query alone)."""
+        self, handles: Handles, message: GridRecall, words: dict[str, Any]
+    ) -> tuple[Handles, npt.NDArray[np.float32]]:
+        """The exact scores of the memories with these handles, asked of the regions holding
+        them (the same in any tiling: a memory's score depends on it and the query alone)."""
         routes: dict[int, list[str]] = {}
-        for memory_id in sorted(ids):
+        for memory_id in sorted(self.names[h] for h in handles.tolist()):
             if memory_id in self.owner:
                 routes.setdefault(self.owner[memory_id], []).append(memory_id)
         asks = {
             i: GridScore(_rid(), message.query, held, message.now, words)
             for i, held in routes.items()
         }
-        scored: dict[str, float] = {}
+        held: list[int] = []
+        scores = [np.zeros(0, np.float32)]
         for answer in (await self._each(asks, GridScored)).values():
-            scores = np.frombuffer(answer.scores, "<f4").tolist()
-            scored.update(zip(answer.ids, scores, strict=True))
-        return scored
+            held += [self.handle_of[memory_id] for memory_id in answer.ids]
+            scores.append(np.frombuffer(answer.scores, "<f4").astype(np.float32))
+        return np.array(held, np.int64), np.concatenate(scores)
 
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
@@ -500,14 +512,17 @@ class GridActor(Actor):
             corpus = self.frequencies.get((message.scope[0], message.scope[1], message.scope[2]))
             if corpus is not None:
                 corpus.remove(lexical.memory_terms(message.text, message.context))
-        before = self.follows.pop(message.memory_id, "")
-        after = self.followed.pop(message.memory_id, "")
-        if before and self.followed.get(before) == message.memory_id:
-            del self.followed[before]
-        if after and self.follows.get(after) == message.memory_id:
-            del self.follows[after]
-        if before and after:
-            self.follows[after], self.followed[before] = before, after
+        handle = self.handle_of.get(message.memory_id)
+        if handle is None:
+            return
+        before, after = int(self.before[handle]), int(self.after[handle])
+        self.before[handle] = self.after[handle] = -1
+        if before >= 0 and self.after[before] == handle:
+            self.after[before] = -1
+        if after >= 0 and self.before[after] == handle:
+            self.before[after] = -1
+        if before >= 0 and after >= 0:
+            self.before[after], self.after[before] = before, after
 
     async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
         """Updates each memory's owner and excites every tile its packet touches."""
@@ -614,20 +629,38 @@ class GridActor(Actor):
                 stream.close()
 
 
-def _spread(
-    pool: Candidates, around: list[tuple[list[str], list[str]]], known: dict[str, float]
-) -> Candidates:
+class _Known:
+    """The exact scores known in a recall, by handle: looked up for many handles at once."""
+
+    def __init__(self, handles: Handles, scores: npt.NDArray[np.float32]) -> None:
+        order = np.argsort(handles, kind="stable")
+        self._handles = handles[order]
+        self._scores = scores[order]
+
+    def scores(self, handles: Handles) -> npt.NDArray[np.float64]:
+        """Each handle's score: NaN where it is not known, 0 where a chain ends (-1)."""
+        found = np.full(len(handles), math.nan)
+        if len(self._handles):
+            at = np.minimum(np.searchsorted(self._handles, handles), len(self._handles) - 1)
+            hit = self._handles[at] == handles
+            found[hit] = self._scores[at[hit]]
+        found[handles < 0] = 0.0
+        return found
+
+    def plus(self, handles: Handles, scores: npt.NDArray[np.float32]) -> _Known:
+        return _Known(
+            np.concatenate([self._handles, handles]), np.concatenate([self._scores, scores])
+        )
+
+
+def _spread(pool: Candidates, around: list[tuple[Handles, Handles]], known: _Known) -> Candidates:
     """Each candidate gains a share of its best neighbour's score in the chain of turns
     (`known`: the exact scores of the pool's neighbours; NaN for one that is missing)."""
     spread = pool.scores.astype(np.float64)
-    count = len(pool.ids)
     for share, (before, after) in zip(SPREAD, around, strict=True):
-        best = np.maximum(
-            np.fromiter(map(known.get, before, repeat(math.nan)), np.float64, count),
-            np.fromiter(map(known.get, after, repeat(math.nan)), np.float64, count),
-        )
+        best = np.maximum(known.scores(before), known.scores(after))
         spread += share * np.maximum(best, 0.0)
-    return Candidates(pool.ids, pool.estimates, spread.astype(np.float32))
+    return Candidates(pool.handles, pool.estimates, spread.astype(np.float32))
 
 
 async def _answer(stream: ReplyStream, reply_type: type[Any], region: str) -> Any:

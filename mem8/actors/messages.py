@@ -228,7 +228,8 @@ class JournalClose(Message):
 class GridImprint(Message):
     """Imprints memories (wire maps, see mem8.memory.memory_to_wire); answered by Ack.
     With `wave` false they are only indexed: their waves are already in a restored field.
-    The grid adds each map's `terms` (mem8.grid.lexical.memory_terms) for its regions."""
+    The grid adds each map's `terms` (mem8.grid.lexical.memory_terms) and `handle` (its
+    number for the memory, which recalls name it by) for its regions."""
 
     request_id: str
     memories: list[dict[str, Any]]
@@ -281,11 +282,12 @@ class GridRecall(Message):
 
 @message("grid_candidates")
 class GridCandidates(Message):
-    """A region's share of a recall: its best candidates, with their estimates and exact
-    scores as little-endian float32 arrays parallel to `ids`."""
+    """A region's share of a recall: its best candidates by handle (little-endian int64: the
+    numbers the grid gave the memories at imprint), with their estimates and exact scores as
+    little-endian float32 arrays parallel to them."""
 
     request_id: str
-    ids: list[str]
+    handles: bytes
     estimates: bytes
     scores: bytes
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from mem8.grid import kernels, lexical, sketch
+from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
+from mem8.grid.sketch import QUIET, Activation
 from mem8.memory import seen_by
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
-# Cells (row, column) in, a multiplier of each memory's weight out: the field's excitation.
-Activation = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float32]]
+
 MIN_CANDIDATES = 32
 # The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
 # shortest decay constant is days, so that is within 0.2%; the answer is rescored exactly.
@@ -37,44 +37,45 @@ def candidates_for(k: int) -> int:
     return max(MIN_CANDIDATES, 4 * k)
 
 
+Handles = npt.NDArray[np.int64]
+# A handle's memory id: ties are broken by id, and only ties need it.
+Names = Callable[[int], str]
+
+
 @dataclass(frozen=True)
 class Candidates:
-    """Memories up for a recall: ids, the sketch's estimate (chooses who is rescored) and the
-    exact score (ranks the answer), as parallel arrays."""
+    """Memories up for a recall by handle (the number the grid gave each at imprint, so that
+    a recall moves integers, not id strings): the sketch's estimate (chooses who is rescored)
+    and the exact score (ranks the answer), as parallel arrays."""
 
-    ids: list[str]
+    handles: Handles
     estimates: npt.NDArray[np.float32]
     scores: npt.NDArray[np.float32]
 
     @staticmethod
     def merge(parts: list[Candidates]) -> Candidates:
         if len(parts) < 2:
-            return (
-                parts[0]
-                if parts
-                else Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
-            )
+            return parts[0] if parts else _EMPTY
         return Candidates(
-            [i for p in parts for i in p.ids],
+            np.concatenate([p.handles for p in parts]),
             np.concatenate([p.estimates for p in parts]),
             np.concatenate([p.scores for p in parts]),
         )
 
     def _take(self, order: npt.NDArray[np.intp]) -> Candidates:
-        ids = self.ids
-        return Candidates(
-            [ids[i] for i in order.tolist()], self.estimates[order], self.scores[order]
-        )
+        return Candidates(self.handles[order], self.estimates[order], self.scores[order])
 
-    def shortlist(self, count: int) -> Candidates:
+    def shortlist(self, count: int, names: Names) -> Candidates:
         """The best `count` by estimate; equal estimates in memory-id order."""
-        return self._take(self._best(self.estimates, count))
+        return self._take(self._best(self.estimates, count, names))
 
-    def ranked(self, k: int) -> Candidates:
+    def ranked(self, k: int, names: Names) -> Candidates:
         """The best k by exact score; equal scores in memory-id order."""
-        return self._take(self._best(self.scores, k))
+        return self._take(self._best(self.scores, k, names))
 
-    def _best(self, keys: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.intp]:
+    def _best(
+        self, keys: npt.NDArray[np.float32], count: int, names: Names
+    ) -> npt.NDArray[np.intp]:
         """Positions of the `count` highest keys, ties by memory id: sorting ids as strings
         costs more than the rest, so only where two of those keys are equal, and only the
         best `count` and those tied with the last of them."""
@@ -84,8 +85,11 @@ class Candidates:
             return order[:count]
         cut = keys[order[min(count, len(keys)) - 1]]
         near = np.flatnonzero(keys >= cut) if cut == cut else np.arange(len(keys))  # NaN
-        ids = np.array([self.ids[i] for i in near.tolist()], dtype=str)
+        ids = np.array([names(h) for h in self.handles[near].tolist()], dtype=str)
         return near[np.lexsort((ids, -keys[near]))][:count]
+
+
+_EMPTY = Candidates(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
 
 
 @dataclass
@@ -94,6 +98,7 @@ class _Bucket:
 
     dimensions: int
     ids: list[str] = field(default_factory=list)
+    handles: Handles = field(init=False)
     vectors: npt.NDArray[np.float32] = field(init=False)
     sketches: sketch.Sketches = field(init=False)
     created: npt.NDArray[np.float64] = field(init=False)
@@ -113,6 +118,7 @@ class _Bucket:
     def _allocate(self, capacity: int) -> None:
         kept = len(self.ids)
         fresh: dict[str, npt.NDArray[np.generic]] = {
+            "handles": np.zeros(capacity, np.int64),
             "vectors": np.zeros((capacity, self.dimensions), np.float32),
             "sketches": np.zeros((capacity, sketch.WORDS), np.uint64),
             "created": np.zeros(capacity, np.float64),
@@ -131,6 +137,7 @@ class _Bucket:
 
     def _arrays(self) -> tuple[npt.NDArray[np.generic], ...]:
         return (
+            self.handles,
             self.vectors,
             self.sketches,
             self.created,
@@ -145,6 +152,7 @@ class _Bucket:
     def add(
         self,
         memory_id: str,
+        handle: int,
         vector: npt.NDArray[np.float32],
         bits: sketch.Sketches,
         created: float,
@@ -158,6 +166,7 @@ class _Bucket:
         if n == len(self.created):
             self._allocate(2 * n)
         self.ids.append(memory_id)
+        self.handles[n] = handle
         self.documents.append(found)
         self.lengths[n] = sum(found.values())
         self.postings.add(n, found)
@@ -214,15 +223,10 @@ class _Bucket:
         n = len(self.ids)
         weights = self._weigh(now)
         self._lexical = lexical.scores(words, self.postings, self.lengths, n)
-        estimates = sketch.estimate(query_bits, self.sketches[:n], weights)
-        estimates = DENSE_SHARE * estimates + (1.0 - DENSE_SHARE) * self._lexical * weights
-        if n > count:
-            # One numba pass keeping the best `count` (np.partition costs 5x at 25k memories).
-            cut = estimates[kernels.top_k(estimates, count)[-1]]  # the count-th best
-            chosen = np.flatnonzero(estimates >= cut)  # ties at the cut too
-        else:
-            chosen = np.arange(n)
-        self._estimates = estimates
+        # One numba pass (np.partition alone cost 5x at 25k memories).
+        self._estimates, chosen = sketch.shortlist(
+            query_bits, self.sketches[:n], weights, self._lexical, DENSE_SHARE, count
+        )
         return chosen
 
     def rescore(
@@ -233,9 +237,7 @@ class _Bucket:
         activation: Activation | None,
     ) -> Candidates:
         scores = self.exact(query, at, self._lexical[at], now, activation)
-        ids = self.ids
-        chosen = list(ids) if len(at) == len(ids) else [ids[p] for p in at.tolist()]
-        return Candidates(chosen, self._estimates[at], scores)
+        return Candidates(self.handles[at], self._estimates[at], scores)
 
     def score(
         self,
@@ -258,9 +260,6 @@ class _Bucket:
         activation: Activation | None,
     ) -> npt.NDArray[np.float32]:
         """Resonance (cosine and the word scores `matched`) x weight x activation gain."""
-        gains = (
-            activation(self.cells[at]) if activation is not None else np.ones(len(at), np.float32)
-        )
         return sketch.rescore(
             query,
             self.vectors,
@@ -269,10 +268,11 @@ class _Bucket:
             self.tau,
             self.amplitude,
             self.recalls,
-            gains,
             matched,
             DENSE_SHARE,
             now,
+            self.cells,
+            activation or QUIET,
         )
 
 
@@ -284,6 +284,7 @@ class RegionIndex:
         self._axes = sketch.projection(dimensions)
         self._buckets: dict[ScopeKey, _Bucket] = {}
         self._where: dict[str, tuple[ScopeKey, int]] = {}
+        self._names: dict[int, str] = {}  # handle -> memory id
 
     def __len__(self) -> int:
         return len(self._where)
@@ -295,6 +296,7 @@ class RegionIndex:
         self,
         scope: ScopeKey,
         memory_id: str,
+        handle: int,
         vector: npt.NDArray[np.float32],
         created: float,
         tau: float,
@@ -303,13 +305,21 @@ class RegionIndex:
         cell: tuple[int, int] = (0, 0),
         found: Terms | None = None,
     ) -> None:
-        """One memory; `found` are its terms for exact word matching (none: meaning only)."""
+        """One memory and its handle; `found` are its terms for exact word matching (none:
+        meaning only)."""
         bucket = self._buckets.get(scope)
         if bucket is None:
             bucket = self._buckets[scope] = _Bucket(self.dimensions)
         self._where[memory_id] = (scope, len(bucket.ids))
+        self._names[handle] = memory_id
         bits = sketch.sketch(vector, self._axes)[0]
-        bucket.add(memory_id, vector, bits, created, tau, amplitude, recalls, cell, found or {})
+        bucket.add(
+            memory_id, handle, vector, bits, created, tau, amplitude, recalls, cell, found or {}
+        )
+
+    def name(self, handle: int) -> str:
+        """The id of the memory with this handle."""
+        return self._names[handle]
 
     def refresh(self) -> None:
         """Readies what recall reads after a batch of additions (the word postings' arrays)."""
@@ -322,6 +332,7 @@ class RegionIndex:
             return False
         scope, position = place
         bucket = self._buckets[scope]
+        del self._names[int(bucket.handles[position])]
         moved = bucket.ids[-1]
         bucket.remove(position)
         if moved != memory_id:
@@ -372,7 +383,7 @@ class RegionIndex:
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
         every = Candidates.merge(found)
-        return every if len(every.ids) <= count else every.shortlist(count)
+        return every if len(every.handles) <= count else every.shortlist(count, self.name)
 
     def score(
         self,

@@ -25,29 +25,31 @@ def test_scoring_given_ids_equals_the_recall_scores() -> None:
         found = lexical.memory_terms(text, "")
         corpus.add(found)
         scope = ("t", "alice" if i % 2 else "bob", "p")
-        index.add(scope, f"m{i:03d}", row, 100.0 * i, 86_400.0, 1.0, i % 3, (i, i), found)
+        index.add(scope, f"m{i:03d}", i, row, 100.0 * i, 86_400.0, 1.0, i % 3, (i, i), found)
     words = lexical.weigh("Lisbon wedding", [corpus])
     hits = index.search(rows[2], 10_000.0, 8, "t", None, None, words=words)
-    asked = [*reversed(hits.ids), "m999"]  # an id the region does not hold is left out
+    ids = [index.name(h) for h in hits.handles.tolist()]
+    asked = [*reversed(ids), "m999"]  # an id the region does not hold is left out
     held, scores = index.score(rows[2], 10_000.0, asked, words=words)
-    assert sorted(held) == sorted(hits.ids)
-    exact = dict(zip(hits.ids, hits.scores.tolist(), strict=True))
+    assert sorted(held) == sorted(ids)
+    exact = dict(zip(ids, hits.scores.tolist(), strict=True))
     assert scores.tolist() == [exact[i] for i in held]
+
+
+def named(found: Candidates, ids: list[str]) -> list[str]:
+    return [ids[h] for h in found.handles.tolist()]
 
 
 def test_equal_keys_rank_by_memory_id_whatever_the_order() -> None:
     ids = ["m5", "m1", "m4", "m2", "m3", "m0"]
+    handles = np.arange(len(ids), dtype=np.int64)
     estimates = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.5], np.float32)
     scores = np.array([0.2, 0.2, 0.7, 0.3, 0.2, 0.1], np.float32)
-    found = Candidates(ids, estimates, scores)
-    assert found.shortlist(3).ids == ["m1", "m0", "m2"]  # the tie crosses the cut
-    assert found.ranked(4).ids == ["m4", "m2", "m1", "m3"]
-    assert Candidates(ids[::-1], estimates[::-1], scores[::-1]).ranked(4).ids == [
-        "m4",
-        "m2",
-        "m1",
-        "m3",
-    ]
+    found = Candidates(handles, estimates, scores)
+    assert named(found.shortlist(3, ids.__getitem__), ids) == ["m1", "m0", "m2"]  # a tie at the cut
+    assert named(found.ranked(4, ids.__getitem__), ids) == ["m4", "m2", "m1", "m3"]
+    reverse = Candidates(handles[::-1], estimates[::-1], scores[::-1])
+    assert named(reverse.ranked(4, ids.__getitem__), ids) == ["m4", "m2", "m1", "m3"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -61,6 +63,6 @@ def test_the_best_are_those_of_a_full_sort_by_key_then_id(
 ) -> None:
     ids = [f"m{i:03d}" for i in np.random.default_rng(seed).permutation(len(keys))]
     values = np.array(keys, np.float32)
-    found = Candidates(ids, values, values)
+    found = Candidates(np.arange(len(ids), dtype=np.int64), values, values)
     expected = np.lexsort((np.array(ids, dtype=str), -values))[:count]
-    assert found.shortlist(count).ids == [ids[i] for i in expected]
+    assert named(found.shortlist(count, ids.__getitem__), ids) == [ids[i] for i in expected]
