@@ -154,14 +154,14 @@ class Overlaps:
         near: list[str],
         spots: list[npt.NDArray[np.float64]],
     ) -> list[list[Any]]:
-        where = np.concatenate(spots)
-        sigma = self.reach / 2
-        distance2 = (where[:, 0] - x) ** 2 + (where[:, 1] - y) ** 2
-        strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - where[:, 2])
-        strong = np.flatnonzero(strength >= ASSOCIATION_FLOOR)
-        # Strongest first; equal strengths in the order they were placed (stable sort).
-        order = strong[np.argsort(-strength[strong], kind="stable")][:MAX_ASSOCIATIONS]
-        return [[memory_id, near[i], float(strength[i])] for i in order]
+        where = np.concatenate(spots) if len(spots) > 1 else spots[0]
+        order, strengths = kernels.associations(
+            where, x, y, phase, self.reach / 2, ASSOCIATION_FLOOR, MAX_ASSOCIATIONS
+        )
+        # Strongest first; equal strengths in the order they were placed.
+        return [
+            [memory_id, near[i], s] for i, s in zip(order.tolist(), strengths.tolist(), strict=True)
+        ]
 
     def remove(self, memory_id: str) -> None:
         placed = self.placed.pop(memory_id, None)

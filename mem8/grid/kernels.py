@@ -403,6 +403,56 @@ def _temporal_bind(times: Float64s, window: float) -> Indices:
     return groups
 
 
+# --- associations -----------------------------------------------------------------------------
+
+
+def associations(
+    spots: Float64s, x: float, y: float, phase: float, sigma: float, floor: float, most: int
+) -> tuple[Indices, Float64s]:
+    """Which of `spots` (rows of x, y, phase) a packet at (x, y, phase) interferes with
+    constructively: strength exp(-d^2 / 4 sigma^2) cos(phase difference) at least `floor`; the
+    `most` strongest, strongest first, equal strengths in row order. Positions and strengths."""
+    spots = np.ascontiguousarray(spots, np.float64)
+    if spots.ndim != 2 or spots.shape[1] != 3:
+        raise ValueError(f"spots must be rows of (x, y, phase), not of shape {spots.shape}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, not {sigma}")
+    if most < 0:
+        raise ValueError(f"most must be at least 0, not {most}")
+    found: tuple[Indices, Float64s] = _associations(
+        spots, float(x), float(y), float(phase), float(sigma), float(floor), int(most)
+    )
+    return found
+
+
+@_kernel
+def _associations(
+    spots: Float64s, x: float, y: float, phase: float, sigma: float, floor: float, most: int
+) -> tuple[Indices, Float64s]:
+    positions = np.empty(most, np.int64)
+    strengths = np.empty(most, np.float64)
+    spread = 4.0 * sigma * sigma
+    count = 0
+    for i in range(spots.shape[0]):
+        dx = spots[i, 0] - x
+        dy = spots[i, 1] - y
+        strength = math.exp(-(dx * dx + dy * dy) / spread) * math.cos(phase - spots[i, 2])
+        if not strength >= floor:  # NaN too
+            continue
+        at = count  # after every stronger or equal one: ties keep row order
+        while at > 0 and strengths[at - 1] < strength:
+            at -= 1
+        if at >= most:
+            continue
+        for j in range(min(count, most - 1), at, -1):
+            positions[j] = positions[j - 1]
+            strengths[j] = strengths[j - 1]
+        positions[at] = i
+        strengths[at] = strength
+        count = min(count + 1, most)
+    return positions[:count], strengths[:count]
+
+
 # --- energy -----------------------------------------------------------------------------------
 
 

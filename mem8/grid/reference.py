@@ -85,6 +85,19 @@ def temporal_bind(times: Float64s, window: float) -> Indices:
     return groups
 
 
+def associations(
+    spots: Float64s, x: float, y: float, phase: float, sigma: float, floor: float, most: int
+) -> tuple[Indices, Float64s]:
+    """Strength exp(-d^2 / 4 sigma^2) cos(phase difference); at least floor, strongest first
+    (a stable sort: equal strengths in row order), the first `most`."""
+    spots = np.asarray(spots, np.float64).reshape(-1, 3)
+    distance2 = (spots[:, 0] - x) ** 2 + (spots[:, 1] - y) ** 2
+    strength = np.exp(-distance2 / (4 * sigma * sigma)) * np.cos(phase - spots[:, 2])
+    strong = np.flatnonzero(strength >= floor)
+    order: Indices = strong[np.argsort(-strength[strong], kind="stable")][:most].astype(np.int64)
+    return order, strength[order]
+
+
 def energy(u: Field, u_prev: Field, c2dt2: float) -> float:
     """sum |u - u_prev|^2 + c2dt2 sum over edges (boundary ones too) of Re(grad u grad u_prev*)."""
     now, before = np.pad(u.astype(np.complex128), 1), np.pad(u_prev.astype(np.complex128), 1)

@@ -185,6 +185,39 @@ def test_temporal_bind_matches_reference(gaps: list[float], window: float) -> No
     assert actual.tolist() == reference.temporal_bind(times, window).tolist()
 
 
+def test_associations_are_the_strongest_over_the_floor_ties_in_row_order() -> None:
+    spots = np.array(
+        [
+            [0.0, 0.0, 0.0],  # on top, in phase: strength 1
+            [1.0, 0.0, math.pi],  # close but opposite phase: destructive
+            [0.0, 0.0, 0.0],  # a tie with row 0: after it
+            [50.0, 50.0, 0.0],  # too far
+            [1.0, 0.0, 0.0],  # exp(-1/4)
+        ]
+    )
+    order, strengths = kernels.associations(spots, 0.0, 0.0, 0.0, 1.0, 0.3, 8)
+    assert order.tolist() == [0, 2, 4]
+    assert strengths.tolist() == pytest.approx([1.0, 1.0, math.exp(-0.25)])
+    assert kernels.associations(spots, 0.0, 0.0, 0.0, 1.0, 0.3, 2)[0].tolist() == [0, 2]
+    assert kernels.associations(np.zeros((0, 3)), 0.0, 0.0, 0.0, 1.0, 0.3, 8)[0].tolist() == []
+
+
+@examples
+@given(seeds, st.integers(0, 200), st.integers(0, 10), st.sampled_from([0.0, 0.3, 0.9]))
+def test_associations_match_reference(seed: int, count: int, most: int, floor: float) -> None:
+    rng = np.random.default_rng(seed)
+    spots = np.column_stack(
+        [rng.uniform(0, 8, count), rng.uniform(0, 8, count), rng.uniform(-3, 3, count)]
+    )
+    spots[rng.random(count) < 0.2] = spots[0] if count else 0.0  # ties
+    order, strengths = kernels.associations(spots, 4.0, 4.0, 0.5, 1.5, floor, most)
+    expected_order, expected_strengths = reference.associations(
+        spots, 4.0, 4.0, 0.5, 1.5, floor, most
+    )
+    assert order.tolist() == expected_order.tolist()
+    np.testing.assert_allclose(strengths, expected_strengths, rtol=1e-12)
+
+
 @examples
 @given(seeds, sides, sides, c2dt2s)
 def test_energy_matches_reference(seed: int, height: int, width: int, c2dt2: float) -> None:
@@ -364,6 +397,10 @@ def test_unstable_or_malformed_arguments_are_refused() -> None:
         kernels.imprint(field, 0, 0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="sorted"):
         kernels.temporal_bind(np.array([1.0, 0.0]), 2.0)
+    with pytest.raises(ValueError, match="rows of"):
+        kernels.associations(np.zeros((2, 2)), 0.0, 0.0, 0.0, 1.0, 0.3, 8)
+    with pytest.raises(ValueError, match="sigma"):
+        kernels.associations(np.zeros((2, 3)), 0.0, 0.0, 0.0, 0.0, 0.3, 8)
     with pytest.raises(ValueError, match="dimensions"):
         kernels.resonance(
             np.zeros(3, np.float32),
