@@ -17,6 +17,7 @@ from mem8.actors.messages import Failed, Message, decode
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 REPLY_BUFFER = 32
+YIELD_EVERY = 16  # envelopes an actor with a backlog takes before it lets other tasks run
 Payload = Message | bytes
 Wire = Literal["objects", "msgpack"]
 
@@ -48,11 +49,6 @@ class Reply:
         self.wire = wire
         self.detached = False
 
-    def detach(self) -> Reply:
-        """Hands the reply to a background task, which must close it; the handler returns."""
-        self.detached = True
-        return self
-
     def hand_over(self) -> Reply:
         """This reply, now owned by another task (closed when that task's answer ends)."""
         self.detached = True
@@ -77,6 +73,16 @@ class Reply:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.send(failure)
 
+    def fail_now(self, error: errors.Mem8Error) -> None:
+        """Fails the ask without waiting (for a cancelled answer): if the buffer is full, the
+        caller reads the end of the replies instead, which it reports as unfinished."""
+        failure = Failed(self.request_id, type(error).__name__, error.message, error.param)
+        if self._channel is not None:
+            with contextlib.suppress(
+                trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+            ):
+                self._channel.send_nowait(pack(failure, self.wire))
+
     async def close(self) -> None:
         if self._channel is not None:
             self._channel.close()  # synchronous: closing needs no trip through the scheduler
@@ -89,6 +95,7 @@ class Actor:
 
     def __init__(self) -> None:
         self.nursery: trio.Nursery | None = None
+        self.name = type(self).__name__  # the supervisor's name for it, once started
 
     async def started(self) -> None:
         """Runs once each time the actor (re)starts, before its first message."""
@@ -108,11 +115,11 @@ class Actor:
         self, message: Message, reply: Reply, answer: Callable[[Reply], Awaitable[None]]
     ) -> None:
         """Answers message in a task of its own, so the mailbox moves on while the answer
-        waits (on another actor, a backend). Failures are a handler's: a mem8 error goes to
-        the caller, anything else to the caller and then restarts the actor."""
+        waits (on another actor, a backend). For answers that change no actor state: any
+        failure goes to its caller alone (a bug is logged), and the actor is not restarted,
+        so the other answers in flight go on."""
         owned = reply.hand_over()
-        name = type(self).__name__
-        self.spawn(lambda: _answering(name, message, owned, lambda: answer(owned)))
+        self.spawn(lambda: _answering(self.name, message, owned, lambda: answer(owned), False))
 
 
 class ActorRef:
@@ -282,9 +289,10 @@ class Supervisor:
         crashed = False
         try:
             async with trio.open_nursery() as nursery:
-                actor.nursery = nursery
+                actor.nursery, actor.name = nursery, name
                 await actor.started()
-                while (envelope := await _next(mailbox)) is not None:
+                taking = _Taking(mailbox)
+                while (envelope := await taking.next()) is not None:
                     await _handle(name, actor, envelope)
                 nursery.cancel_scope.cancel()
         except* _Crash:
@@ -296,43 +304,67 @@ class _Crash(Exception):
     pass
 
 
-async def _next(mailbox: trio.MemoryReceiveChannel[Envelope]) -> Envelope | None:
-    """The next envelope, or None once the mailbox is closed. One already waiting is taken
-    without a trip through the scheduler (the handlers are the actor's checkpoints)."""
-    try:
-        return mailbox.receive_nowait()
-    except trio.WouldBlock:
-        pass
-    except trio.EndOfChannel:
-        return None
-    try:
-        return await mailbox.receive()
-    except trio.EndOfChannel:
-        return None
+class _Taking:
+    """An actor's mailbox read in turn. A waiting envelope is taken without a trip through the
+    scheduler (the handlers are the actor's checkpoints), but every YIELD_EVERY-th one yields, so a
+    backlog of await-free handlers cannot hold the event loop; and a cancelled actor (one of
+    its tasks crashed, or it is stopping) takes nothing more: its backlog waits for the next."""
+
+    def __init__(self, mailbox: trio.MemoryReceiveChannel[Envelope]) -> None:
+        self._mailbox = mailbox
+        self._taken = 0
+
+    async def next(self) -> Envelope | None:
+        """The next envelope, or None once the mailbox is closed."""
+        self._taken += 1
+        if self._taken % YIELD_EVERY == 0:
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            return self._mailbox.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        except trio.EndOfChannel:
+            return None
+        try:
+            return await self._mailbox.receive()
+        except trio.EndOfChannel:
+            return None
 
 
 async def _handle(name: str, actor: Actor, envelope: Envelope) -> None:
     message = unpack(envelope.payload)
     wire: Wire = "msgpack" if isinstance(envelope.payload, bytes) else "objects"
     reply = Reply(envelope.reply, getattr(message, "request_id", ""), wire)
-    await _answering(name, message, reply, lambda: actor.dispatch(message, reply))
+    await _answering(name, message, reply, lambda: actor.dispatch(message, reply), True)
 
 
 async def _answering(
-    name: str, message: Message, reply: Reply, answer: Callable[[], Awaitable[None]]
+    name: str,
+    message: Message,
+    reply: Reply,
+    answer: Callable[[], Awaitable[None]],
+    restart_on_bug: bool,
 ) -> None:
     """Runs a handler (or an answer handed to its own task): how an answer fails, and the
-    reply closed at the end unless it was handed on."""
+    reply closed at the end unless it was handed on. A bug fails the caller, then restarts
+    the actor if restart_on_bug; an answer cancelled mid-way (its actor restarting or
+    stopping) fails its caller too, rather than ending the replies as if finished."""
     try:
         await answer()
     except errors.Mem8Error as error:
         await reply.fail(error)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the caller went away mid-answer: nothing to tell it
+    except trio.Cancelled:
+        reply.fail_now(errors.ActorUnavailable(f"{name} stopped while handling {message.type}"))
+        raise
     except Exception as error:
         log.exception("actor %s crashed on %s", name, message.type)
         await reply.fail(errors.ActorUnavailable(f"{name} failed handling {message.type}: {error}"))
-        raise _Crash from error
+        if restart_on_bug:
+            raise _Crash from error
     finally:
         if not reply.detached:
             await reply.close()

@@ -19,6 +19,7 @@ from mem8.http.errors import error_body, from_unexpected
 from mem8.system import System
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+UNFINISHED = "the persona ended its answer without finishing it"
 
 
 class ChatCompletions:
@@ -73,7 +74,7 @@ def _completion(body: ChatRequest, chat: Chat, replies: list[Message]) -> Respon
     text = "".join(m.text for m in replies if isinstance(m, Token))
     done = replies[-1]
     if not isinstance(done, Done):
-        raise errors.ActorUnavailable("the persona ended its answer without finishing it")
+        raise errors.ActorUnavailable(UNFINISHED)
     payload = {
         "id": completion_id(chat.request_id),
         "object": "chat.completion",
@@ -142,7 +143,9 @@ async def _chunks(
                     final = {**base, "choices": [], "usage": _usage(message)}
                     yield b"data: " + json.dumps(final).encode() + b"\n\n"
                 yield b"data: [DONE]\n\n"
+                return
             message = await anext(replies, None)
+        raise errors.ActorUnavailable(UNFINISHED)
     except errors.Mem8Error as error:
         yield b"data: " + json.dumps(error_body(error)).encode() + b"\n\n"
     except Exception as error:  # headers are sent: the error travels as an event

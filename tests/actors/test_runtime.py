@@ -7,6 +7,7 @@ from typing import ClassVar
 import msgpack
 import pytest
 import trio
+import trio.testing
 
 from mem8 import errors
 from mem8.actors.messages import (
@@ -18,7 +19,7 @@ from mem8.actors.messages import (
     StateDigest,
     decode,
 )
-from mem8.actors.runtime import Actor, Reply, Supervisor
+from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor
 
 
 class Counter(Actor):
@@ -125,7 +126,7 @@ class Apart(Actor):
         self.answer_apart(message, reply, lambda owned: self._answer(message, owned))
 
     async def _answer(self, message: StateDigest, reply: Reply) -> None:
-        if message.request_id == "slow":
+        if message.request_id.startswith("slow"):
             await self.release.wait()
         if message.request_id == "release":
             self.release.set()
@@ -136,23 +137,68 @@ class Apart(Actor):
         await reply.send(Digest(message.request_id, "apart", message.request_id))
 
 
-def test_an_answer_apart_frees_the_mailbox_and_fails_like_a_handler() -> None:
+def test_an_answer_apart_frees_the_mailbox_and_fails_only_its_caller() -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4)
             ref = supervisor.start("apart", Apart)
             slow = await ref.open_stream(StateDigest("slow"))
-            # The slow answer waits for a later message: only a free mailbox can deliver it.
-            assert (await ref.ask(StateDigest("release"), Digest)).sha256 == "release"
-            with slow:
-                assert [m.sha256 async for m in slow] == ["slow"]  # type: ignore[attr-defined]
             with pytest.raises(errors.InvalidRequest) as caught:
                 await ref.ask(StateDigest("refuse"), Digest)
             assert caught.value.param == "x"
-            with pytest.raises(errors.ActorUnavailable, match="failed handling"):
+            with pytest.raises(errors.ActorUnavailable, match="apart failed handling"):
                 await ref.ask(StateDigest("crash"), Digest)
-            assert (await ref.ask(StateDigest("again"), Digest)).sha256 == "again"
-            assert supervisor.restarts["apart"] == 1
+            # The slow answer waits for a later message: only a free mailbox can deliver it,
+            # and the crash beside it neither cancelled it nor restarted the actor.
+            assert (await ref.ask(StateDigest("release"), Digest)).sha256 == "release"
+            with slow:
+                assert [m.sha256 async for m in slow] == ["slow"]  # type: ignore[attr-defined]
+            assert supervisor.restarts["apart"] == 0
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_an_answer_cut_short_by_its_actor_stopping_fails_its_caller() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as outer:
+            actors = await outer.start(_nursery_until_cancelled)
+            ref = Supervisor(actors, ask_timeout=1, mailbox_size=4).start("apart", Apart)
+            slow = await ref.open_stream(StateDigest("slow"))
+            await trio.testing.wait_all_tasks_blocked()
+            actors.cancel_scope.cancel()  # the system stopping mid-answer
+            with slow, pytest.raises(errors.ActorUnavailable, match="stopped while handling"):
+                await anext(slow)
+            outer.cancel_scope.cancel()
+
+    run(main)
+
+
+async def _nursery_until_cancelled(
+    task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        task_status.started(nursery)
+        await trio.sleep_forever()
+
+
+def test_a_backlog_of_await_free_handlers_yields_to_other_tasks() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            ref = Supervisor(nursery, ask_timeout=1, mailbox_size=256).start("c", Counter)
+            for i in range(200):
+                await ref.tell(StateDigest(f"t{i}"))
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await trio.lowlevel.checkpoint()
+
+            nursery.start_soon(tick)
+            assert (await ref.ask(StateDigest("last"), Digest)).sha256 == "201"
+            assert ticks >= 200 // YIELD_EVERY  # the ticker ran during the backlog
             nursery.cancel_scope.cancel()
 
     run(main)
