@@ -50,20 +50,8 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
     words = np.linspace(0.0, 1.0, 20).astype(np.float32)
     positions = np.arange(5, 45, 2, dtype=np.intp)
     activation = sketch.Activation(field, (10, 20), 0.2)
-    scores = sketch.rescore(
-        query,
-        rows,
-        positions,
-        created,
-        tau,
-        amplitude,
-        recalls,
-        words,
-        0.25,
-        2e6,
-        cells,
-        activation,
-    )
+    memories = (query, rows, positions, created, tau, amplitude, recalls, words, 0.25, 2e6, cells)
+    scores = sketch.rescore(*memories, activation)
     weights = recall_weights(
         2e6, created[positions], tau[positions], amplitude[positions], recalls[positions]
     )
@@ -72,20 +60,7 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
     gains = 1.0 + 0.2 * level / (1.0 + level)
     expected = (0.25 * (rows[positions] @ query) + 0.75 * words) * weights * gains
     assert np.allclose(scores, expected, atol=1e-5)
-    quiet = sketch.rescore(
-        query,
-        rows,
-        positions,
-        created,
-        tau,
-        amplitude,
-        recalls,
-        words,
-        0.25,
-        2e6,
-        cells,
-        sketch.QUIET,
-    )
+    quiet = sketch.rescore(*memories, sketch.QUIET)
     assert np.allclose(quiet, expected / gains, atol=1e-5)
 
 
