@@ -367,7 +367,7 @@ class GridActor(Actor):
         routes: dict[int, list[dict[str, Any]]] = {}
         for given in message.memories:
             # Its words, stemmed once here: for the scope's counts and the region's index.
-            terms = lexical.memory_terms(given["text"], given["context"])
+            terms = lexical.memory_terms(given["text"], given["context"], given["created"])
             wire = {**given, "terms": terms, "handle": self._handle(given["id"])}
             self._chain(wire)
             for i, tile in enumerate(self.tiles):
@@ -511,7 +511,7 @@ class GridActor(Actor):
         if message.scope:
             corpus = self.frequencies.get((message.scope[0], message.scope[1], message.scope[2]))
             if corpus is not None:
-                corpus.remove(lexical.memory_terms(message.text, message.context))
+                corpus.remove(lexical.memory_terms(message.text, message.context, message.created))
         handle = self.handle_of.get(message.memory_id)
         if handle is None:
             return

@@ -518,7 +518,13 @@ class MemoryActor(Actor):
         scope = found.scope
         await self._unlearn(
             MemoryTrace(
-                found.id, scope.tenant, scope.user, scope.persona, found.text, found.context
+                found.id,
+                scope.tenant,
+                scope.user,
+                scope.persona,
+                found.text,
+                found.context,
+                found.created,
             )
         )
         await self._record(
@@ -533,7 +539,9 @@ class MemoryActor(Actor):
         latest = self.latest.get(key)
         if latest is not None and latest.id == memory.id:
             del self.latest[key]
-        forget = GridForget(_rid(), memory.id, list(key), memory.text, memory.context)
+        forget = GridForget(
+            _rid(), memory.id, list(key), memory.text, memory.context, memory.created
+        )
         await self.grid.ask(forget, Ack)
 
     async def _record(self, kind: str, body: dict[str, Any], at: float) -> None:

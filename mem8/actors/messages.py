@@ -354,6 +354,7 @@ class GridForget(Message):
     scope: list[str] | None = None  # tenant, user, persona: whose word counts it leaves
     text: str = ""
     context: str = ""
+    created: float = 0.0  # with text and context, the memory's terms (dates included)
 
 
 @message("grid_reinforce")

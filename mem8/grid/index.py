@@ -168,7 +168,7 @@ class _Bucket:
         self.ids.append(memory_id)
         self.handles[n] = handle
         self.documents.append(found)
-        self.lengths[n] = sum(found.values())
+        self.lengths[n] = lexical.length(found)
         self.postings.add(n, found)
         self.vectors[n], self.sketches[n] = vector, bits
         self.created[n], self.tau[n] = created, tau

@@ -1,17 +1,22 @@
-"""Exact word matching for recall: what dense vectors miss (names, numbers, rare words).
+"""Exact word matching for recall: what dense vectors miss (names, numbers, rare words, dates).
 
-A memory's terms are the stemmed words of its text and of the turn it followed (its context);
-a query's terms are weighed by BM25 against the scope's document frequencies. The score is
-normalised by the query's best possible score, so it lies in [0, 1] like a cosine and the two
-can be mixed with fixed weights whatever the query."""
+A memory's terms are the stemmed words of its text and of the turn it followed (its context),
+and the day, month and year it was perceived (UTC), as terms no word can be ("@2023-10-13",
+"@2023-10", "@2023"); a query's terms are its stemmed words and the same terms for each date
+it names ("on 13 October 2023", "in May 2023", "in 2022"). They are weighed by BM25 against the
+scope's document frequencies, so a date shared by a few sessions counts like a rare word. The
+score is normalised by the query's best possible score, so it lies in [0, 1] like a cosine and
+the two can be mixed with fixed weights whatever the query."""
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -42,11 +47,89 @@ def terms(text: str) -> Terms:
     return {term: float(n) for term, n in Counter(map(_stem, words(text))).items()}
 
 
-def memory_terms(text: str, context: str) -> Terms:
-    """A memory's words and, at half weight, those of the turn it followed."""
+def memory_terms(text: str, context: str, created: float) -> Terms:
+    """A memory's words, at half weight those of the turn it followed, and its dates."""
     found = terms(text)
     for term, count in terms(context).items():
         found[term] = found.get(term, 0.0) + CONTEXT_WEIGHT * count
+    day = datetime.fromtimestamp(created, UTC).date()
+    found.update(dict.fromkeys(_date_terms(day.year, day.month, day.day), 1.0))
+    return found
+
+
+def length(found: Terms) -> float:
+    """A memory's length for BM25: its words (dates are not words: every memory has three)."""
+    return sum(count for term, count in found.items() if not term.startswith(DATE))
+
+
+DATE = "@"  # what starts a date term; words never do
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
+        1,
+    )
+    for name in names
+}
+_MONTH = r"([a-z]+)\.?"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"((?:19|20)\d\d)"
+_DAY_FIRST = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b")
+_MONTH_FIRST = re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b")
+_MONTH_YEAR = re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b")
+_ISO_DAY = re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b")
+_BARE_YEAR = re.compile(rf"\b{_YEAR}\b")
+
+
+def query_dates(query: str) -> set[str]:
+    """The date terms of the days, months and years a query names with their year (a date
+    without one, or a relative one like "last week", is not resolved)."""
+    text = query.lower()
+    found: set[str] = set()
+    for day, month, year in _DAY_FIRST.findall(text):
+        found.update(_named(year, month, day))
+    for month, day, year in _MONTH_FIRST.findall(text):
+        found.update(_named(year, month, day))
+    for month, year in _MONTH_YEAR.findall(text):
+        found.update(_named(year, month))
+    for year, month, day in _ISO_DAY.findall(text):
+        found.update(_date_terms(int(year), int(month), int(day)))
+    for year in _BARE_YEAR.findall(text):
+        found.update(_date_terms(int(year)))
+    return found
+
+
+def _named(year: str, month: str, day: str | None = None) -> list[str]:
+    number = _MONTHS.get(month)
+    if number is None:
+        return []
+    return _date_terms(int(year), number, None if day is None else int(day))
+
+
+def _date_terms(year: int, month: int | None = None, day: int | None = None) -> list[str]:
+    """ "@YYYY", and "@YYYY-MM" and "@YYYY-MM-DD" as far as given; none for an impossible date."""
+    try:
+        date(year, month or 1, day or 1)
+    except ValueError:
+        return []
+    found = [f"{DATE}{year:04d}"]
+    if month is not None:
+        found.append(f"{DATE}{year:04d}-{month:02d}")
+        if day is not None:
+            found.append(f"{DATE}{year:04d}-{month:02d}-{day:02d}")
     return found
 
 
@@ -60,12 +143,12 @@ class Frequencies:
 
     def add(self, found: Terms) -> None:
         self.documents += 1
-        self.length += sum(found.values())
+        self.length += length(found)
         self.holding.update(found.keys())
 
     def remove(self, found: Terms) -> None:
         self.documents -= 1
-        self.length -= sum(found.values())
+        self.length -= length(found)
         self.holding.subtract(found.keys())
         for term in [t for t in found if self.holding[t] <= 0]:
             del self.holding[term]
@@ -92,7 +175,7 @@ def weigh(query: str, corpora: Iterable[Frequencies]) -> LexicalQuery:
     """The query's terms found in the scopes searched, weighed by their rarity there."""
     documents, length = 0, 0.0
     holding: Counter[str] = Counter()
-    wanted = set(terms(query))
+    wanted = set(terms(query)) | query_dates(query)
     for corpus in corpora:
         documents += corpus.documents
         length += corpus.length

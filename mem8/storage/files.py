@@ -58,6 +58,7 @@ class MemoryTrace:
     persona: str
     text: str
     context: str
+    created: float
 
 
 class FileShelf:
@@ -141,7 +142,7 @@ class FileShelf:
 
     def memories(self, file_id: str) -> builtins.list[MemoryTrace]:
         rows = self._db.execute(
-            "SELECT id, tenant, user, persona, text, context FROM memories "
+            "SELECT id, tenant, user, persona, text, context, created FROM memories "
             "WHERE file_id = ? ORDER BY seq",
             (file_id,),
         )

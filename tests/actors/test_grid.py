@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -217,3 +218,32 @@ def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
 
 def test_spread_recall_is_the_same_in_one_and_sixteen_regions() -> None:
     assert trio.run(recall_and_score, 1) == trio.run(recall_and_score, 4)
+
+
+def test_a_date_in_the_query_recalls_what_was_perceived_that_day() -> None:
+    """The same words perceived on two days: naming a day (or month) recalls that day's."""
+    days = {
+        "m-oct": datetime(2023, 10, 13, 15, tzinfo=UTC),
+        "m-nov": datetime(2023, 11, 20, 9, tzinfo=UTC),
+    }
+
+    async def recall(text: str) -> list[str]:
+        async with trio.open_nursery() as nursery:
+            grid = start_grid(Supervisor(nursery, ask_timeout=10, mailbox_size=16), 2)
+            base = memories()[0]
+            wires = [
+                memory_to_wire(replace(base, id=memory_id, created=day.timestamp()))
+                for memory_id, day in days.items()
+            ]
+            await grid.ask(GridImprint(uuid.uuid4().hex, wires, 1.7e9), GridImprinted)
+            query = LexicalEncoder().embed(text).astype("<f4").tobytes()
+            ask = GridRecall(uuid.uuid4().hex, query, "tenant", None, None, 2, 1.71e9, text=text)
+            hits = (await grid.ask(ask, GridRecalled)).hits
+            nursery.cancel_scope.cancel()
+        return [memory_id for memory_id, _ in hits]
+
+    assert trio.run(recall, "Anna's wedding, as I told you on 13 October 2023") == [
+        "m-oct",
+        "m-nov",
+    ]
+    assert trio.run(recall, "What about Anna's wedding in November 2023?") == ["m-nov", "m-oct"]

@@ -22,7 +22,7 @@ def test_scoring_given_ids_equals_the_recall_scores() -> None:
     index = RegionIndex(DIMENSIONS)
     corpus = Frequencies()
     for i, (text, row) in enumerate(zip(TEXTS, rows, strict=True)):
-        found = lexical.memory_terms(text, "")
+        found = lexical.memory_terms(text, "", 100.0 * i)
         corpus.add(found)
         scope = ("t", "alice" if i % 2 else "bob", "p")
         index.add(scope, f"m{i:03d}", i, row, 100.0 * i, 86_400.0, 1.0, i % 3, (i, i), found)

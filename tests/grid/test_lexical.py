@@ -1,0 +1,49 @@
+"""Exact word matching: a memory's dates as terms, and the dates a query names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mem8.grid import lexical
+
+
+@pytest.mark.parametrize(
+    ("query", "dates"),
+    [
+        ("What did Melanie paint on October 13, 2023?", {"2023", "2023-10", "2023-10-13"}),
+        ("and on 13th of Oct 2023?", {"2023", "2023-10", "2023-10-13"}),
+        ("the week before August 3rd, 2023", {"2023", "2023-08", "2023-08-03"}),
+        ("What did John do in May 2023?", {"2023", "2023-05"}),
+        ("Sept. 2022 and 2021", {"2022", "2022-09", "2021"}),
+        ("on 2024-02-29", {"2024", "2024-02", "2024-02-29"}),
+        ("on 2023-02-30", {"2023"}),  # no such day: the year alone
+        ("May I ask what happened on May 2nd?", set()),  # no year: not resolved
+        ("in the 1800s, at 2300 hours", set()),
+    ],
+)
+def test_a_query_names_days_months_and_years(query: str, dates: set[str]) -> None:
+    assert lexical.query_dates(query) == {lexical.DATE + d for d in dates}
+
+
+def test_a_memory_has_the_day_month_and_year_it_was_perceived_in_utc() -> None:
+    created = datetime(2023, 10, 13, 23, 59, tzinfo=UTC).timestamp()
+    found = lexical.memory_terms("Painted the sunset", "Show me", created)
+    assert {t for t in found if t.startswith(lexical.DATE)} == {
+        "@2023",
+        "@2023-10",
+        "@2023-10-13",
+    }
+    assert lexical.length(found) == 2 + lexical.CONTEXT_WEIGHT  # dates are not words
+
+
+def test_a_named_date_weighs_like_a_rare_word() -> None:
+    """In a corpus of two days, the day a query names is as rare as a word on one of them."""
+    corpus = lexical.Frequencies()
+    for day in (13, 14, 14, 14):
+        created = datetime(2023, 10, day, 12, tzinfo=UTC).timestamp()
+        corpus.add(lexical.memory_terms("painted the sunset", "", created))
+    weights = lexical.weigh("What was painted on October 13, 2023?", [corpus]).weights
+    assert weights["@2023-10-13"] > weights["paint"] > 0
+    assert "@2023-10-14" not in weights
