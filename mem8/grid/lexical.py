@@ -209,22 +209,30 @@ def scores(
 
 
 class Postings:
-    """term -> {position: occurrences} of one bucket, with each term's arrays built once
-    between changes (recall reads them far more often than memories arrive)."""
+    """term -> {position: occurrences} of one bucket, with each term's arrays kept beside it:
+    recall reads them far more often than memories arrive. A new memory (the next position)
+    is appended to its terms' arrays, amortised O(1): a term every memory has (a year, a
+    frequent word) must not cost a rebuild of its whole posting list per imprint. Removing or
+    moving a memory, which is rare, drops the arrays of its terms, rebuilt when next read."""
 
     def __init__(self) -> None:
         self._by_term: dict[str, dict[int, float]] = {}
-        self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
-        self._stale: set[str] = set()  # terms added to since the last refresh
+        self._arrays: dict[str, _Growing] = {}
+        self._stale: set[str] = set()  # terms without arrays since the last refresh
 
     def add(self, position: int, found: Terms) -> None:
         for term, count in found.items():
-            self._by_term.setdefault(term, {})[position] = count
-            self._arrays.pop(term, None)
-        self._stale.update(found)
+            posting = self._by_term.setdefault(term, {})
+            grown = self._arrays.get(term)
+            if grown is not None and position not in posting:
+                grown.append(position, count)
+            else:
+                self._arrays.pop(term, None)
+                self._stale.add(term)
+            posting[position] = count
 
     def refresh(self) -> None:
-        """Builds the arrays of the terms added to, so that the next recall does not."""
+        """Builds the arrays of the terms that have none, so that the next recall does not."""
         for term in self._stale:
             self.arrays(term)
         self._stale.clear()
@@ -245,13 +253,29 @@ class Postings:
             self._arrays.pop(term, None)
 
     def arrays(self, term: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None:
-        cached = self._arrays.get(term)
-        if cached is None:
+        """The term's positions and occurrences (views: valid until the term next changes)."""
+        grown = self._arrays.get(term)
+        if grown is None:
             posting = self._by_term.get(term)
             if not posting:
                 return None
-            cached = self._arrays[term] = (
+            grown = self._arrays[term] = _Growing(
                 np.fromiter(posting.keys(), np.intp, len(posting)),
                 np.fromiter(posting.values(), np.float64, len(posting)),
             )
-        return cached
+        return grown.positions[: grown.size], grown.counts[: grown.size]
+
+
+class _Growing:
+    """A posting list's arrays with room to append (capacity doubles when full)."""
+
+    def __init__(self, positions: npt.NDArray[np.intp], counts: npt.NDArray[np.float64]) -> None:
+        self.positions, self.counts, self.size = positions, counts, len(positions)
+
+    def append(self, position: int, count: float) -> None:
+        if self.size == len(self.positions):
+            room = max(8, 2 * self.size)
+            self.positions = np.resize(self.positions, room)
+            self.counts = np.resize(self.counts, room)
+        self.positions[self.size], self.counts[self.size] = position, count
+        self.size += 1

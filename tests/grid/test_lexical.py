@@ -47,3 +47,30 @@ def test_a_named_date_weighs_like_a_rare_word() -> None:
     weights = lexical.weigh("What was painted on October 13, 2023?", [corpus]).weights
     assert weights["@2023-10-13"] > weights["paint"] > 0
     assert "@2023-10-14" not in weights
+
+
+def test_postings_kept_in_step_equal_postings_built_afresh() -> None:
+    """Appends grow a term's arrays in place; removes and moves rebuild them: either way a
+    term's arrays hold exactly its postings."""
+    kept = lexical.Postings()
+    documents: list[lexical.Terms] = []
+    for n in range(300):
+        found = {"@2023": 1.0, f"w{n % 7}": float(1 + n % 3)}
+        kept.add(len(documents), found)  # a new memory takes the next position
+        documents.append(found)
+        if n % 50 == 0:
+            kept.refresh()
+        if n % 40 == 39:  # forget the memory at n // 2: the last one moves into its place
+            gone, last = n // 2, len(documents) - 1
+            kept.remove(gone, documents[gone])
+            kept.move(last, gone, documents[last])
+            documents[gone] = documents.pop()
+        kept.arrays("@2023")  # read between changes, as recalls do
+    fresh = lexical.Postings()
+    for n, found in enumerate(documents):
+        fresh.add(n, found)
+    for term in ["@2023", *(f"w{i}" for i in range(7))]:
+        got, expected = kept.arrays(term), fresh.arrays(term)
+        assert got is not None and expected is not None
+        assert dict(zip(*got, strict=True)) == dict(zip(*expected, strict=True))
+        assert len(got[0]) == len(set(got[0].tolist()))
