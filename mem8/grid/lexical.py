@@ -52,17 +52,24 @@ def memory_terms(text: str, context: str, created: float) -> Terms:
     found = terms(text)
     for term, count in terms(context).items():
         found[term] = found.get(term, 0.0) + CONTEXT_WEIGHT * count
-    day = datetime.fromtimestamp(created, UTC).date()
-    found.update(dict.fromkeys(_date_terms(day.year, day.month, day.day), 1.0))
+    found.update(dict.fromkeys(_day_terms(math.floor(created / DAY)), 1.0))
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_terms(day: int) -> tuple[str, ...]:
+    """The date terms of the UTC day `day` days after 1970-01-01 (memories come in days)."""
+    when = datetime.fromtimestamp(day * DAY, UTC)
+    return tuple(_date_terms(when.year, when.month, when.day))
 
 
 def length(found: Terms) -> float:
     """A memory's length for BM25: its words (dates are not words: every memory has three)."""
-    return sum(count for term, count in found.items() if not term.startswith(DATE))
+    return sum(count for term, count in found.items() if term[0] != DATE)
 
 
 DATE = "@"  # what starts a date term; words never do
+DAY = 86_400.0
 _MONTHS = {
     name: number
     for number, names in enumerate(
