@@ -69,19 +69,20 @@ class Reply:
             await self._channel.send(payload)
 
     async def fail(self, error: errors.Mem8Error) -> None:
-        failure = Failed(self.request_id, type(error).__name__, error.message, error.param)
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await self.send(failure)
+            await self.send(self._failure(error))
 
     def fail_now(self, error: errors.Mem8Error) -> None:
         """Fails the ask without waiting (for a cancelled answer): if the buffer is full, the
         caller reads the end of the replies instead, which it reports as unfinished."""
-        failure = Failed(self.request_id, type(error).__name__, error.message, error.param)
         if self._channel is not None:
             with contextlib.suppress(
                 trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
             ):
-                self._channel.send_nowait(pack(failure, self.wire))
+                self._channel.send_nowait(pack(self._failure(error), self.wire))
+
+    def _failure(self, error: errors.Mem8Error) -> Failed:
+        return Failed(self.request_id, type(error).__name__, error.message, error.param)
 
     async def close(self) -> None:
         if self._channel is not None:
