@@ -2,8 +2,10 @@
 
 For each grid size, one propagate step of the numba kernel and of the numpy reference are timed
 in the same run, next to a numpy copy of the same arrays, which measures what memory bandwidth
-this machine gives right now. Then resonance + top_k, the hot path of recall, is timed per call
-over 1k .. 1M memories for two vector sizes. Run: python -m bench.grid [--sizes ..] [--rounds N]"""
+this machine gives right now. Then the brute-force recall kernels, resonance + top_k, are timed
+per call over 1k .. 1M memories for two vector sizes. (Recall itself shortlists by binary sketch
+and rescores a few exactly, mem8.grid.sketch: `bench recall` times that path through the grid
+actors.) Run: python -m bench.grid [--sizes ..] [--rounds N]"""
 
 from __future__ import annotations
 
@@ -226,7 +228,10 @@ def milliseconds(seconds: npt.NDArray[np.float64], percentile: float) -> str:
 
 
 def print_recall(recalls: list[Recall], k: int) -> None:
-    print(f"\nrecall: resonance over M memories of D float32 dimensions, then top_k (k = {k})")
+    print(
+        f"\nbrute-force recall kernels: resonance over M memories of D float32 dimensions, "
+        f"then top_k (k = {k})"
+    )
     print("milliseconds per call, p50/p99 over `calls`; GB/s = vector bytes / resonance p50;")
     print("numpy both: p50 of a BLAS matvec, weights and argpartition (not deterministic)")
     print(
