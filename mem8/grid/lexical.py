@@ -33,6 +33,8 @@ Terms = dict[str, float]  # term -> occurrences (a context's count as a fraction
 
 
 CONTEXT_WEIGHT = 0.5  # a word of the turn before counts half as much as the memory's own
+DATE = "@"  # what starts a date term; words never do
+DAY = 86_400.0
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -68,8 +70,6 @@ def length(found: Terms) -> float:
     return sum(count for term, count in found.items() if term[0] != DATE)
 
 
-DATE = "@"  # what starts a date term; words never do
-DAY = 86_400.0
 _MONTHS = {
     name: number
     for number, names in enumerate(
