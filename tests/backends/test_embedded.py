@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from mem8 import errors
+from mem8.backends import models
 from mem8.backends.base import (
     ChatMessage,
     Finish,
@@ -22,10 +23,14 @@ from mem8.config import Settings
 LONG_ANSWER = "Write a long poem about the sea."
 
 
+SMALL = Settings(embedded_model="smollm2-135m")  # these tests need a model, not its words
+
+
 @pytest.fixture(scope="module")
 def backend() -> Iterator[EmbeddedBackend]:
     """One loaded model for the whole module: loading it takes about half a second."""
-    shared = EmbeddedBackend(Settings())
+    shared = EmbeddedBackend(SMALL)
+    trio.run(shared.start)
     yield shared
     trio.run(shared.aclose)
 
@@ -81,7 +86,7 @@ def test_token_counts_match_llama_cpp_usage(backend: EmbeddedBackend) -> None:
 
     request = _request("Say hello.", max_tokens=40)
     items = trio.run(_collect, backend, request)
-    path = str(default_model_path())
+    path = str(models.resolve("smollm2-135m")[0])
     direct = Llama(model_path=path, n_threads=1, n_ctx=2048, seed=DEFAULT_SEED, verbose=False)
     reply = direct.create_chat_completion(
         messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
@@ -99,6 +104,25 @@ def test_token_counts_match_llama_cpp_usage(backend: EmbeddedBackend) -> None:
         usage["completion_tokens"],
     )
     assert _text(items) == reply["choices"][0]["message"]["content"]  # type: ignore[index]
+    assert backend.counter("any").prompt(request.messages) == usage["prompt_tokens"]
+
+
+@pytest.mark.embedded
+def test_the_counter_counts_text_as_the_model_tokenizes_it(backend: EmbeddedBackend) -> None:
+    counter = backend.counter("any")
+    short, longer = counter.text("Lisbon"), counter.text("Lisbon, in June, with my sister Anna.")
+    assert 0 < short < longer < 20
+    one = counter.prompt([ChatMessage("user", "hi")])
+    two = counter.prompt([ChatMessage("user", "hi"), ChatMessage("assistant", "hello")])
+    assert one < two
+
+
+def test_the_context_is_the_loaded_one_or_a_persona_s_smaller_one() -> None:
+    backend = EmbeddedBackend(Settings(embedded_context=2048))
+
+    assert trio.run(backend.context_window, "any", None) == 2048
+    assert trio.run(backend.context_window, "any", 1024) == 1024
+    assert trio.run(backend.context_window, "any", 8192) == 2048
 
 
 @pytest.mark.embedded
@@ -183,17 +207,17 @@ def test_concurrent_requests_take_turns(backend: EmbeddedBackend) -> None:
 
 @pytest.mark.embedded
 def test_a_prompt_longer_than_the_context_is_an_invalid_request(backend: EmbeddedBackend) -> None:
-    with pytest.raises(errors.InvalidRequest) as raised:
+    with pytest.raises(errors.ContextLengthExceeded) as raised:
         trio.run(_collect, backend, _request("sea " * 3000))
 
-    assert raised.value.param == "messages"
+    assert raised.value.param == "messages" and raised.value.code == "context_length_exceeded"
     assert "2048" in raised.value.message
     assert "tokens" in raised.value.message
 
 
 def test_a_missing_model_file_is_backend_unavailable(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.gguf"
-    backend = EmbeddedBackend(Settings(embedded_model_path=str(missing)))
+    backend = EmbeddedBackend(Settings(embedded_model=str(missing)))
 
     with pytest.raises(errors.BackendUnavailable) as raised:
         trio.run(_collect, backend, _request("Hi"))
@@ -205,16 +229,21 @@ def test_a_missing_model_file_is_backend_unavailable(tmp_path: Path) -> None:
 def test_describe_names_the_model_and_threads() -> None:
     backend = EmbeddedBackend(Settings(embedded_threads=2))
 
-    assert backend.describe("any") == "embedded SmolLM2-135M-Instruct (llama.cpp, 2 threads)"
+    assert backend.describe("any") == (
+        "embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) (llama.cpp, 2 threads)"
+    )
     assert trio.run(backend.has_model, "whatever-persona")
+    named = EmbeddedBackend(Settings(embedded_model="/models/Mistral-7B-Instruct.Q4_K_M.gguf"))
+    assert named.describe("any") == "embedded Mistral-7B-Instruct (llama.cpp, 1 thread)"
 
 
 def test_the_registry_builds_it() -> None:
     assert isinstance(registry.create("embedded", Settings()), EmbeddedBackend)
 
 
-def test_the_default_model_is_the_smollm2_gguf() -> None:
+def test_the_default_model_is_qwen_coder_0_5b_checked_by_its_hash() -> None:
     path = default_model_path()
 
-    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert path.is_file()
+    assert path.name == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    assert path.stat().st_size == models.CATALOGUE["qwen2.5-coder-0.5b"].size
+    assert (path.parent / "qwen2.5-coder-0.5b-instruct-q4_k_m.LICENSE.txt").is_file()
