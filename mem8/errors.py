@@ -24,6 +24,12 @@ class InvalidRequest(Mem8Error):
     code = "invalid_request"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """The client's own messages do not fit the backend's context (OpenAI's code for it)."""
+
+    code = "context_length_exceeded"
+
+
 class UnknownModel(Mem8Error):
     """No persona has this model id (the spec's 404 shape, with a numeric code)."""
 

@@ -9,6 +9,9 @@ BelowThreshold = Literal["respond", "subconscious"]
 TRAIT_NAMES = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 NEUTRAL_TRAIT = 0.5
 
+# The reply's length when the client sets no max_tokens: a few paragraphs, not the context's end.
+DEFAULT_REPLY_TOKENS = 512
+
 # 2023-11-14T22:13:20Z: a fixed creation time, so /v1/models is the same on every start.
 BUILTIN_CREATED = 1_700_000_000
 
@@ -34,6 +37,8 @@ class Persona:
     system_prompt: str
     interest_threshold: float = 0.7
     below_threshold: BelowThreshold = "respond"
+    max_tokens: int = DEFAULT_REPLY_TOKENS  # the reply's cap when the client sets none
+    context: int | None = None  # tokens of the backend's context; None: what the backend says
     created: int = BUILTIN_CREATED
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -129,7 +129,9 @@ async def open_system(
             personas = {
                 pid: supervisor.start(
                     f"persona:{pid}",
-                    lambda p=persona: PersonaActor(p, chosen[p.id], memory),  # type: ignore[misc]
+                    lambda p=persona: PersonaActor(  # type: ignore[misc]
+                        p, chosen[p.id], memory, settings.memory_budget
+                    ),
                 )
                 for pid, persona in settings.personas.items()
             }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -13,7 +12,7 @@ from typing import Any, ClassVar
 import msgpack
 import trio
 
-from mem8 import errors
+from mem8 import budget, errors
 from mem8.actors.memory import last_user_text
 from mem8.actors.messages import (
     Accepted,
@@ -32,9 +31,10 @@ from mem8.emotion import modulation
 from mem8.interest import Stimulus, interest, subconscious_reply
 from mem8.memory import Emotion
 from mem8.personas import Persona
-from mem8.prompt import memory_prompt
+from mem8.prompt import Recollection, memory_line, persona_prompt
 
 log = logging.getLogger(__name__)
+DEFAULT_MEMORY_SHARE = 0.25  # Settings.memory_budget's default
 
 
 @dataclass
@@ -80,11 +80,18 @@ class PersonaActor(Actor):
         Chat: "on_chat",
     }
 
-    def __init__(self, persona: Persona, backend: LLMBackend, memory: ActorRef) -> None:
+    def __init__(
+        self,
+        persona: Persona,
+        backend: LLMBackend,
+        memory: ActorRef,
+        memory_share: float = DEFAULT_MEMORY_SHARE,
+    ) -> None:
         super().__init__()
         self.persona = persona
         self.backend = backend
         self.memory = memory
+        self.memory_share = memory_share  # of the context, for recalled memories
 
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
         """Each chat is answered in its own task: the mailbox takes the next chat while this
@@ -99,8 +106,7 @@ class PersonaActor(Actor):
         if not judgement.conscious and self.persona.below_threshold == "subconscious":
             await self._answer_subconsciously(chat, judgement, reply)
         else:
-            request = self._generation_request(chat, begun)
-            await self._generate(chat, request, judgement, reply)
+            await self._generate(chat, begun, judgement, reply)
 
     def _judge(self, chat: Chat, begun: Begun) -> Judgement:
         text = last_user_text(chat.messages)
@@ -119,33 +125,45 @@ class PersonaActor(Actor):
         first_name = self.persona.name.split()[-1].lower()
         return first_name in lowered or self.persona.id.lower() in lowered
 
-    def _generation_request(self, chat: Chat, begun: Begun) -> GenerationRequest:
+    async def _generation_request(self, chat: Chat, begun: Begun) -> GenerationRequest:
+        """The prompt, fitted to the backend's context (mem8.budget): the persona's prompt and
+        tone, the memories recalled, the window's messages the client did not resend, the
+        client's messages; and the reply's room."""
         emotion = Emotion(*begun.emotion)
         tone = modulation(emotion)
-        system = memory_prompt(
-            self.persona.system_prompt, tone.prompt, begun.recalled, chat.arrival
-        )
-        messages = [ChatMessage("system", system)]
         present = {(m["role"], m["content"]) for m in chat.messages}
-        messages += [
+        window = [
             ChatMessage(m["role"], m["content"])
             for m in begun.window
             if (m["role"], m["content"]) not in present
         ]
-        messages += [ChatMessage(m["role"], m["content"]) for m in chat.messages]
+        model = self.persona.model
+        context = await self.backend.context_window(model, self.persona.context)
+        recollections = [recollection(r) for r in begun.recalled]
+        ask = budget.Ask(
+            persona=persona_prompt(self.persona.system_prompt, tone.prompt),
+            memories=[(r.id, memory_line(r, chat.arrival)) for r in recollections],
+            window=window,
+            messages=[ChatMessage(m["role"], m["content"]) for m in chat.messages],
+            context=context,
+            reply=self.persona.max_tokens if chat.max_tokens is None else chat.max_tokens,
+            memory_share=self.memory_share,
+        )
+        fitted = budget.fit(ask, self.backend.counter(model))
         if chat.temperature is not None:
             temperature = chat.temperature  # the caller's explicit choice is kept exactly
         else:
             temperature = min(2.0, max(0.0, self.persona.temperature + tone.temperature_delta))
         return GenerationRequest(
-            model=self.persona.model,
-            messages=tuple(messages),
+            model=model,
+            messages=fitted.messages,
             temperature=temperature,
             top_p=chat.top_p,
-            max_tokens=chat.max_tokens,
+            max_tokens=fitted.max_tokens,
             stop=tuple(chat.stop),
             seed=chat.seed,
             request_id=chat.request_id,
+            context=context,
         )
 
     async def _answer_subconsciously(self, chat: Chat, judgement: Judgement, reply: Reply) -> None:
@@ -158,11 +176,11 @@ class PersonaActor(Actor):
         with trio.CancelScope(shield=True):
             await self._commit(chat, judgement, outcome, reply, backend="subconscious")
 
-    async def _generate(
-        self, chat: Chat, request: GenerationRequest, judgement: Judgement, reply: Reply
-    ) -> None:
+    async def _generate(self, chat: Chat, begun: Begun, judgement: Judgement, reply: Reply) -> None:
         outcome = Outcome(text=[])
+        model = self.persona.model
         try:
+            request = await self._generation_request(chat, begun)
             await self._stream(request, reply, outcome)
         except errors.Mem8Error as error:
             outcome.error = error
@@ -170,10 +188,10 @@ class PersonaActor(Actor):
             outcome.error = errors.GenerationCancelled("the client went away")
         except Exception as error:  # a backend bug must not take the persona down
             log.exception("backend %s failed", self.backend.name)
-            outcome.error = errors.BackendFailed(f"{self.backend.describe(request.model)}: {error}")
+            outcome.error = errors.BackendFailed(f"{self.backend.describe(model)}: {error}")
         if outcome.finish is None and outcome.error is None:
             outcome.error = errors.BackendFailed(
-                f"{self.backend.describe(request.model)} ended without finishing its answer"
+                f"{self.backend.describe(model)} ended without finishing its answer"
             )
         with trio.CancelScope(shield=True):
             await self._commit(chat, judgement, outcome, reply, backend=self.backend.name)
@@ -233,5 +251,15 @@ class PersonaActor(Actor):
             pass  # the caller went away: the answer's task closes the reply all the same
 
 
-def _rid() -> str:
-    return uuid.uuid4().hex[:16]
+def recollection(recalled: dict[str, Any]) -> Recollection:
+    """A memory of Begun's recall, as the prompt shows it."""
+    valence, arousal, dominance = recalled["emotion"]
+    return Recollection(
+        id=recalled["id"],
+        text=recalled["text"],
+        created=recalled["created"],
+        emotion=(valence, arousal, dominance),
+        source=recalled["source"],
+        excerpt=recalled["excerpt"],
+        superseded=bool(recalled["superseded_by"]),
+    )

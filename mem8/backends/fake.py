@@ -4,24 +4,46 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import ClassVar
 
 import trio
 
 from mem8 import errors
-from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
+from mem8.backends.base import (
+    ChatMessage,
+    Finish,
+    Generated,
+    GenerationRequest,
+    LLMBackend,
+    TextDelta,
+    TokenCounter,
+)
+
+UNLIMITED = 1 << 30  # a scripted model's context unless a test gives it one
+
+
+class WordTokens:
+    """A scripted model's tokens: its words (what it splits replies into and counts)."""
+
+    def text(self, text: str) -> int:
+        return len(_split_tokens(text))
+
+    def prompt(self, messages: Sequence[ChatMessage]) -> int:
+        return sum(self.text(m.content) for m in messages)
 
 
 class ScriptedLLM(LLMBackend):
     """Replies with queued texts (split into word tokens), or an echo of the last user message.
 
     A queued exception is raised instead of replying. Thread-safe, so a test thread can enqueue
-    while the server runs in another."""
+    while the server runs in another. `context` (in words) makes it refuse longer prompts as a
+    real model does."""
 
     name: ClassVar[str] = "scripted"
 
-    def __init__(self, *, token_delay: float = 0.0) -> None:
+    def __init__(self, *, token_delay: float = 0.0, context: int = UNLIMITED) -> None:
+        self.context = context
         self._queue: deque[str | Exception] = deque()
         self._lock = threading.Lock()
         self.history: list[GenerationRequest] = []
@@ -40,12 +62,26 @@ class ScriptedLLM(LLMBackend):
         users = [m.content for m in request.messages if m.role == "user"]
         return f"echo: {users[-1] if users else ''}"
 
+    def counter(self, model: str) -> TokenCounter:
+        return WordTokens()
+
+    async def context_window(self, model: str, configured: int | None) -> int:
+        return min(configured, self.context) if configured else self.context
+
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
         reply = self._next_reply(request)
         if isinstance(reply, Exception):
             raise reply
+        prompt_tokens = WordTokens().prompt(request.messages)
+        if prompt_tokens >= self.context:
+            raise errors.ContextLengthExceeded(
+                f"the scripted model's context holds {self.context} words; the prompt has "
+                f"{prompt_tokens}",
+                param="messages",
+            )
         tokens = _split_tokens(reply)
-        limit = request.max_tokens if request.max_tokens is not None else len(tokens)
+        limit = len(tokens) if request.max_tokens is None else request.max_tokens
+        limit = min(limit, self.context - prompt_tokens)
         finished = False
         try:
             emitted = 0
@@ -54,7 +90,6 @@ class ScriptedLLM(LLMBackend):
                     await trio.sleep(self.token_delay)
                 emitted += 1
                 yield TextDelta(token)
-            prompt_tokens = sum(len(_split_tokens(m.content)) for m in request.messages)
             reason = "length" if limit < len(tokens) else "stop"
             finished = True
             yield Finish(reason, prompt_tokens, emitted)

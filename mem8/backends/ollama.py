@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 TAGS_TIMEOUT = 2.0
 PING_TIMEOUT = 1.0
+SHOW_TIMEOUT = 5.0
+_NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
 
 class OllamaBackend(LLMBackend):
@@ -40,6 +43,8 @@ class OllamaBackend(LLMBackend):
     def __init__(self, settings: Settings, *, base_url: str | None = None) -> None:
         self.base_url = (base_url or settings.ollama_api_base).rstrip("/")
         self._timeout = http_timeout(settings.backend_timeout)
+        self._largest_context = settings.ollama_context
+        self._contexts: dict[str, int] = {}  # model -> its context, as /api/show says
 
     def describe(self, model: str) -> str:
         return f"ollama:{model} at {self.base_url}"
@@ -69,6 +74,30 @@ class OllamaBackend(LLMBackend):
         if finish is None:
             raise BackendFailed(f"{self._who()}: the stream was cut before its final 'done' line")
         yield finish
+
+    async def context_window(self, model: str, configured: int | None) -> int:
+        """The persona's setting; else the model's own (its Modelfile's num_ctx, or what it was
+        trained for) up to ollama_context, Ollama's own default. Either way it is sent as
+        num_ctx, since Ollama silently cuts a prompt longer than the context it runs with."""
+        if configured:
+            return configured
+        if model not in self._contexts:
+            own = await self._own_context(model)
+            if own is None:
+                return self._largest_context  # no answer: asked again next time
+            self._contexts[model] = own or self._largest_context
+        return self._contexts[model]
+
+    async def _own_context(self, model: str) -> int | None:
+        """The model's context as /api/show describes it, 0 if it does not, None if Ollama did
+        not answer."""
+        try:
+            async with httpx.AsyncClient(timeout=SHOW_TIMEOUT) as client:
+                reply = await client.post(f"{self.base_url}/api/show", json={"model": model})
+        except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+        shown = json_object(reply.text) if reply.is_success else None
+        return (model_context(shown, self._largest_context) or 0) if shown is not None else None
 
     async def has_model(self, model: str) -> bool:
         return _tagged(model) in {_tagged(name) for name in await self._model_names()}
@@ -151,8 +180,27 @@ def chat_body(request: GenerationRequest) -> dict[str, Any]:
     }
 
 
+def model_context(shown: dict[str, Any], largest: int) -> int | None:
+    """A model's context from its /api/show: num_ctx in its parameters (its Modelfile's
+    choice), else its trained context_length capped at `largest`."""
+    parameters = shown.get("parameters")
+    if isinstance(parameters, str) and (found := _NUM_CTX.search(parameters)):
+        return int(found.group(1))
+    info = shown.get("model_info")
+    if isinstance(info, dict):
+        trained = [count(v) for k, v in info.items() if k.endswith(".context_length")]
+        if trained and max(trained) > 0:
+            return min(max(trained), largest)
+    return None
+
+
 def _options(request: GenerationRequest) -> dict[str, Any]:
-    optional = {"top_p": request.top_p, "num_predict": request.max_tokens, "seed": request.seed}
+    optional = {
+        "top_p": request.top_p,
+        "num_predict": request.max_tokens,
+        "seed": request.seed,
+        "num_ctx": request.context,
+    }
     options: dict[str, Any] = {"temperature": request.temperature}
     options.update({key: value for key, value in optional.items() if value is not None})
     if request.stop:

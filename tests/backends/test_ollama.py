@@ -208,3 +208,32 @@ def test_is_registered_under_its_name() -> None:
     assert isinstance(backend, OllamaBackend)
     assert backend.base_url == "http://ollama.test:11434"
     assert backend.describe("llama2") == "ollama:llama2 at http://ollama.test:11434"
+
+
+def test_the_context_is_sent_as_num_ctx(ollama: OllamaServer) -> None:
+    generate_all(backend_at(ollama.url), chat(temperature=0.0, context=3000))
+    assert ollama.last_body()["options"] == {"temperature": 0.0, "num_ctx": 3000}
+
+
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        ({"model_info": {"llama.context_length": 2048}}, 2048),  # what the model was trained for
+        ({"model_info": {"qwen2.context_length": 32768}}, 4096),  # capped: Ollama's own default
+        ({"parameters": "stop <|im_end|>\nnum_ctx 8192", "model_info": {}}, 8192),  # Modelfile
+        ({"details": {}}, 4096),  # nothing said: ollama_context
+    ],
+)
+def test_a_model_s_context_comes_from_api_show(shown: dict[str, Any], expected: int) -> None:
+    with running(OllamaServer(Script(), shown=shown)) as server:
+        backend = backend_at(server.url)
+        assert trio.run(backend.context_window, "llama2:latest", None) == expected
+        assert trio.run(backend.context_window, "llama2:latest", 1234) == 1234  # the persona's
+        asked = [r for r in server.received if r.path == "/api/show"]
+    assert len(asked) == 1 and asked[0].body == {"model": "llama2:latest"}  # asked once
+
+
+def test_an_unreachable_ollama_s_context_is_the_default_and_asked_again() -> None:
+    backend = backend_at(closed_port_url())
+    assert trio.run(backend.context_window, "llama2:latest", None) == 4096
+    assert backend._contexts == {}

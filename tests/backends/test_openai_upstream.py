@@ -225,3 +225,12 @@ def test_is_registered_under_its_name_and_needs_no_key() -> None:
     assert backend.base_url == "http://vllm.test:8000/v1"
     assert not OpenAIUpstreamBackend.needs_key
     assert backend.describe("smol") == "openai:smol at http://vllm.test:8000/v1"
+
+
+def test_a_model_s_context_is_the_persona_s_or_the_upstream_s_or_the_default() -> None:
+    with running(OpenAIServer(Script(), max_model_len=32768)) as listed:
+        backend = backend_at(v1(listed))
+        assert trio.run(backend.context_window, "smol", None) == 32768  # vLLM lists it
+        assert trio.run(backend.context_window, "smol", 2000) == 2000
+    with running(OpenAIServer(Script())) as silent:
+        assert trio.run(backend_at(v1(silent)).context_window, "smol", None) == 4096

@@ -69,9 +69,17 @@ class WireServer(ThreadingHTTPServer):
 
 
 class OllamaServer(WireServer):
-    def __init__(self, script: Script, *, models: tuple[str, ...] = ("llama2:latest",)) -> None:
+    def __init__(
+        self,
+        script: Script,
+        *,
+        models: tuple[str, ...] = ("llama2:latest",),
+        shown: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(_OllamaHandler, script)
         self.models = models
+        # What /api/show says of every model (Ollama's keys: parameters, model_info, ...).
+        self.shown = shown if shown is not None else {"model_info": {"llama.context_length": 4096}}
 
 
 class OpenAIServer(WireServer):
@@ -84,8 +92,10 @@ class OpenAIServer(WireServer):
         list_models: bool = True,
         fail_status: int | None = None,
         stream_reply: bool = True,
+        max_model_len: int | None = None,
     ) -> None:
         super().__init__(_OpenAIHandler, script)
+        self.max_model_len = max_model_len  # listed with each model, as vLLM does
         self.models = models
         self.api_key = api_key
         self.list_models = list_models  # False: /v1/models is a 404, as on some upstreams
@@ -218,7 +228,9 @@ class _OllamaHandler(_WireHandler):
 
     def do_POST(self) -> None:
         body = self._record()
-        if self.path != "/api/chat":
+        if self.path == "/api/show":
+            self._send_json(200, self.server.shown)
+        elif self.path != "/api/chat":
             self._send_json(404, {"error": "404 page not found"})
         elif _tagged(body["model"]) not in {_tagged(m) for m in self.server.models}:
             missing = body["model"]
@@ -260,6 +272,8 @@ class _OpenAIHandler(_WireHandler):
             self._send_json(404, {"detail": "Not Found"})
         elif self._authorized():
             data = [{"id": m, "object": "model", "owned_by": "wire"} for m in self.server.models]
+            if self.server.max_model_len is not None:
+                data = [{**m, "max_model_len": self.server.max_model_len} for m in data]
             self._send_json(200, {"object": "list", "data": data})
 
     def do_POST(self) -> None:
