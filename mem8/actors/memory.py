@@ -11,7 +11,7 @@ import itertools
 import logging
 import uuid
 from collections import Counter, deque
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from mem8 import errors
+from mem8 import errors, passages
 from mem8.actors.messages import (
     Ack,
     Begin,
@@ -174,19 +174,9 @@ class MemoryActor(Actor):
         hits = (await self.grid.ask(ask, GridRecalled)).hits
         found = self._load([h[0] for h in hits], chat["tenant"])
         recalled = []
-        for (memory_id, score), memory in zip(hits, found, strict=True):
-            if memory is None:
-                continue
-            recalled.append(
-                {
-                    "id": memory_id,
-                    "text": memory.text,
-                    "created": memory.created,
-                    "emotion": list(asdict(memory.emotion).values()),
-                    "score": score,
-                    "resonance": float(memory.vector @ vector),
-                }
-            )
+        for (_, score), memory in zip(hits, found, strict=True):
+            if memory is not None:
+                recalled.append(recalled_wire(memory, text, score, float(memory.vector @ vector)))
         return recalled
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
@@ -239,20 +229,24 @@ class MemoryActor(Actor):
         """Both sides of the exchange, bound to each other and to what the same user's other
         percepts (any persona, any modality) brought within +-2 s; durable, then imprinted."""
         scope = Scope(message.tenant, message.user, message.persona)
-        turns = [t for t in message.exchange if t["content"].strip()]
-        vectors = await self._embed([t["content"] for t in turns])
+        pieces = [
+            (passage, f"chat:{message.request_id}:{turn['role']}")
+            for turn in message.exchange
+            for passage in passages.passages(turn["content"])
+        ]
+        vectors = await self._embed([passage for passage, _ in pieces])
         memories = [
             self._memory(
                 f"mem-{message.request_id}-{i}",
-                turn["content"],
-                f"chat:{message.request_id}:{turn['role']}",
+                passage,
+                source,
                 "text",
                 scope,
                 message.arrival,
                 message.interest,
                 vector,
             )
-            for i, (turn, vector) in enumerate(zip(turns, vectors, strict=True))
+            for i, ((passage, source), vector) in enumerate(zip(pieces, vectors, strict=True))
         ]
         await self._keep(memories, message.arrival)
 
@@ -274,6 +268,8 @@ class MemoryActor(Actor):
         file_id: str | None = None,
     ) -> list[Memory]:
         percepts = [p for p in percepts if p["text"].strip()]
+        if not all("vector" in p for p in percepts):  # else cut and encoded by the sender
+            percepts = as_passages(percepts)
         if all("vector" in p for p in percepts):  # encoded by the sender, off this mailbox
             vectors = np.array(
                 [np.frombuffer(p["vector"], "<f4") for p in percepts], np.float32
@@ -585,6 +581,15 @@ class MemoryActor(Actor):
         }
 
 
+def as_passages(percepts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each percept whose text is long becomes several, one per passage, in order."""
+    return [
+        {**percept, "text": passage}
+        for percept in percepts
+        for passage in passages.passages(percept["text"])
+    ]
+
+
 def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:
     """The field saved at the last clean stop, if it fits this grid's size and tiling."""
     state = msgpack.unpackb(saved, raw=False)
@@ -614,6 +619,23 @@ def public_wire(memory: Memory) -> dict[str, Any]:
     wire = memory_to_wire(memory)
     del wire["vector"]
     return wire
+
+
+def recalled_wire(memory: Memory, query: str, score: float, resonance: float) -> dict[str, Any]:
+    """A recalled memory as Begun carries it; a long one (stored before memories were kept
+    as passages) by its passage most relevant to the query."""
+    text, excerpt = passages.most_relevant(memory.text, query)
+    return {
+        "id": memory.id,
+        "text": text,
+        "excerpt": excerpt,
+        "created": memory.created,
+        "emotion": [memory.emotion.valence, memory.emotion.arousal, memory.emotion.dominance],
+        "source": memory.source,
+        "superseded_by": memory.superseded_by,
+        "score": score,
+        "resonance": resonance,
+    }
 
 
 def last_user_text(messages: list[dict[str, str]]) -> str:

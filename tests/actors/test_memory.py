@@ -1,0 +1,52 @@
+"""The memory actor's pieces that need no running system: how a recalled memory is shown."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mem8.actors.memory import as_passages, recalled_wire
+from mem8.memory import Emotion, Memory, Scope
+from mem8.passages import PASSAGE_CHARS
+
+FILLER = "The quarterly numbers were reviewed line by line and nothing stood out at all. " * 12
+
+
+def memory(text: str) -> Memory:
+    return Memory(
+        id="mem-1",
+        text=text,
+        source="chat:r1:assistant",
+        modality="text",
+        scope=Scope("t", "u", "p"),
+        created=100.0,
+        emotion=Emotion(),
+        importance=1.0,
+        band=0,
+        phase=0.0,
+        tau=1e6,
+        x=1.0,
+        y=1.0,
+        amplitude=1.0,
+        vector=np.zeros(4, np.float32),
+    )
+
+
+def test_a_long_memory_kept_whole_is_recalled_by_its_most_relevant_passage() -> None:
+    whole = FILLER + "Priya maintains the billing service, which is written in Go. " + FILLER
+    wire = recalled_wire(memory(whole), "who maintains the billing service?", 0.5, 0.4)
+    assert wire["excerpt"] is True and len(wire["text"]) <= PASSAGE_CHARS
+    assert "billing service" in wire["text"]
+    assert (wire["source"], wire["superseded_by"]) == ("chat:r1:assistant", "")
+
+
+def test_a_short_memory_is_recalled_whole() -> None:
+    wire = recalled_wire(memory("Lisbon in June."), "where?", 0.5, 0.4)
+    assert (wire["text"], wire["excerpt"]) == ("Lisbon in June.", False)
+
+
+def test_long_percepts_become_one_percept_per_passage_in_order() -> None:
+    long = {"text": FILLER * 2, "source": "audio:1", "modality": "audio", "created": 5.0}
+    short = {"text": "It rained.", "source": "audio:2", "modality": "audio", "created": 6.0}
+    cut = as_passages([long, short])
+    assert len(cut) > 3 and cut[-1] == short
+    assert all(p["source"] == "audio:1" and len(p["text"]) <= PASSAGE_CHARS for p in cut[:-1])
