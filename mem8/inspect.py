@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from mem8.encoders.base import Encoder
 from mem8.errors import NotFound
-from mem8.grid.dynamics import DAY, fading, recall_weights
+from mem8.grid.dynamics import DAY, fading, recall_weights, standing
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, memory_to_wire
 from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
@@ -262,6 +262,7 @@ def _weights(memories: list[Memory], now: float) -> npt.NDArray[np.float32]:
         np.array([m.tau for m in memories], np.float64),
         np.array([m.amplitude for m in memories], np.float32),
         np.array([m.recalls for m in memories], np.int32),
+        standing([m.superseded_by for m in memories]),
     )
 
 
@@ -409,12 +410,14 @@ def _time_recalls(
     tau = np.full(n, 7 * DAY, np.float64)
     amplitude = np.ones(n, np.float32)
     recalls = np.zeros(n, np.int32)
+    current = np.ones(n, np.float32)
     seconds: list[float] = []
     deadline = time.perf_counter() + budget
     while time.perf_counter() < deadline or len(seconds) < 20:
         query = queries[len(seconds) % len(queries)]
         started = time.perf_counter()
-        scores = vectors @ query * recall_weights(time.time(), created, tau, amplitude, recalls)
+        weights = recall_weights(time.time(), created, tau, amplitude, recalls, current)
+        scores = vectors @ query * weights
         np.argpartition(-scores, min(RECALL_K, n) - 1)[:RECALL_K]
         seconds.append(time.perf_counter() - started)
     return seconds

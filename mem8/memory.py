@@ -63,6 +63,9 @@ class Memory:
     # with this memory's, and recall spreads along the chain.
     context: str = ""
     follows: str = ""  # that turn's memory id
+    # The later memory of the same scope that replaced what this one says ("" while current):
+    # kept, but recalled after it and shown as outdated (mem8.supersession).
+    superseded_by: str = ""
 
 
 def memory_to_wire(memory: Memory) -> dict[str, Any]:
@@ -89,4 +92,5 @@ def memory_to_wire(memory: Memory) -> dict[str, Any]:
         "last_recalled": memory.last_recalled,
         "context": memory.context,
         "follows": memory.follows,
+        "superseded_by": memory.superseded_by,
     }

@@ -31,11 +31,13 @@ from mem8.actors.messages import (
     GridScore,
     GridScored,
     GridStep,
+    GridSupersede,
     Message,
     StateDigest,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
 from mem8.grid import kernels, lexical, sketch
+from mem8.grid.dynamics import SUPERSEDED_WEIGHT
 from mem8.grid.index import Candidates, Handles, RegionIndex, candidates_for
 from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
@@ -176,6 +178,7 @@ class GridRegionActor(Actor):
         GridScore: "on_score",
         GridForget: "on_forget",
         GridReinforce: "on_reinforce",
+        GridSupersede: "on_supersede",
         GridEdges: "on_edges",
         GridStep: "on_step",
         GridExport: "on_export",
@@ -223,6 +226,7 @@ class GridRegionActor(Actor):
                     wire["recalls"],
                     (math.floor(y), math.floor(x)),
                     wire["terms"],
+                    SUPERSEDED_WEIGHT if wire["superseded_by"] else 1.0,
                 )
                 self.centres[wire["id"]] = (x, y)
         self.index.refresh()  # here, not in the next recall, which waits for it
@@ -284,6 +288,11 @@ class GridRegionActor(Actor):
                 )
         await reply.send(Ack(message.request_id))
 
+    async def on_supersede(self, message: GridSupersede, reply: Reply) -> None:
+        for memory_id, superseded in message.updates:
+            self.index.supersede(memory_id, SUPERSEDED_WEIGHT if superseded else 1.0)
+        await reply.send(Ack(message.request_id))
+
     async def on_edges(self, message: GridEdges, reply: Reply) -> None:
         field = self.field
         await reply.send(
@@ -323,8 +332,9 @@ class GridRegionActor(Actor):
 
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
         digest = hashlib.sha256(self.field.tobytes() + self.previous.tobytes())
-        for memory_id, recalls, tau in self.index.uses():
-            digest.update(f"{memory_id}:{recalls}:{tau!r};".encode())
+        for memory_id, recalls, tau, standing in self.index.uses():
+            superseded = "" if standing == 1.0 else f":{standing!r}"  # as before updates existed
+            digest.update(f"{memory_id}:{recalls}:{tau!r}{superseded};".encode())
         await reply.send(Digest(message.request_id, self.name, digest.hexdigest()))
 
 
@@ -336,6 +346,7 @@ class GridActor(Actor):
         GridRecall: "on_recall",
         GridForget: "on_forget",
         GridReinforce: "on_reinforce",
+        GridSupersede: "on_supersede",
         GridExport: "on_export",
         GridField: "on_field",
         StateDigest: "on_state_digest",
@@ -538,6 +549,15 @@ class GridActor(Actor):
         await self._each(
             {i: GridReinforce(_rid(), batch, message.now) for i, batch in routes.items()}, Ack
         )
+        await reply.send(Ack(message.request_id))
+
+    async def on_supersede(self, message: GridSupersede, reply: Reply) -> None:
+        """Sends each update to the region holding the memory (its weight lives there)."""
+        routes: dict[int, list[list[Any]]] = {}
+        for memory_id, superseded in message.updates:
+            if memory_id in self.owner:
+                routes.setdefault(self.owner[memory_id], []).append([memory_id, superseded])
+        await self._each({i: GridSupersede(_rid(), batch) for i, batch in routes.items()}, Ack)
         await reply.send(Ack(message.request_id))
 
     async def on_export(self, message: GridExport, reply: Reply) -> None:

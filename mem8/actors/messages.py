@@ -367,6 +367,16 @@ class GridReinforce(Message):
     now: float
 
 
+@message("grid_supersede")
+class GridSupersede(Message):
+    """Knowledge updates: [memory id, superseded] each; a superseded memory weighs less in
+    recall (mem8.grid.dynamics.SUPERSEDED_WEIGHT), one reinstated weighs as before. Answered
+    by Ack."""
+
+    request_id: str
+    updates: list[list[Any]]
+
+
 @message("grid_edges")
 class GridEdges(Message):
     """Asks a region for its border rows and columns; answered by Edges."""

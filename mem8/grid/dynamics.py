@@ -14,6 +14,9 @@ RETENTION_FLOOR = 0.9  # consolidation: an old memory keeps 90% of its weight (a
 NOISE_FLOOR = 0.05  # below this strength a wave is not stored
 CONSOLIDATE_AFTER = 5  # recalls after which a memory never decays
 REINFORCE_TAU = 1.5  # each recall stretches the decay constant (spacing effect)
+# A superseded memory's share of its weight: a later memory replaced what it says, so it is
+# recalled after that one, yet still found (mem8.supersession).
+SUPERSEDED_WEIGHT = 0.5
 
 
 def decay_constant(valence: float, arousal: float, importance: float) -> float:
@@ -33,6 +36,11 @@ def reinforced_tau(tau: float, recalls: int) -> float:
     return tau * REINFORCE_TAU
 
 
+def standing(superseded_by: list[str]) -> npt.NDArray[np.float32]:
+    """Each memory's standing: 1 while current, SUPERSEDED_WEIGHT once superseded."""
+    return np.array([SUPERSEDED_WEIGHT if s else 1.0 for s in superseded_by], np.float32)
+
+
 def fading(
     now: float, created: npt.NDArray[np.float64], tau: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
@@ -49,10 +57,12 @@ def recall_weights(
     tau: npt.NDArray[np.float64],
     amplitude: npt.NDArray[np.float32],
     recalls: npt.NDArray[np.int32],
+    standing: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]:
     """Weight of each memory in recall: retention (never below the floor) x emotional
-    amplitude x use. Decay lowers a memory's weight; it never makes a good match unfindable."""
+    amplitude x use x standing (1, or SUPERSEDED_WEIGHT once superseded). Decay lowers a
+    memory's weight; it never makes a good match unfindable."""
     retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading(now, created, tau)
     use = 1.0 + 0.1 * np.log1p(recalls)
-    weights: npt.NDArray[np.float32] = (retention * np.sqrt(amplitude) * use).astype(np.float32)
-    return weights
+    weights = retention * np.sqrt(amplitude) * use * standing
+    return weights.astype(np.float32)

@@ -105,6 +105,7 @@ class _Bucket:
     tau: npt.NDArray[np.float64] = field(init=False)
     amplitude: npt.NDArray[np.float32] = field(init=False)
     recalls: npt.NDArray[np.int32] = field(init=False)
+    standing: npt.NDArray[np.float32] = field(init=False)  # 1, or less once superseded
     cells: npt.NDArray[np.float64] = field(init=False)  # the centre's cell: row, column
     weights: npt.NDArray[np.float32] = field(init=False)  # recall weights at `weighed_at`
     lengths: npt.NDArray[np.float32] = field(init=False)  # terms per memory
@@ -125,6 +126,7 @@ class _Bucket:
             "tau": np.zeros(capacity, np.float64),
             "amplitude": np.zeros(capacity, np.float32),
             "recalls": np.zeros(capacity, np.int32),
+            "standing": np.ones(capacity, np.float32),
             "cells": np.zeros((capacity, 2), np.float64),
             "weights": np.zeros(capacity, np.float32),
             "lengths": np.zeros(capacity, np.float32),
@@ -144,6 +146,7 @@ class _Bucket:
             self.tau,
             self.amplitude,
             self.recalls,
+            self.standing,
             self.cells,
             self.weights,
             self.lengths,
@@ -161,6 +164,7 @@ class _Bucket:
         recalls: int,
         cell: tuple[int, int],
         found: Terms,
+        standing: float,
     ) -> None:
         n = len(self.ids)
         if n == len(self.created):
@@ -173,6 +177,7 @@ class _Bucket:
         self.vectors[n], self.sketches[n] = vector, bits
         self.created[n], self.tau[n] = created, tau
         self.amplitude[n], self.recalls[n] = amplitude, recalls
+        self.standing[n] = standing
         self.cells[n] = cell
         self.reweigh(n)
 
@@ -186,6 +191,7 @@ class _Bucket:
                 self.tau[at],
                 self.amplitude[at],
                 self.recalls[at],
+                self.standing[at],
             )
 
     def _weigh(self, now: float) -> npt.NDArray[np.float32]:
@@ -200,6 +206,7 @@ class _Bucket:
                 self.tau[:n],
                 self.amplitude[:n],
                 self.recalls[:n],
+                self.standing[:n],
             )
         return self.weights[:n]
 
@@ -268,6 +275,7 @@ class _Bucket:
             self.tau,
             self.amplitude,
             self.recalls,
+            self.standing,
             matched,
             DENSE_SHARE,
             now,
@@ -304,9 +312,10 @@ class RegionIndex:
         recalls: int = 0,
         cell: tuple[int, int] = (0, 0),
         found: Terms | None = None,
+        standing: float = 1.0,
     ) -> None:
         """One memory and its handle; `found` are its terms for exact word matching (none:
-        meaning only)."""
+        meaning only); `standing` its share of weight (less once superseded)."""
         bucket = self._buckets.get(scope)
         if bucket is None:
             bucket = self._buckets[scope] = _Bucket(self.dimensions)
@@ -314,7 +323,8 @@ class RegionIndex:
         self._names[handle] = memory_id
         bits = sketch.sketch(vector, self._axes)[0]
         bucket.add(
-            memory_id, handle, vector, bits, created, tau, amplitude, recalls, cell, found or {}
+            *(memory_id, handle, vector, bits, created, tau, amplitude, recalls, cell),
+            *(found or {}, standing),
         )
 
     def name(self, handle: int) -> str:
@@ -339,13 +349,29 @@ class RegionIndex:
             self._where[moved] = (scope, position)
         return True
 
-    def uses(self) -> list[tuple[str, int, float]]:
-        """(id, recalls, tau) of every memory, by id: what recall has changed."""
+    def uses(self) -> list[tuple[str, int, float, float]]:
+        """(id, recalls, tau, standing) of every memory, by id: what recall and knowledge
+        updates have changed."""
         found = []
         for memory_id, (scope, position) in self._where.items():
             bucket = self._buckets[scope]
-            found.append((memory_id, int(bucket.recalls[position]), float(bucket.tau[position])))
+            found.append(
+                (
+                    memory_id,
+                    int(bucket.recalls[position]),
+                    float(bucket.tau[position]),
+                    float(bucket.standing[position]),
+                )
+            )
         return sorted(found)
+
+    def supersede(self, memory_id: str, standing: float) -> None:
+        """Sets a memory's standing (its share of weight: less once superseded)."""
+        place = self._where.get(memory_id)
+        if place is not None:
+            bucket = self._buckets[place[0]]
+            bucket.standing[place[1]] = standing
+            bucket.reweigh(place[1])
 
     def reinforce(self, memory_id: str, recalls: int, tau: float) -> None:
         place = self._where.get(memory_id)

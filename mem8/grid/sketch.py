@@ -304,6 +304,7 @@ def _rescore(
     tau: Any,
     amplitude: Any,
     recalls: Any,
+    standing: Any,
     lexical: Any,
     dense_share: float,
     now: float,
@@ -325,7 +326,8 @@ def _rescore(
         fading = 1.0 if math.isinf(tau[i]) else math.exp(-max(now - created[i], 0.0) / tau[i])
         use = 1.0 + 0.1 * math.log1p(recalls[i])
         excited = _gain(cells, field, row0, col0, gain, i)
-        weight = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use * excited
+        retention = floor + (1.0 - floor) * fading
+        weight = retention * math.sqrt(amplitude[i]) * use * standing[i] * excited
         dot = _dot(query, vectors, i)
         out[j] = (dense_share * dot + (1.0 - dense_share) * lexical[j]) * weight
 
@@ -390,6 +392,7 @@ def rescore(
     tau: npt.NDArray[np.float64],
     amplitude: Floats,
     recalls: npt.NDArray[np.int32],
+    standing: Floats,
     lexical: Floats,
     dense_share: float,
     now: float,
@@ -409,6 +412,7 @@ def rescore(
         tau,
         amplitude,
         recalls,
+        standing,
         lexical.astype(np.float32),
         float(dense_share),
         float(now),

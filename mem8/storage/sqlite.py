@@ -125,10 +125,17 @@ def _migrate_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE files ADD COLUMN persona TEXT NOT NULL DEFAULT ''")
 
 
+def _migrate_4(db: sqlite3.Connection) -> None:
+    """A memory may be superseded by a later one (a knowledge update): its id, or ''."""
+    db.execute("ALTER TABLE memories ADD COLUMN superseded_by TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX memories_by_superseder ON memories (superseded_by)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_1,
     _migrate_2,
     _migrate_3,
+    _migrate_4,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -166,6 +173,7 @@ _COLUMNS = (
     "vector",
     "context",
     "follows",
+    "superseded_by",
 )
 _SELECT = f"SELECT seq, {', '.join(_COLUMNS)} FROM memories"
 _INSERT = (
@@ -245,6 +253,7 @@ def _memory_row(memory: Memory, file_id: str | None) -> dict[str, Any]:
         "vector": blob,
         "context": memory.context,
         "follows": memory.follows,
+        "superseded_by": memory.superseded_by,
     }
 
 
@@ -295,6 +304,7 @@ def _load_memory(row: sqlite3.Row) -> Memory:
         last_recalled=floats["last_recalled"],
         context=row["context"],
         follows=row["follows"],
+        superseded_by=row["superseded_by"],
     )
 
 
@@ -459,6 +469,21 @@ class MemoryStore:
                 f"negative_zeros = (negative_zeros & ~{_BIT['tau']}) | ? WHERE id = ?",
                 rows,
             )
+
+    def supersede(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Marks each (old, new): the old memory is superseded by the new one."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE memories SET superseded_by = ? WHERE id = ?",
+                [(new, old) for old, new in pairs],
+            )
+
+    def superseded(self, memory_id: str) -> builtins.list[str]:
+        """The memories this one superseded, oldest first."""
+        rows = self._db.execute(
+            "SELECT id FROM memories WHERE superseded_by = ? ORDER BY created, id", (memory_id,)
+        )
+        return [row["id"] for row in rows]
 
     def forget(self, memory_id: str, tenant: str) -> bool:
         """Delete one of the tenant's memories and its associations; False if it had none."""

@@ -45,15 +45,24 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
     tau = np.where(np.arange(50) % 5 == 0, math.inf, 3e5)
     amplitude = np.linspace(0.5, 1.6, 50).astype(np.float32)
     recalls = (np.arange(50) % 4).astype(np.int32)
+    standing = np.where(np.arange(50) % 3 == 0, 0.5, 1.0).astype(np.float32)
     cells = np.stack([np.arange(50) % 4 + 10, np.arange(50) // 4 + 20], axis=1).astype(np.float64)
     field = (np.arange(4 * 13).reshape(4, 13) * (0.1 + 0.2j)).astype(np.complex64)
     words = np.linspace(0.0, 1.0, 20).astype(np.float32)
     positions = np.arange(5, 45, 2, dtype=np.intp)
     activation = sketch.Activation(field, (10, 20), 0.2)
-    memories = (query, rows, positions, created, tau, amplitude, recalls, words, 0.25, 2e6, cells)
+    memories = (
+        *(query, rows, positions, created, tau, amplitude, recalls, standing),
+        *(words, 0.25, 2e6, cells),
+    )
     scores = sketch.rescore(*memories, activation)
     weights = recall_weights(
-        2e6, created[positions], tau[positions], amplitude[positions], recalls[positions]
+        2e6,
+        created[positions],
+        tau[positions],
+        amplitude[positions],
+        recalls[positions],
+        standing[positions],
     )
     at = cells[positions].astype(np.intp)
     level = np.abs(field[at[:, 0] - 10, at[:, 1] - 20])
