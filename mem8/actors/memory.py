@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from mem8 import errors, passages
+from mem8 import errors, passages, supersession
 from mem8.actors.messages import (
     Ack,
     Begin,
@@ -39,6 +39,7 @@ from mem8.actors.messages import (
     GridRecall,
     GridRecalled,
     GridReinforce,
+    GridSupersede,
     JournalAppend,
     MemoryForget,
     MemoryPage,
@@ -71,6 +72,7 @@ WINDOW = 10  # messages kept per conversation (the spec's rolling context window
 BINDING_WINDOW = 2.0  # seconds within which percepts are bound
 RECALL_K = 5
 CONTEXT_SPAN = 1800.0  # seconds: a turn within this of its scope's last one continues it
+SUPERSEDED_STEPS = 3  # how far recall follows a superseded memory to the current one
 
 
 class Binder:
@@ -176,8 +178,21 @@ class MemoryActor(Actor):
         recalled = []
         for (_, score), memory in zip(hits, found, strict=True):
             if memory is not None:
-                recalled.append(recalled_wire(memory, text, score, float(memory.vector @ vector)))
-        return recalled
+                for shown in self._current_first(memory, chat["tenant"]):
+                    resonance = float(shown.vector @ vector)
+                    recalled.append(recalled_wire(shown, text, score, resonance))
+        return _once(recalled)
+
+    def _current_first(self, memory: Memory, tenant: str) -> list[Memory]:
+        """A recalled memory, preceded by what superseded it (and what superseded that, a few
+        steps at most): the current belief comes first, the outdated one is still shown."""
+        chain = [memory]
+        while chain[0].superseded_by and len(chain) <= SUPERSEDED_STEPS:
+            newer = self.store.get(chain[0].superseded_by, tenant)
+            if newer is None:
+                break
+            chain.insert(0, newer)
+        return chain
 
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """The encoder's vectors, computed on a worker thread: a semantic encoder takes
@@ -248,7 +263,32 @@ class MemoryActor(Actor):
             )
             for i, ((passage, source), vector) in enumerate(zip(pieces, vectors, strict=True))
         ]
-        await self._keep(memories, message.arrival)
+        kept = await self._keep(memories, message.arrival)
+        said = [m for m in kept if m.source.endswith(":user")]
+        await self._supersede(said, message.recalled, message.tenant)
+
+    async def _supersede(self, said: list[Memory], recalled: list[str], tenant: str) -> None:
+        """What the user just said may replace facts among the memories it recalled: those are
+        marked superseded by it (kept, but weighed less and shown as outdated)."""
+        candidates = [m for m in self._load(recalled, tenant) if m is not None]
+        pairs = []
+        for old in candidates:
+            replacing = (
+                new
+                for new in said
+                if old.created < new.created
+                and supersession.supersedes(
+                    supersession.Statement(new.text, new.vector),
+                    supersession.Statement(old.text, old.vector),
+                )
+            )
+            new = None if old.superseded_by else next(replacing, None)
+            if new is not None:
+                pairs.append((old.id, new.id))
+        if pairs:
+            await trio.to_thread.run_sync(self.store.supersede, pairs)
+            updates = [[old, True] for old, _ in pairs]
+            await self.grid.ask(GridSupersede(_rid(), updates), Ack)
 
     async def on_remember(self, message: Remember, reply: Reply) -> None:
         """Percepts from senses, simulations and benchmarks: kept like a conversation's turns."""
@@ -448,7 +488,8 @@ class MemoryActor(Actor):
             found = self.store.get(message.memory_id, message.tenant)
             if found is None:
                 raise errors.NotFound(f"No memory '{message.memory_id}'", param="memory_id")
-            await reply.send(MemoryPage(message.request_id, [public_wire(found)], False))
+            shown = await trio.to_thread.run_sync(self._shown, [found])
+            await reply.send(MemoryPage(message.request_id, shown, False))
             return
         page = await trio.to_thread.run_sync(
             lambda: self.store.list(
@@ -460,13 +501,12 @@ class MemoryActor(Actor):
                 after=message.after,
             )
         )
-        await reply.send(
-            MemoryPage(
-                message.request_id,
-                [public_wire(m) for m in page[: message.limit]],
-                len(page) > message.limit,
-            )
-        )
+        shown = await trio.to_thread.run_sync(self._shown, page[: message.limit])
+        await reply.send(MemoryPage(message.request_id, shown, len(page) > message.limit))
+
+    def _shown(self, memories: list[Memory]) -> list[dict[str, Any]]:
+        """Memories as the API shows them, each with the ids of those it superseded."""
+        return [{**public_wire(m), "supersedes": self.store.superseded(m.id)} for m in memories]
 
     def _holds(self, tenant: str, user: str | None, persona: str | None) -> bool:
         """Whether any memory matches these filters (None: any user / any persona; a persona
@@ -497,11 +537,9 @@ class MemoryActor(Actor):
         )
         hits = (await self.grid.ask(ask, GridRecalled)).hits
         found = self._load([h[0] for h in hits], message.tenant)
-        results = [
-            {**public_wire(m), "score": score}
-            for (_, score), m in zip(hits, found, strict=True)
-            if m is not None
-        ]
+        held = [(m, score) for (_, score), m in zip(hits, found, strict=True) if m is not None]
+        shown = await trio.to_thread.run_sync(self._shown, [m for m, _ in held])
+        results = [{**wire, "score": score} for wire, (_, score) in zip(shown, held, strict=True)]
         await reply.send(MemoryPage(message.request_id, results, False))
 
     async def on_forget(self, message: MemoryForget, reply: Reply) -> None:
@@ -529,7 +567,12 @@ class MemoryActor(Actor):
         await reply.send(Ack(message.request_id))
 
     async def _unlearn(self, memory: MemoryTrace) -> None:
-        """A memory deleted from the store leaves the grid and this actor's counts."""
+        """A memory deleted from the store leaves the grid and this actor's counts; what it
+        superseded is current again."""
+        reinstated = await trio.to_thread.run_sync(self.store.reinstate, memory.id)
+        if reinstated:
+            updates = [[memory_id, False] for memory_id in reinstated]
+            await self.grid.ask(GridSupersede(_rid(), updates), Ack)
         key = (memory.tenant, memory.user, memory.persona)
         self.population[key] -= 1
         latest = self.latest.get(key)
@@ -619,6 +662,14 @@ def public_wire(memory: Memory) -> dict[str, Any]:
     wire = memory_to_wire(memory)
     del wire["vector"]
     return wire
+
+
+def _once(recalled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recalled memories, each at its first (best) place only."""
+    first: dict[str, dict[str, Any]] = {}
+    for wire in recalled:
+        first.setdefault(wire["id"], wire)
+    return list(first.values())
 
 
 def recalled_wire(memory: Memory, query: str, score: float, resonance: float) -> dict[str, Any]:

@@ -40,7 +40,10 @@ def memory_object(wire: dict[str, Any]) -> dict[str, Any]:
         "position": {"x": wire["x"], "y": wire["y"]},
         "amplitude": wire["amplitude"],
         "recalls": wire["recalls"],
+        "superseded_by": wire["superseded_by"] or None,  # the later memory replacing this one
     }
+    if "supersedes" in wire:  # the memories this one replaced (the API always says)
+        shown["supersedes"] = wire["supersedes"]
     if "score" in wire:
         shown["score"] = wire["score"]
     return shown

@@ -478,6 +478,15 @@ class MemoryStore:
                 [(new, old) for old, new in pairs],
             )
 
+    def reinstate(self, memory_id: str) -> builtins.list[str]:
+        """The memories `memory_id` superseded, current again (it is being forgotten)."""
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE memories SET superseded_by = '' WHERE superseded_by = ? RETURNING id",
+                (memory_id,),
+            ).fetchall()
+        return sorted(row["id"] for row in rows)
+
     def superseded(self, memory_id: str) -> builtins.list[str]:
         """The memories this one superseded, oldest first."""
         rows = self._db.execute(

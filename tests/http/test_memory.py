@@ -253,3 +253,53 @@ def test_the_embedded_model_uses_a_fact_from_an_earlier_conversation(settings: S
         client.close()
     assert "lisbon" in (answer.choices[0].message.content or "").lower()
     assert "lisbon" not in (stranger.choices[0].message.content or "").lower()
+
+
+KEEPER = Persona(
+    id="mem8-keeper-v1",
+    name="Keeper",
+    traits=Traits(),
+    model="m",
+    temperature=0.5,
+    system_prompt="You keep track of things.",
+    interest_threshold=0.0,  # remembers everything it is told
+)
+SERVER_NAMES = (
+    "My build server is called zephyr-42.",
+    "Heads up: my build server is now called zephyr-43.",
+)
+
+
+def test_a_knowledge_update_supersedes_the_older_fact_which_is_kept(settings: Settings) -> None:
+    configured = dataclasses.replace(settings, personas={**settings.personas, KEEPER.id: KEEPER})
+    llm = ScriptedLLM()
+    auth = {"Authorization": "Bearer key-a"}
+    with running_server(configured, dict.fromkeys(configured.personas, llm)) as server:
+        for told in SERVER_NAMES:
+            say(server, told, model=KEEPER.id)
+        say(server, "What is my build server called?", model=KEEPER.id)
+        prompt = system_prompt(llm)
+        kept = httpx.get(server.base_url + "/memories", headers=auth).json()["data"]
+        old, new = (next(m for m in kept if m["text"] == t) for t in SERVER_NAMES)
+        old_shown = httpx.get(server.base_url + f"/memories/{old['id']}", headers=auth).json()
+        new_shown = httpx.get(server.base_url + f"/memories/{new['id']}", headers=auth).json()
+        httpx.delete(server.base_url + f"/memories/{new['id']}", headers=auth)
+        after = httpx.get(server.base_url + f"/memories/{old['id']}", headers=auth).json()
+    assert prompt.index("zephyr-43") < prompt.index("zephyr-42")  # the current belief first
+    lines = prompt.splitlines()
+    assert all("superseded" in line for line in lines if "zephyr-42" in line)
+    assert not any("superseded" in line for line in lines if "zephyr-43" in line)
+    assert old_shown["superseded_by"] == new["id"] and new_shown["superseded_by"] is None
+    assert old["id"] in new_shown["supersedes"]
+    assert after["superseded_by"] is None  # the newer fact forgotten: the older is current again
+
+
+def test_a_statement_that_repeats_a_fact_does_not_supersede_it(settings: Settings) -> None:
+    configured = dataclasses.replace(settings, personas={**settings.personas, KEEPER.id: KEEPER})
+    auth = {"Authorization": "Bearer key-a"}
+    llm = ScriptedLLM()
+    with running_server(configured, dict.fromkeys(configured.personas, llm)) as server:
+        say(server, "My build server is called zephyr-42.", model=KEEPER.id)
+        say(server, "zephyr-42 crashed again during the nightly build.", model=KEEPER.id)
+        kept = httpx.get(server.base_url + "/memories", headers=auth).json()["data"]
+    assert all(m["superseded_by"] is None for m in kept)
