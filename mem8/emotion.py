@@ -400,7 +400,8 @@ def modulation(emotion: Emotion) -> Modulation:
         )
         if cue
     ]
-    prompt = f"Match the emotional tone of the message: be {_join(cues)}." if cues else ""
+    # Worded as how to answer: small models took "match the tone" as a task to describe it.
+    prompt = f"In your answer, be {_join(cues)}." if cues else ""
     excitement = (emotion.arousal - _CALM) / (1.0 - _CALM)
     shift = MAX_TEMPERATURE_SHIFT * min(1.0, max(0.0, excitement))
     return Modulation(prompt=prompt, temperature_delta=shift)

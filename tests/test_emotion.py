@@ -130,10 +130,7 @@ def test_neutral_emotion_adds_nothing_to_the_reply() -> None:
 
 def test_strong_emotion_shapes_tone_and_temperature() -> None:
     furious = modulation(perceive("I am FURIOUS!!!"))
-    assert (
-        furious.prompt
-        == "Match the emotional tone of the message: be energetic, serious and assertive."
-    )
+    assert furious.prompt == "In your answer, be energetic, serious and assertive."
     assert furious.temperature_delta > 0.1
 
 
@@ -148,7 +145,7 @@ def test_strong_emotion_shapes_tone_and_temperature() -> None:
 )
 def test_each_dimension_names_its_cue(emotion: Emotion, cues: list[str]) -> None:
     prompt = modulation(emotion).prompt
-    assert prompt.startswith("Match the emotional tone of the message: be ")
+    assert prompt.startswith("In your answer, be ")
     for cue in cues:
         assert f" {cue}" in prompt
 

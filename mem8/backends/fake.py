@@ -1,10 +1,12 @@
-"""A scripted LLM for unit tests: queued replies out, every call recorded. Never a default."""
+"""Test doubles behind the real backend contract: a scripted LLM (queued replies out, every call
+recorded) and a recorder around a real backend. Never a default."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from typing import ClassVar
 
 import trio
@@ -104,6 +106,37 @@ def _split_tokens(text: str) -> list[str]:
     for i, word in enumerate(text.split(" ")):
         tokens.append(word if i == 0 else " " + word)
     return [t for t in tokens if t]
+
+
+class RecordingLLM(LLMBackend):
+    """A real backend whose requests are kept, so a test can read the prompt it received."""
+
+    name: ClassVar[str] = "recording"
+
+    def __init__(self, inner: LLMBackend) -> None:
+        self.inner = inner
+        self.history: list[GenerationRequest] = []
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
+        self.history.append(request)
+        async with aclosing(self.inner.generate(request)) as generation:
+            async for item in generation:
+                yield item
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    def counter(self, model: str) -> TokenCounter:
+        return self.inner.counter(model)
+
+    async def context_window(self, model: str, configured: int | None) -> int:
+        return await self.inner.context_window(model, configured)
+
+    def describe(self, model: str) -> str:
+        return self.inner.describe(model)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class UnavailableLLM(LLMBackend):
