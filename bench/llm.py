@@ -2,7 +2,7 @@
 
 Same model file, prompt, seed, thread count and temperature 0 on both sides, in interleaved rounds
 (alternating which side goes first); tokens are counted the same way for both, from the model's
-context. Run it as `python -m bench.llm [--tokens N] [--rounds N] [--threads N]`."""
+context. Run it as `python -m bench.llm [--tokens N] [--rounds N] [--threads N] [--model NAME]`."""
 
 from __future__ import annotations
 
@@ -16,13 +16,9 @@ from typing import TYPE_CHECKING, cast
 
 import trio
 
+from mem8.backends import models
 from mem8.backends.base import ChatMessage, Finish, GenerationRequest, TextDelta
-from mem8.backends.embedded import (
-    DEFAULT_SEED,
-    EmbeddedBackend,
-    default_model_path,
-    generated_tokens,
-)
+from mem8.backends.embedded import DEFAULT_SEED, EmbeddedBackend, generated_tokens
 from mem8.config import Settings
 
 if TYPE_CHECKING:
@@ -103,7 +99,7 @@ def _open_direct(settings: Settings) -> Llama:
     from llama_cpp import Llama
 
     return Llama(
-        model_path=str(default_model_path()),
+        model_path=str(models.resolve(settings.embedded_model)[0]),
         n_threads=settings.embedded_threads,
         n_ctx=settings.embedded_context,
         seed=DEFAULT_SEED,
@@ -135,7 +131,7 @@ def _measure(settings: Settings, tokens: int, rounds: int) -> list[Round]:
 
 def _report(settings: Settings, results: list[Round]) -> bool:
     """Prints the table and the verdict; True when mem8 meets the target."""
-    print(f"model   {default_model_path().name}")
+    print(f"model   {models.resolve(settings.embedded_model)[1]}")
     print(f"setup   {settings.embedded_threads} thread(s), temperature 0, seed {DEFAULT_SEED}")
     print()
     print(f"{'round':>5}  {'tokens':>6}  {'mem8 tok/s':>10}  {'direct tok/s':>12}  {'ratio':>6}")
@@ -165,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=Settings().embedded_threads, help="llama.cpp CPU threads"
     )
+    parser.add_argument(
+        "--model", default=models.DEFAULT, help=f"one of {', '.join(models.CATALOGUE)}"
+    )
     args = parser.parse_args(argv)
-    settings = replace(Settings(), embedded_threads=args.threads, embedded_model_path="")
+    settings = replace(Settings(), embedded_threads=args.threads, embedded_model=args.model)
     results = _measure(settings, args.tokens, args.rounds)
     return 0 if _report(settings, results) else 1
 
