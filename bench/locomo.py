@@ -40,7 +40,7 @@ from mem8.config import load_settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
 from mem8.encoders.lexical import words
-from mem8.system import open_system
+from mem8.system import System, open_system
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo-dev5.json"
 KS = (1, 5, 10, 25, 50)
@@ -206,7 +206,7 @@ async def run_conversation(
         async with open_system(
             settings, clock=clock, backends=backends, journal=False, encoder=encoder
         ) as system:
-            dia_of = await remember(system.memory, conversation, clock)
+            dia_of = await remember(system, conversation, clock)
             results.memories.append(len(dia_of))
             now = turns[-1].created + ASKED_AFTER
             clock.set(now)
@@ -217,11 +217,15 @@ async def run_conversation(
                 started = time.perf_counter()
                 hits = (await system.grid.ask(ask, GridRecalled)).hits
                 results.latencies.append(time.perf_counter() - started)
-                results.mem8.add(question, [dia_of[memory_id] for memory_id, _ in hits])
+                turns = dict.fromkeys(dia_of[memory_id] for memory_id, _ in hits)  # passages: once
+                results.mem8.add(question, list(turns))
 
 
-async def remember(memory: Any, conversation: Conversation, clock: VirtualClock) -> dict[str, str]:
-    """Every session's turns into memory, in order; memory id -> dia_id."""
+async def remember(
+    system: System, conversation: Conversation, clock: VirtualClock
+) -> dict[str, str]:
+    """Every session's turns into memory, in order; memory id -> dia_id (a turn longer than a
+    passage is kept as several memories, each naming its turn in its source)."""
     dia_of = {}
     for session in conversation.sessions:
         clock.set(session[0].created)
@@ -235,8 +239,11 @@ async def remember(memory: Any, conversation: Conversation, clock: VirtualClock)
             for t in session
         ]
         ask = Remember(uuid.uuid4().hex, "locomo", conversation.sample_id, PERSONA, percepts, 1.0)
-        kept = (await memory.ask(ask, Remembered)).ids  # every turn: importance 1 is stored
-        dia_of.update(zip(kept, (t.dia_id for t in session), strict=True))
+        kept = (await system.memory.ask(ask, Remembered)).ids  # importance 1: every turn stored
+        for memory_id in kept:
+            stored = system.store.get(memory_id, "locomo")
+            assert stored is not None
+            dia_of[memory_id] = stored.source.removeprefix("locomo:")
     return dia_of
 
 

@@ -11,7 +11,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from mem8.backends.fake import ScriptedLLM, WordTokens
+from mem8.backends.embedded import EmbeddedBackend
+from mem8.backends.fake import RecordingLLM, ScriptedLLM, WordTokens
 from mem8.config import Settings
 from mem8.passages import PASSAGE_CHARS
 from mem8.personas import Persona, Traits
@@ -115,3 +116,27 @@ def test_the_persona_s_reply_cap_applies_unless_the_client_sets_one(settings: Se
     assert capped.choices[0].finish_reason == "length" and capped.usage is not None
     assert capped.usage.completion_tokens == 5
     assert asked.usage is not None and asked.usage.completion_tokens == 8
+
+
+@pytest.mark.embedded
+def test_a_real_model_s_prompts_stay_within_its_context_after_a_long_answer(
+    settings: Settings,
+) -> None:
+    """The steps a new user took, on a real model and its real tokenizer (SmolLM2: the words do
+    not matter here): an answer without max_tokens, then two unrelated questions."""
+    embedded = dataclasses.replace(settings, llm_backend="embedded", embedded_model="smollm2-135m")
+    recorder = RecordingLLM(EmbeddedBackend(embedded))
+    with running_server(embedded, dict.fromkeys(embedded.personas, recorder)) as server:
+        first = chat(server, PRIYA)
+        later = [
+            chat(server, text, max_tokens=8)
+            for text in ("Hi, how are you?", "Tell me a joke about cats.")
+        ]
+        counted = [recorder.counter(TECHNICAL).prompt(r.messages) for r in recorder.history]
+        requests = list(recorder.history)
+    assert first.usage is not None and first.usage.completion_tokens <= 512  # the persona's cap
+    assert all(answer.choices[0].message.content is not None for answer in later)
+    assert "What you remember" in requests[-1].messages[0].content  # memories were recalled
+    for request, prompt_tokens in zip(requests, counted, strict=True):
+        assert request.max_tokens is not None
+        assert prompt_tokens + request.max_tokens <= embedded.embedded_context
