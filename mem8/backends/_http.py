@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -83,3 +83,24 @@ def transport_failure(
     if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
         return BackendFailed(f"{who}: the stream was cut ({error})")
     return BackendFailed(f"{who}: {type(error).__name__}: {error}")
+
+
+class Contexts:
+    """Models' contexts as a backend learnt them from its server: `ask` answers a model's
+    context, 0 when the server says nothing of it (the fallback is kept), or None when the
+    server did not answer (the fallback is used, and the server asked again next time)."""
+
+    def __init__(self, fallback: int, ask: Callable[[str], Awaitable[int | None]]) -> None:
+        self.fallback = fallback
+        self._ask = ask
+        self.known: dict[str, int] = {}
+
+    async def of(self, model: str, configured: int | None) -> int:
+        if configured:
+            return configured
+        if model not in self.known:
+            learnt = await self._ask(model)
+            if learnt is None:
+                return self.fallback
+            self.known[model] = learnt or self.fallback
+        return self.known[model]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from mem8.backends._http import (
+    Contexts,
     count,
     discard,
     error_text,
@@ -44,7 +45,7 @@ class OllamaBackend(LLMBackend):
         self.base_url = (base_url or settings.ollama_api_base).rstrip("/")
         self._timeout = http_timeout(settings.backend_timeout)
         self._largest_context = settings.ollama_context
-        self._contexts: dict[str, int] = {}  # model -> its context, as /api/show says
+        self._contexts = Contexts(settings.ollama_context, self._own_context)
 
     def describe(self, model: str) -> str:
         return f"ollama:{model} at {self.base_url}"
@@ -79,14 +80,7 @@ class OllamaBackend(LLMBackend):
         """The persona's setting; else the model's own (its Modelfile's num_ctx, or what it was
         trained for) up to ollama_context, Ollama's own default. Either way it is sent as
         num_ctx, since Ollama silently cuts a prompt longer than the context it runs with."""
-        if configured:
-            return configured
-        if model not in self._contexts:
-            own = await self._own_context(model)
-            if own is None:
-                return self._largest_context  # no answer: asked again next time
-            self._contexts[model] = own or self._largest_context
-        return self._contexts[model]
+        return await self._contexts.of(model, configured)
 
     async def _own_context(self, model: str) -> int | None:
         """The model's context as /api/show describes it, 0 if it does not, None if Ollama did

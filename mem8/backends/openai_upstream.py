@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from mem8.backends._http import (
+    Contexts,
     count,
     discard,
     error_message,
@@ -59,8 +60,7 @@ class OpenAIUpstreamBackend(LLMBackend):
         self.base_url = (base_url or settings.openai_api_base).rstrip("/")
         self._api_key = settings.upstream_api_key if api_key is None else api_key
         self._timeout = http_timeout(settings.backend_timeout)
-        self._default_context = settings.upstream_context
-        self._contexts: dict[str, int] = {}
+        self._contexts = Contexts(settings.upstream_context, self._listed_context)
 
     def describe(self, model: str) -> str:
         return f"openai:{model} at {self.base_url}"
@@ -99,24 +99,13 @@ class OpenAIUpstreamBackend(LLMBackend):
     async def context_window(self, model: str, configured: int | None) -> int:
         """The persona's setting; else the max_model_len the upstream lists for the model
         (vLLM does); else upstream_context."""
-        if configured:
-            return configured
-        if model not in self._contexts:
-            listed = await self._listed_context(model)
-            if listed is None:
-                return self._default_context  # no answer: asked again next time
-            self._contexts[model] = listed or self._default_context
-        return self._contexts[model]
+        return await self._contexts.of(model, configured)
 
     async def _listed_context(self, model: str) -> int | None:
         """The model's max_model_len in the upstream's listing, 0 if it lists none, None if
         the upstream did not answer."""
-        if not self.base_url:
-            return None
-        try:
-            async with self._client(httpx.Timeout(MODELS_TIMEOUT)) as client:
-                reply = await client.get(f"{self.base_url}/models")
-        except (httpx.HTTPError, httpx.InvalidURL):
+        reply = await self._listing()
+        if reply is None:
             return None
         body = json_object(reply.text) if reply.is_success else None
         listed = body.get("data") if body is not None else None
@@ -125,13 +114,19 @@ class OpenAIUpstreamBackend(LLMBackend):
                 return count(entry.get("max_model_len"))
         return 0
 
-    async def has_model(self, model: str) -> bool:
+    async def _listing(self) -> httpx.Response | None:
+        """GET /models, or None when no upstream is set or it does not answer."""
         if not self.base_url:
-            return False
+            return None
         try:
             async with self._client(httpx.Timeout(MODELS_TIMEOUT)) as client:
-                reply = await client.get(f"{self.base_url}/models")
+                return await client.get(f"{self.base_url}/models")
         except (httpx.HTTPError, httpx.InvalidURL):
+            return None
+
+    async def has_model(self, model: str) -> bool:
+        reply = await self._listing()
+        if reply is None:
             return False
         if reply.status_code == 404:
             return True  # the upstream does not list its models; assume it serves this one

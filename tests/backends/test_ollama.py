@@ -236,4 +236,4 @@ def test_a_model_s_context_comes_from_api_show(shown: dict[str, Any], expected: 
 def test_an_unreachable_ollama_s_context_is_the_default_and_asked_again() -> None:
     backend = backend_at(closed_port_url())
     assert trio.run(backend.context_window, "llama2:latest", None) == 4096
-    assert backend._contexts == {}
+    assert backend._contexts.known == {}
