@@ -42,6 +42,7 @@ from mem8.personas import Persona, Traits
 from mem8.system import System, open_system
 
 REQUEST_TIMEOUT = 60.0
+UNLIMITED_CONTEXT = 1 << 30
 
 
 @dataclass
@@ -77,6 +78,11 @@ class RecordedLLM(LLMBackend):
     def __init__(self, outcomes: dict[str, dict[str, Any]]) -> None:
         self.outcomes = outcomes
         self.released: dict[str, trio.Event] = {}
+
+    async def context_window(self, model: str, configured: int | None) -> int:
+        """Room for any prompt: what did not fit the recorded backend's context is in the
+        record as that backend's error, replayed as such."""
+        return UNLIMITED_CONTEXT
 
     def release(self, request_id: str) -> None:
         self.released.setdefault(request_id, trio.Event()).set()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+import trio
 from openai import OpenAI
 
 from mem8.backends.embedded import EmbeddedBackend
@@ -16,6 +18,7 @@ from mem8.backends.fake import RecordingLLM, ScriptedLLM, WordTokens
 from mem8.config import Settings
 from mem8.passages import PASSAGE_CHARS
 from mem8.personas import Persona, Traits
+from mem8.replay import replay
 from tests.support.server import RunningServer, running_server
 
 TECHNICAL = "mem8-technical-v1"
@@ -140,3 +143,21 @@ def test_a_real_model_s_prompts_stay_within_its_context_after_a_long_answer(
     for request, prompt_tokens in zip(requests, counted, strict=True):
         assert request.max_tokens is not None
         assert prompt_tokens + request.max_tokens <= embedded.embedded_context
+
+
+def test_requests_refused_and_served_for_their_length_replay_identically(
+    settings: Settings,
+) -> None:
+    model = ScriptedLLM(context=600)
+    patient = dataclasses.replace(settings, ask_timeout=60.0)  # long messages take a while
+    with running_server(patient, dict.fromkeys(settings.personas, model)) as server:
+        chat(server, PRIYA)
+        with pytest.raises(openai.BadRequestError):
+            chat(server, " ".join(["word"] * 700))
+        model.enqueue(["Noted."])
+        # 500 of this model's tokens, but ~4,500 by the estimate a backend that knows nothing
+        # of its model makes: replay's recorded backend must not refuse what was served.
+        chat(server, " ".join(["abcdefghijklmnopqrstuvwxyz"] * 500))
+    report = trio.run(replay, Path(settings.storage + ".journal"))
+    assert report.problems == [] and report.mismatches == []
+    assert report.requests == report.matched == 3 and report.state_matched is True
