@@ -44,6 +44,10 @@ TEXTS = [
     "My favourite book is about a lighthouse keeper",
 ] * 6  # 48 memories, spread over every tile
 
+# Seconds a region may take to answer: generous, since on a cold cache the first recall
+# compiles the numba kernels (a loaded machine took more than 10 s).
+ASK_TIMEOUT = 60
+
 
 def memories() -> list[Memory]:
     encoder = LexicalEncoder()
@@ -134,7 +138,7 @@ def whole_field(field: GridField, per_side: int) -> bytes:
 def run_with(per_side: int) -> tuple[list[list[list[object]]], str, bytes]:
     async def main() -> tuple[list[list[list[object]]], str, bytes]:
         async with trio.open_nursery() as nursery:
-            supervisor = Supervisor(nursery, ask_timeout=10, mailbox_size=16)
+            supervisor = Supervisor(nursery, ask_timeout=ASK_TIMEOUT, mailbox_size=16)
             result = await exercise(start_grid(supervisor, per_side))
             nursery.cancel_scope.cancel()
         return result
@@ -181,7 +185,7 @@ def chained() -> list[Memory]:
 async def recall_and_score(per_side: int) -> tuple[list[list[Any]], dict[str, float]]:
     """A top-8 recall by meaning over the chained memories, and every memory's exact score."""
     async with trio.open_nursery() as nursery:
-        supervisor = Supervisor(nursery, ask_timeout=10, mailbox_size=16)
+        supervisor = Supervisor(nursery, ask_timeout=ASK_TIMEOUT, mailbox_size=16)
         grid = start_grid(supervisor, per_side)
         wires = [memory_to_wire(m) for m in chained()]
         await grid.ask(GridImprint(uuid.uuid4().hex, wires, 1000.0), GridImprinted)
@@ -229,7 +233,7 @@ def test_a_date_in_the_query_recalls_what_was_perceived_that_day() -> None:
 
     async def recall(text: str) -> list[str]:
         async with trio.open_nursery() as nursery:
-            grid = start_grid(Supervisor(nursery, ask_timeout=10, mailbox_size=16), 2)
+            grid = start_grid(Supervisor(nursery, ask_timeout=ASK_TIMEOUT, mailbox_size=16), 2)
             base = memories()[0]
             wires = [
                 memory_to_wire(replace(base, id=memory_id, created=day.timestamp()))
