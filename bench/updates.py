@@ -9,7 +9,8 @@ over the conversations round-robin, are said to a persona that remembers what it
 chats through the persona actor (the scripted model echoes them back, as assistants do): the
 old statement after a session in the first half of the conversation, the new one after a
 session at least 14 days later. A day after the last session each item's question is recalled
-as a chat recalls (k = 10). An answer is right when the first memory holds the item's current
+as a chat recalls it (a memory search, k = 10: a superseded memory brings its superseder
+first). An answer is right when the first memory holds the item's current
 value (for a control: the value that still holds).
 
 In the same run, over the same memories: plain similarity (the MiniLM cosine's best), plain
@@ -38,8 +39,15 @@ import trio
 from bench.locomo import DATA as LOCOMO
 from bench.locomo import Conversation, load
 from mem8 import supersession
-from mem8.actors.memory import recall_request
-from mem8.actors.messages import Accepted, Chat, Done, GridRecalled, Remember, Remembered
+from mem8.actors.messages import (
+    Accepted,
+    Chat,
+    Done,
+    MemoryPage,
+    MemorySearch,
+    Remember,
+    Remembered,
+)
 from mem8.backends.fake import ScriptedLLM
 from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
@@ -207,11 +215,10 @@ async def _ask(
 ) -> None:
     queries = encoder.embed_batch([item.question for item in items])
     vectors = np.array([m.vector for m in stored], np.float32)
-    texts = {m.id: m.text for m in stored}
     for item, query in zip(items, queries, strict=True):
-        ask = recall_request(item.question, query, TENANT, user, KEEPER.id, K, now)
-        hits = (await system.grid.ask(ask, GridRecalled)).hits
-        first = texts.get(hits[0][0], "") if hits else ""
+        search = MemorySearch(uuid.uuid4().hex, TENANT, item.question, user, KEEPER.id, K, now)
+        found = (await system.memory.ask(search, MemoryPage)).memories  # as a chat recalls
+        first = found[0]["text"] if found else ""
         if not updates_on:
             results.without.add(item, first)
             continue

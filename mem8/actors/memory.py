@@ -174,14 +174,19 @@ class MemoryActor(Actor):
             text, vector, chat["tenant"], chat["user"], chat["persona"], k, chat["arrival"]
         )
         hits = (await self.grid.ask(ask, GridRecalled)).hits
-        found = self._load([h[0] for h in hits], chat["tenant"])
-        recalled = []
-        for (_, score), memory in zip(hits, found, strict=True):
-            if memory is not None:
-                for shown in self._current_first(memory, chat["tenant"]):
-                    resonance = float(shown.vector @ vector)
-                    recalled.append(recalled_wire(shown, text, score, resonance))
-        return _once(recalled)
+        return [
+            recalled_wire(memory, text, score, float(memory.vector @ vector))
+            for memory, score in self._current_ranked(hits, chat["tenant"])
+        ]
+
+    def _current_ranked(self, hits: list[list[Any]], tenant: str) -> list[tuple[Memory, float]]:
+        """The recalled memories and their scores, best first, each superseded one right after
+        what superseded it (which takes its place and score): the current belief comes first."""
+        ranked: dict[str, tuple[Memory, float]] = {}
+        for (_, score), memory in zip(hits, self._load([h[0] for h in hits], tenant), strict=True):
+            for shown in self._current_first(memory, tenant) if memory is not None else []:
+                ranked.setdefault(shown.id, (shown, score))
+        return list(ranked.values())
 
     def _current_first(self, memory: Memory, tenant: str) -> list[Memory]:
         """A recalled memory, preceded by what superseded it (and what superseded that, a few
@@ -536,10 +541,9 @@ class MemoryActor(Actor):
             message.now,
         )
         hits = (await self.grid.ask(ask, GridRecalled)).hits
-        found = self._load([h[0] for h in hits], message.tenant)
-        held = [(m, score) for (_, score), m in zip(hits, found, strict=True) if m is not None]
-        shown = await trio.to_thread.run_sync(self._shown, [m for m, _ in held])
-        results = [{**wire, "score": score} for wire, (_, score) in zip(shown, held, strict=True)]
+        ranked = self._current_ranked(hits, message.tenant)[: message.limit]
+        shown = await trio.to_thread.run_sync(self._shown, [m for m, _ in ranked])
+        results = [{**wire, "score": s} for wire, (_, s) in zip(shown, ranked, strict=True)]
         await reply.send(MemoryPage(message.request_id, results, False))
 
     async def on_forget(self, message: MemoryForget, reply: Reply) -> None:
@@ -662,14 +666,6 @@ def public_wire(memory: Memory) -> dict[str, Any]:
     wire = memory_to_wire(memory)
     del wire["vector"]
     return wire
-
-
-def _once(recalled: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The recalled memories, each at its first (best) place only."""
-    first: dict[str, dict[str, Any]] = {}
-    for wire in recalled:
-        first.setdefault(wire["id"], wire)
-    return list(first.values())
 
 
 def recalled_wire(memory: Memory, query: str, score: float, resonance: float) -> dict[str, Any]:

@@ -299,6 +299,11 @@ def test_a_knowledge_update_supersedes_the_older_fact_which_is_kept(settings: Se
             say(server, told, model=KEEPER.id)
         say(server, "What is my build server called?", model=KEEPER.id)
         prompt = system_prompt(llm)
+        searched = httpx.post(
+            server.base_url + "/memories/search",
+            json={"query": "the name of my build server"},
+            headers=auth,
+        ).json()["data"]
         kept = httpx.get(server.base_url + "/memories", headers=auth).json()["data"]
         old, new = (next(m for m in kept if m["text"] == t) for t in SERVER_NAMES)
         old_shown = httpx.get(server.base_url + f"/memories/{old['id']}", headers=auth).json()
@@ -306,6 +311,8 @@ def test_a_knowledge_update_supersedes_the_older_fact_which_is_kept(settings: Se
         httpx.delete(server.base_url + f"/memories/{new['id']}", headers=auth)
         after = httpx.get(server.base_url + f"/memories/{old['id']}", headers=auth).json()
     assert prompt.index("zephyr-43") < prompt.index("zephyr-42")  # the current belief first
+    named = [m["text"] for m in searched if "zephyr" in m["text"]]
+    assert "zephyr-43" in named[0] and "zephyr-42" in named[-1]  # a search ranks it first too
     lines = prompt.splitlines()
     assert all("superseded" in line for line in lines if "zephyr-42" in line)
     assert not any("superseded" in line for line in lines if "zephyr-43" in line)
