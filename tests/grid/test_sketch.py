@@ -38,7 +38,10 @@ def test_the_estimate_tracks_the_cosine() -> None:
     assert float(np.abs(estimate - cosine).mean()) < 0.1  # 256 bits: a few hundredths
 
 
-def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain() -> None:
+@pytest.mark.parametrize("exponent", [1.0, 0.5, 0.0])
+def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain(
+    exponent: float,
+) -> None:
     rows = unit_rows(50, 7)
     query = unit_rows(1, 8)[0]
     created = np.linspace(0.0, 1e6, 50)
@@ -50,7 +53,8 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
     words = np.linspace(0.0, 1.0, 20).astype(np.float32)
     positions = np.arange(5, 45, 2, dtype=np.intp)
     activation = sketch.Activation(field, (10, 20), 0.2)
-    memories = (query, rows, positions, created, tau, amplitude, recalls, words, 0.25, 2e6, cells)
+    memories = (query, rows, positions, created, tau, amplitude, recalls, words, 0.25, exponent)
+    memories += (2e6, cells)
     scores = sketch.rescore(*memories, activation)
     weights = recall_weights(
         2e6, created[positions], tau[positions], amplitude[positions], recalls[positions]
@@ -58,7 +62,7 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
     at = cells[positions].astype(np.intp)
     level = np.abs(field[at[:, 0] - 10, at[:, 1] - 20])
     gains = 1.0 + 0.2 * level / (1.0 + level)
-    expected = (0.25 * (rows[positions] @ query) + 0.75 * words) * weights * gains
+    expected = (0.25 * (rows[positions] @ query) + 0.75 * words) * weights**exponent * gains
     assert np.allclose(scores, expected, atol=1e-5)
     quiet = sketch.rescore(*memories, sketch.QUIET)
     assert np.allclose(quiet, expected / gains, atol=1e-5)
