@@ -201,8 +201,9 @@ async def recall_and_score(per_side: int) -> tuple[list[list[Any]], dict[str, fl
 
 
 def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
-    """A hit gains SPREAD of its best neighbours' exact scores one and two turns away, also
-    of neighbours that were not among the 32 candidates or the 64 the region sent."""
+    """A hit rises SPREAD of the way to its best neighbours' exact scores one and two turns
+    away where they are higher, also from neighbours that were not among the 32 candidates
+    or the 64 the region sent."""
     hits, exact = trio.run(recall_and_score, 1)
     assert len(exact) == 4 * len(TEXTS)
     order = [m.id for m in chained()]
@@ -211,7 +212,7 @@ def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
         expected = exact[memory_id]
         for hop, share in enumerate(SPREAD, start=1):
             near = [order[i] for i in (at - hop, at + hop) if 0 <= i < len(order)]
-            expected += share * max(0.0, *(exact[i] for i in near))
+            expected += share * max(0.0, *(exact[i] - exact[memory_id] for i in near))
         assert score == pytest.approx(expected, rel=1e-5)
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
 
