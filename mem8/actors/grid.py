@@ -463,7 +463,7 @@ class GridActor(Actor):
                 for _, a in sorted(answers.items())
             ]
         )
-        pool = found.shortlist(candidates_for(message.k), self.names.__getitem__)
+        pool = found.reaching(candidates_for(message.k))
         around = self._chain_around(pool.handles)
         known = _Known(found.handles, found.scores)
         spread = _spread(pool, around, known)

@@ -202,8 +202,8 @@ async def recall_and_score(per_side: int) -> tuple[list[list[Any]], dict[str, fl
 
 def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
     """A hit rises SPREAD of the way to its best neighbours' exact scores one and two turns
-    away where they are higher, also from neighbours that were not among the 32 candidates
-    or the 64 the region sent."""
+    away where they are higher, also from neighbours that were not among the 64 candidates
+    the region sent."""
     hits, exact = trio.run(recall_and_score, 1)
     assert len(exact) == 4 * len(TEXTS)
     order = [m.id for m in chained()]
