@@ -28,7 +28,7 @@ MIN_CANDIDATES = 32
 WEIGHT_REFRESH = 600.0
 # Resonance is this share meaning (the encoder's cosine) and the rest exact words (lexical.py),
 # which the words' coverage of the query keeps low for words shared by chance.
-DENSE_SHARE = 0.35
+DENSE_SHARE = 0.3
 # A memory's score is its resonance x its recall weight ** WEIGHT_EXPONENT. Measured with bench
 # locomo on LoCoMo and on the implicit cues (bench/cues.py): at 1, lively small talk (VADER
 # amplitude 1.66 on LoCoMo's turns) outranks a calm statement that means more (1.08 on the

@@ -7,10 +7,10 @@ it names ("on 13 October 2023", "in May 2023", "in 2022"). They are weighed by B
 scope's document frequencies, so a date shared by a few sessions counts like a rare word. The
 score is normalised by the query's best possible score, so it lies in [0, 1] like a cosine and
 the two can be mixed with fixed weights whatever the query. It is then scaled by the memory's
-coverage of the query: the share of the query's terms it holds, counting the words no memory
-of the scope holds. One word shared by chance with a long query, or with a query about things
-the memories never name, adds little; a memory saying most of what the query says keeps its
-full score."""
+coverage of the query, the share of the query's terms it holds (counting the words no memory
+of the scope holds), to the power COVERAGE_EXPONENT. One word shared by chance with a long
+query, or with a query about things the memories never name, adds little; a memory saying
+most of what the query says keeps most of its score."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ from mem8.encoders.lexical import words
 
 K1 = 1.2  # term-frequency saturation
 B = 0.5  # length normalisation: memories are short, so only half of it
+# Coverage counts to this power (computed as c x sqrt(c)). Fitted with index.DENSE_SHARE (0.3)
+# on LoCoMo with the implicit cues inserted, four conversations at a time, scored on the fifth:
+# from 1.5 up implicit recall beat plain cosine on every fold, @10 and @50 (at 1 it fell below
+# on two), and each step up from 1 cost LoCoMo recall@10 0.6 to 0.9 points over the five.
+COVERAGE_EXPONENT = 1.5
 _stemmer = snowballstemmer.stemmer("english")
 
 Terms = dict[str, float]  # term -> occurrences (a context's count as a fraction)
@@ -224,8 +229,8 @@ def scores(
     query: LexicalQuery, postings: Postings, lengths: npt.NDArray[np.float32], count: int
 ) -> npt.NDArray[np.float32]:
     """Each of `count` memories' normalised BM25 score, from the postings of the query's terms,
-    times its coverage (the share of the query's terms it holds); terms in one fixed order, so
-    any tiling sums alike."""
+    times its coverage (the share of the query's terms it holds) ** COVERAGE_EXPONENT; terms in
+    one fixed order, so any tiling sums alike."""
     ats, occurring, weights, holding = [], [], [], []
     for term, weight in query.weights.items():
         found = postings.arrays(term)
@@ -242,7 +247,7 @@ def scores(
     # bincount adds in input order: term by term, as the weights are ordered
     matched = np.bincount(at, each, count)
     coverage = np.bincount(at, None, count) / max(query.spoken, len(query.weights))
-    return (matched * coverage).astype(np.float32)
+    return (matched * (coverage * np.sqrt(coverage))).astype(np.float32)  # COVERAGE_EXPONENT
 
 
 class Postings:

@@ -87,20 +87,19 @@ def test_a_query_counts_its_words_no_memory_holds_but_not_its_dates_words() -> N
 
 
 def test_a_memory_scores_its_share_of_the_query_terms_it_holds() -> None:
-    """BM25 normalised, times the share of the query's terms the memory holds: one word of a
-    four-word query counts a quarter of what it would alone."""
+    """BM25 normalised, times the share of the query's terms the memory holds to the power
+    COVERAGE_EXPONENT: one word of a four-word query counts far less than it would alone."""
     postings = lexical.Postings()
     documents = [{"cat": 1.0}, {"cat": 1.0, "miso": 1.0}, {"dog": 1.0}]
     for position, found in enumerate(documents):
         postings.add(position, found)
     lengths = np.array([1.0, 2.0, 1.0], np.float32)
-    alone = lexical.LexicalQuery({"cat": 0.25, "miso": 0.25}, 1.0)
-    spoken = lexical.LexicalQuery({"cat": 0.25, "miso": 0.25}, 1.0, spoken=4)
-    plain = lexical.scores(alone, postings, lengths, 3)
-    covered = lexical.scores(spoken, postings, lengths, 3)
-    assert plain[2] == covered[2] == 0.0
-    assert covered[0] == pytest.approx(plain[0] / 2)  # 1 of 2 terms, then 1 of 4
-    assert plain[0] == pytest.approx(
-        0.5 * lexical.scores(lexical.LexicalQuery({"cat": 0.25}, 1.0), postings, lengths, 3)[0]
-    )
-    assert covered[1] == pytest.approx(plain[1] / 2)
+    words = {"cat": 0.25, "miso": 0.25}
+    alone = lexical.scores(lexical.LexicalQuery({"cat": 0.25}, 1.0), postings, lengths, 3)
+    plain = lexical.scores(lexical.LexicalQuery(words, 1.0), postings, lengths, 3)
+    spoken = lexical.scores(lexical.LexicalQuery(words, 1.0, spoken=4), postings, lengths, 3)
+    power = lexical.COVERAGE_EXPONENT
+    assert plain[2] == spoken[2] == 0.0
+    assert plain[0] == pytest.approx(alone[0] * 0.5**power)  # 1 of 2 terms
+    assert spoken[0] == pytest.approx(alone[0] * 0.25**power)  # 1 of 4
+    assert spoken[1] == pytest.approx(plain[1] * 0.5**power)  # 2 of 4 against 2 of 2
