@@ -10,7 +10,7 @@ by the other) dated at a daytime minute in a gap of a day or more between two ex
 an hour clear of both and at least 21 days before the last one. Sessions are then renumbered by
 date and every dia_id and evidence reference follows; the observation and summary keys, which are
 keyed by session number, are dropped. Each pair adds a question, its trigger, of category 6 (with
-"cue_id") and the two cue turns as evidence; bench.locomo scores categories 1-4 only. Writes the
+"cue_id") and the two cue turns as evidence; bench.locomo scores it as "implicit". Writes the
 LoCoMo-format JSON to --out (default: under the system temp dir; the path goes to stdout) and a
 summary to stderr."""
 

@@ -4,13 +4,15 @@ Run: ./scripts/manage.sh bench locomo [--data PATH] [--json] [--tiles N]
 
 For each conversation a fresh store and system: every turn is remembered in session order at
 its session's date-time (a virtual clock; turns 30 s apart), as "Speaker: text" plus the
-caption of a shared photo. Each question of categories 1-4 (evidence cleaned as the data's
-README says) is recalled through the grid exactly as a chat request recalls (recall_request),
-k = 50 at a clock one day after the last session. recall@k = share of the question's evidence
-turns among the first k. Baselines in the same run, over the same turn texts: BM25 (stopwords
-removed, k1 1.2, b 0.75) and cosine over the same MiniLM vectors. Latency is the grid recall
-alone (the query's encoding is not timed). Targets (issue 4): recall@10 >= 75 and recall@5 >= 62,
-every category above the best baseline at @10, p50 < 1 ms."""
+caption of a shared photo. Each question of every category but 5 (adversarial: its answer is
+not in the conversation; evidence cleaned as the data's README says) is recalled through the
+grid exactly as a chat request recalls (recall_request), k = 50 at a clock one day after the
+last session. recall@k = share of the question's evidence turns among the first k. Baselines
+in the same run, over the same turn texts: BM25 (stopwords removed, k1 1.2, b 0.75) and cosine
+over the same MiniLM vectors. Latency is the grid recall alone (the query's encoding is not
+timed). Targets (issue 4): recall@10 >= 75 and recall@5 >= 62, every category above the best
+baseline at @10, p50 < 1 ms. Categories 1-4 are LoCoMo's; 6 is "implicit" (bench/cues.py: a
+trigger that shares no word with the cue it should recall); any other is "category N"."""
 
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ from mem8.system import System, open_system
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo-dev5.json"
 KS = (1, 5, 10, 25, 50)
-CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 6: "implicit"}
+ADVERSARIAL = 5  # its answer is not in the conversation: nothing to recall
 TURN_GAP = 30.0  # seconds between turns of a session
 ASKED_AFTER = 86_400.0  # questions come a day after the last session
 PERSONA = "mem8-creative-v1"
@@ -94,9 +97,13 @@ def _conversation(sample: dict[str, Any]) -> Conversation:
         evidence = {
             part for item in qa["evidence"] for part in re.split(r"[;\s]+", item) if part in known
         }
-        if qa["category"] in CATEGORIES and evidence:
+        if qa["category"] != ADVERSARIAL and evidence:
             questions.append(Question(qa["question"], evidence, qa["category"]))
     return Conversation(sample["sample_id"], sessions, questions)
+
+
+def category_name(category: int) -> str:
+    return CATEGORIES.get(category, f"category {category}")
 
 
 def _when(stamp: str) -> float:
@@ -252,7 +259,7 @@ def report(results: Results) -> list[str]:
         f"{'':10} "
         + " ".join(f"{'@' + str(k):>6}" for k in KS)
         + "   @10 by category: "
-        + " ".join(f"{c}:{name}" for c, name in CATEGORIES.items()),
+        + " ".join(f"{c}:{category_name(c)}" for c in sorted(results.mem8.by_category)),
     ]
     for name in ("mem8", "bm25", "dense"):
         scores: Scores = getattr(results, name)
@@ -268,7 +275,7 @@ def report(results: Results) -> list[str]:
         c: max(results.bm25.category(c, 10), results.dense.category(c, 10))
         for c in results.mem8.by_category
     }
-    above = all(results.mem8.category(c, 10) > best[c] for c in best)
+    below = [category_name(c) for c in sorted(best) if results.mem8.category(c, 10) <= best[c]]
     at10, at5 = results.mem8.overall(10), results.mem8.overall(5)
     lines += [
         f"questions {len(latency)}, memories per conversation "
@@ -277,7 +284,8 @@ def report(results: Results) -> list[str]:
         f"[{'PASS' if p50 < 1 else 'MISS'} < 1 ms]",
         f"recall@10 {at10:.1f} [{'PASS' if at10 >= 75 else 'MISS'} >= 75], "
         f"recall@5 {at5:.1f} [{'PASS' if at5 >= 62 else 'MISS'} >= 62], "
-        f"every category above the best baseline at @10: {'PASS' if above else 'MISS'}",
+        "every category above the best baseline at @10: "
+        + (f"MISS ({', '.join(below)})" if below else "PASS"),
         f"vs BM25 @10: {at10 / results.bm25.overall(10):.2f}x, "
         f"vs dense @10: {at10 / results.dense.overall(10):.2f}x",
     ]
@@ -302,7 +310,12 @@ def main() -> None:
     results = trio.run(main_async, arguments)
     if arguments.json:
         latency = np.array(results.latencies) * 1e3
-        document = {name: getattr(results, name).as_json() for name in ("mem8", "bm25", "dense")}
+        document: dict[str, Any] = {
+            name: getattr(results, name).as_json() for name in ("mem8", "bm25", "dense")
+        }
+        document["categories"] = {
+            str(c): category_name(c) for c in sorted(results.mem8.by_category)
+        }
         document["latency_ms"] = {
             "p50": round(float(np.percentile(latency, 50)), 4),
             "p99": round(float(np.percentile(latency, 99)), 4),

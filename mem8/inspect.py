@@ -23,6 +23,7 @@ import numpy.typing as npt
 from mem8.encoders.base import Encoder
 from mem8.errors import NotFound
 from mem8.grid.dynamics import DAY, fading, recall_weights, standing
+from mem8.grid.index import WEIGHT_EXPONENT
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, memory_to_wire
 from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
@@ -263,6 +264,7 @@ def _weights(memories: list[Memory], now: float) -> npt.NDArray[np.float32]:
         np.array([m.amplitude for m in memories], np.float32),
         np.array([m.recalls for m in memories], np.int32),
         standing([m.superseded_by for m in memories]),
+        WEIGHT_EXPONENT,  # as the grid weighs them
     )
 
 

@@ -54,9 +54,10 @@ EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's ne
 ASSOCIATION_FLOOR = 0.3  # interference below which two memories are not associated
 MAX_ASSOCIATIONS = 8  # a new memory's strongest associations kept
 CELL_SCAN = 64  # a saturated grid's cell: only its most recent memories are compared
-# Recall spreads along the chain of turns: a memory gains these shares of its best neighbour's
-# score one and two turns away (an answer is recalled with the question it answers).
-SPREAD = (0.3, 0.1)
+# Recall spreads along the chain of turns: a memory rises these shares of the way to its best
+# neighbour's score one and two turns away, where that is higher than its own (an answer is
+# recalled with the question it answers; a memory in a stretch of near misses gains nothing).
+SPREAD = (0.7, 0.2)
 FIELD_DTYPE = np.complex64
 
 
@@ -473,7 +474,7 @@ class GridActor(Actor):
                 for _, a in sorted(answers.items())
             ]
         )
-        pool = found.shortlist(candidates_for(message.k), self.names.__getitem__)
+        pool = found.reaching(candidates_for(message.k))
         around = self._chain_around(pool.handles)
         known = _Known(found.handles, found.scores)
         spread = _spread(pool, around, known)
@@ -674,12 +675,13 @@ class _Known:
 
 
 def _spread(pool: Candidates, around: list[tuple[Handles, Handles]], known: _Known) -> Candidates:
-    """Each candidate gains a share of its best neighbour's score in the chain of turns
-    (`known`: the exact scores of the pool's neighbours; NaN for one that is missing)."""
-    spread = pool.scores.astype(np.float64)
+    """Each candidate gains a share of what its best neighbour in the chain of turns scores
+    above it (`known`: the exact scores of the pool's neighbours; NaN for one that is missing)."""
+    own = pool.scores.astype(np.float64)
+    spread = own.copy()
     for share, (before, after) in zip(SPREAD, around, strict=True):
         best = np.maximum(known.scores(before), known.scores(after))
-        spread += share * np.maximum(best, 0.0)
+        spread += share * np.maximum(best - own, 0.0)
     return Candidates(pool.handles, pool.estimates, spread.astype(np.float32))
 
 

@@ -58,11 +58,13 @@ def recall_weights(
     amplitude: npt.NDArray[np.float32],
     recalls: npt.NDArray[np.int32],
     standing: npt.NDArray[np.float32],
+    exponent: float = 1.0,
 ) -> npt.NDArray[np.float32]:
-    """Weight of each memory in recall: retention (never below the floor) x emotional
-    amplitude x use x standing (1, or SUPERSEDED_WEIGHT once superseded). Decay lowers a
+    """Weight of each memory in recall: its salience (retention, never below the floor, x
+    emotional amplitude x use) to the power `exponent` (mem8.grid.index.WEIGHT_EXPONENT), x its
+    standing (1, or SUPERSEDED_WEIGHT once superseded, whatever the exponent). Decay lowers a
     memory's weight; it never makes a good match unfindable."""
     retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading(now, created, tau)
     use = 1.0 + 0.1 * np.log1p(recalls)
-    weights = retention * np.sqrt(amplitude) * use * standing
+    weights = (retention * np.sqrt(amplitude) * use) ** exponent * standing
     return weights.astype(np.float32)

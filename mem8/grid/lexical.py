@@ -6,7 +6,11 @@ and the day, month and year it was perceived (UTC), as terms no word can be ("@2
 it names ("on 13 October 2023", "in May 2023", "in 2022"). They are weighed by BM25 against the
 scope's document frequencies, so a date shared by a few sessions counts like a rare word. The
 score is normalised by the query's best possible score, so it lies in [0, 1] like a cosine and
-the two can be mixed with fixed weights whatever the query."""
+the two can be mixed with fixed weights whatever the query. It is then scaled by the memory's
+coverage of the query, the share of the query's terms it holds (counting the words no memory
+of the scope holds), to the power COVERAGE_EXPONENT. One word shared by chance with a long
+query, or with a query about things the memories never name, adds little; a memory saying
+most of what the query says keeps most of its score."""
 
 from __future__ import annotations
 
@@ -27,6 +31,11 @@ from mem8.encoders.lexical import words
 
 K1 = 1.2  # term-frequency saturation
 B = 0.5  # length normalisation: memories are short, so only half of it
+# Coverage counts to this power (computed as c x sqrt(c)). Fitted with index.DENSE_SHARE (0.3)
+# on LoCoMo with the implicit cues inserted, four conversations at a time, scored on the fifth:
+# from 1.5 up implicit recall beat plain cosine on every fold, @10 and @50 (at 1 it fell below
+# on two), and each step up from 1 cost LoCoMo recall@10 0.6 to 0.9 points over the five.
+COVERAGE_EXPONENT = 1.5
 _stemmer = snowballstemmer.stemmer("english")
 
 Terms = dict[str, float]  # term -> occurrences (a context's count as a fraction)
@@ -101,6 +110,19 @@ _ISO_DAY = re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b")
 _BARE_YEAR = re.compile(rf"\b{_YEAR}\b")
 
 
+def _undated(query: str) -> str:
+    """The query without the dates it names, whose words are matched as date terms."""
+    text = query.lower()
+    for pattern, month in ((_DAY_FIRST, 2), (_MONTH_FIRST, 1), (_MONTH_YEAR, 1)):
+        text = pattern.sub(functools.partial(_unless_no_month, month), text)
+    return _BARE_YEAR.sub(" ", _ISO_DAY.sub(" ", text))
+
+
+def _unless_no_month(month: int, found: re.Match[str]) -> str:
+    """A blank for a date (its group `month` names a month), else the text as it was."""
+    return " " if found.group(month) in _MONTHS else found.group()
+
+
 def query_dates(query: str) -> set[str]:
     """The date terms of the days, months and years a query names with their year (a date
     without one, or a relative one like "last week", is not resolved)."""
@@ -163,23 +185,30 @@ class Frequencies:
 
 @dataclass(frozen=True)
 class LexicalQuery:
-    """A query's terms with their BM25 weights (idf / best possible score) and the average
-    memory length of the scopes searched."""
+    """A query's terms with their BM25 weights (idf / best possible score), the average
+    memory length of the scopes searched, and how many terms the query has in all (`spoken`:
+    those weighed and the words the scopes do not hold; 0: as many as are weighed)."""
 
     weights: dict[str, float]
     average_length: float
+    spoken: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {"weights": sorted(self.weights.items()), "average_length": self.average_length}
+        return {
+            "weights": sorted(self.weights.items()),
+            "average_length": self.average_length,
+            "spoken": self.spoken,
+        }
 
     @staticmethod
     def from_wire(wire: dict[str, Any]) -> LexicalQuery:
         weights = {str(t): float(w) for t, w in wire["weights"]}
-        return LexicalQuery(weights, float(wire["average_length"]))
+        return LexicalQuery(weights, float(wire["average_length"]), int(wire.get("spoken", 0)))
 
 
 def weigh(query: str, corpora: Iterable[Frequencies]) -> LexicalQuery:
-    """The query's terms found in the scopes searched, weighed by their rarity there."""
+    """The query's terms found in the scopes searched, weighed by their rarity there, and
+    how many it has in all: those and its words (not those of its dates) found nowhere."""
     documents, length = 0, 0.0
     holding: Counter[str] = Counter()
     wanted = set(terms(query)) | query_dates(query)
@@ -190,14 +219,18 @@ def weigh(query: str, corpora: Iterable[Frequencies]) -> LexicalQuery:
     idf = {t: math.log(1.0 + (documents - n + 0.5) / (n + 0.5)) for t, n in sorted(holding.items())}
     best = sum(idf.values()) * (K1 + 1.0)
     weights = {t: w / best for t, w in idf.items()} if best > 0 else {}
-    return LexicalQuery(weights, length / documents if documents else 1.0)
+    unheld = set(terms(_undated(query))) - holding.keys()
+    return LexicalQuery(
+        weights, length / documents if documents else 1.0, len(weights) + len(unheld)
+    )
 
 
 def scores(
     query: LexicalQuery, postings: Postings, lengths: npt.NDArray[np.float32], count: int
 ) -> npt.NDArray[np.float32]:
-    """Each of `count` memories' normalised BM25 score, from the postings of the query's terms;
-    terms in one fixed order, so any tiling sums alike."""
+    """Each of `count` memories' normalised BM25 score, from the postings of the query's terms,
+    times its coverage (the share of the query's terms it holds) ** COVERAGE_EXPONENT; terms in
+    one fixed order, so any tiling sums alike."""
     ats, occurring, weights, holding = [], [], [], []
     for term, weight in query.weights.items():
         found = postings.arrays(term)
@@ -212,7 +245,9 @@ def scores(
     norm = K1 * (1.0 - B + B * lengths[at] / query.average_length)
     each = np.repeat(np.array(weights), holding) * occurrences * (K1 + 1.0) / (occurrences + norm)
     # bincount adds in input order: term by term, as the weights are ordered
-    return np.bincount(at, each, count).astype(np.float32)
+    matched = np.bincount(at, each, count)
+    coverage = np.bincount(at, None, count) / max(query.spoken, len(query.weights))
+    return (matched * (coverage * np.sqrt(coverage))).astype(np.float32)  # COVERAGE_EXPONENT
 
 
 class Postings:

@@ -307,6 +307,7 @@ def _rescore(
     standing: Any,
     lexical: Any,
     dense_share: float,
+    weight_exponent: float,
     now: float,
     floor: float,
     cells: Any,
@@ -326,8 +327,9 @@ def _rescore(
         fading = 1.0 if math.isinf(tau[i]) else math.exp(-max(now - created[i], 0.0) / tau[i])
         use = 1.0 + 0.1 * math.log1p(recalls[i])
         excited = _gain(cells, field, row0, col0, gain, i)
-        retention = floor + (1.0 - floor) * fading
-        weight = retention * math.sqrt(amplitude[i]) * use * standing[i] * excited
+        salience = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use
+        # A superseded memory ranks below its superseder whatever the weight exponent.
+        weight = salience**weight_exponent * standing[i] * excited
         dot = _dot(query, vectors, i)
         out[j] = (dense_share * dot + (1.0 - dense_share) * lexical[j]) * weight
 
@@ -395,14 +397,15 @@ def rescore(
     standing: Floats,
     lexical: Floats,
     dense_share: float,
+    weight_exponent: float,
     now: float,
     cells: npt.NDArray[np.float64],
     activation: Activation,
 ) -> Floats:
     """Exact resonance (a `dense_share` of cosine, the rest the memories' `lexical` scores) x
-    recall weight x activation gain of the shortlisted memories, in one pass (the weight as
-    mem8.grid.dynamics.recall_weights defines it, the gain as Activation says at `cells`, the
-    row and column of every memory's centre)."""
+    recall weight ** `weight_exponent` x activation gain of the shortlisted memories, in one
+    pass (the weight as mem8.grid.dynamics.recall_weights defines it, the gain as Activation
+    says at `cells`, the row and column of every memory's centre)."""
     out: Floats = np.empty(positions.shape[0], np.float32)
     _rescore(
         query,
@@ -415,6 +418,7 @@ def rescore(
         standing,
         lexical.astype(np.float32),
         float(dense_share),
+        float(weight_exponent),
         float(now),
         RETENTION_FLOOR,
         cells,

@@ -205,8 +205,9 @@ async def recall_and_score(per_side: int) -> tuple[list[list[Any]], dict[str, fl
 
 
 def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
-    """A hit gains SPREAD of its best neighbours' exact scores one and two turns away, also
-    of neighbours that were not among the 32 candidates or the 64 the region sent."""
+    """A hit rises SPREAD of the way to its best neighbours' exact scores one and two turns
+    away where they are higher, also from neighbours that were not among the 64 candidates
+    the region sent."""
     hits, exact = trio.run(recall_and_score, 1)
     assert len(exact) == 4 * len(TEXTS)
     order = [m.id for m in chained()]
@@ -215,7 +216,7 @@ def test_recall_spreads_from_neighbours_outside_the_candidates() -> None:
         expected = exact[memory_id]
         for hop, share in enumerate(SPREAD, start=1):
             near = [order[i] for i in (at - hop, at + hop) if 0 <= i < len(order)]
-            expected += share * max(0.0, *(exact[i] for i in near))
+            expected += share * max(0.0, *(exact[i] - exact[memory_id] for i in near))
         assert score == pytest.approx(expected, rel=1e-5)
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
 
@@ -251,3 +252,67 @@ def test_a_date_in_the_query_recalls_what_was_perceived_that_day() -> None:
         "m-nov",
     ]
     assert trio.run(recall, "What about Anna's wedding in November 2023?") == ["m-nov", "m-oct"]
+
+
+QUERY = "I cancelled the new restaurant reservation after seeing their menu online"
+CUE = "After my allergic reaction at the office party I always carry two EpiPens"
+BY_CHANCE = [
+    "We tried a new board game",
+    "Seeing you again made my day",
+    "I bought it online last week",
+    "A new job starts on Monday",
+    "Online classes are hard",
+]
+
+
+def meaning_and_chance() -> tuple[list[Memory], np.ndarray]:  # type: ignore[type-arg]
+    """A query's vector; the cue close to it in meaning (cosine 0.45) without a word of it;
+    memories each sharing one of its words by chance (cosine 0.3); unrelated ones (0.1)."""
+    rng = np.random.default_rng(7)
+    query = rng.standard_normal(256).astype(np.float32)
+    query /= np.linalg.norm(query)
+
+    def at(cosine: float) -> np.ndarray:  # type: ignore[type-arg]
+        other = rng.standard_normal(256).astype(np.float32)
+        other -= (other @ query) * query
+        other /= np.linalg.norm(other)
+        return (cosine * query + np.sqrt(1 - cosine**2) * other).astype(np.float32)
+
+    texts = [(CUE, 0.45)] + [(t, 0.3) for t in BY_CHANCE * 3]
+    texts += [(f"note {i} on gardening, weather and books", 0.1) for i in range(40)]
+    placer = Placer(256, GRID)
+    found = []
+    for i, (text, cosine) in enumerate(texts):
+        vector = at(cosine)
+        place = placer.place(vector, text, "text")
+        found.append(
+            Memory(
+                *(f"m{i:03d}", text, "test", "text", Scope("tenant", "alice", "p")),
+                *(1e6 + 60 * i, Emotion(0.0, 0.0, 0.5), 0.8, place.band, place.phase),
+                *(86_400.0, place.x, place.y, 1.0, vector),
+            )
+        )
+    return found, query
+
+
+def test_a_match_in_meaning_outranks_words_shared_by_chance() -> None:
+    """The cue shares no word with the query; each of the others shares one of its seven
+    (the rest no memory holds): their word scores count for their small share of the query.
+    One region and sixteen answer alike."""
+    found, query = meaning_and_chance()
+
+    async def recall(per_side: int) -> list[list[Any]]:
+        async with trio.open_nursery() as nursery:
+            grid = start_grid(Supervisor(nursery, ask_timeout=10, mailbox_size=16), per_side)
+            wires = [memory_to_wire(m) for m in found]
+            await grid.ask(GridImprint(uuid.uuid4().hex, wires, 1e6), GridImprinted)
+            wire = query.astype("<f4").tobytes()
+            ask = GridRecall(uuid.uuid4().hex, wire, "tenant", "alice", None, 5, 1.1e6, text=QUERY)
+            hits = (await grid.ask(ask, GridRecalled)).hits
+            nursery.cancel_scope.cancel()
+        return hits
+
+    hits = trio.run(recall, 1)
+    assert hits == trio.run(recall, 4)
+    assert hits[0][0] == "m000"
+    assert {h[0] for h in hits[1:]} <= {m.id for m in found[1:16]}  # then the near misses

@@ -46,7 +46,6 @@ def test_equal_keys_rank_by_memory_id_whatever_the_order() -> None:
     estimates = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.5], np.float32)
     scores = np.array([0.2, 0.2, 0.7, 0.3, 0.2, 0.1], np.float32)
     found = Candidates(handles, estimates, scores)
-    assert named(found.shortlist(3, ids.__getitem__), ids) == ["m1", "m0", "m2"]  # a tie at the cut
     assert named(found.ranked(4, ids.__getitem__), ids) == ["m4", "m2", "m1", "m3"]
     reverse = Candidates(handles[::-1], estimates[::-1], scores[::-1])
     assert named(reverse.ranked(4, ids.__getitem__), ids) == ["m4", "m2", "m1", "m3"]
@@ -65,4 +64,30 @@ def test_the_best_are_those_of_a_full_sort_by_key_then_id(
     values = np.array(keys, np.float32)
     found = Candidates(np.arange(len(ids), dtype=np.int64), values, values)
     expected = np.lexsort((np.array(ids, dtype=str), -values))[:count]
-    assert named(found.shortlist(count, ids.__getitem__), ids) == [ids[i] for i in expected]
+    assert named(found.ranked(count, ids.__getitem__), ids) == [ids[i] for i in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, math.nan]), max_size=40),
+    count=st.integers(1, 45),
+    parts=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_those_reaching_the_cut_are_the_same_however_the_memories_are_split(
+    keys: list[float], count: int, parts: int, seed: int
+) -> None:
+    """Each part keeps those of its own reaching its count-th best estimate; their union
+    then gives those reaching the whole's count-th best, ties included."""
+    values = np.array(keys, np.float32)
+    handles = np.random.default_rng(seed).permutation(len(keys)).astype(np.int64)
+    whole = Candidates(handles, values, values).reaching(count)
+    split = [
+        Candidates(handles[i::parts], values[i::parts], values[i::parts]).reaching(count)
+        for i in range(parts)
+    ]
+    merged = Candidates.merge(split).reaching(count)
+    assert sorted(merged.handles.tolist()) == sorted(whole.handles.tolist())
+    numbers = np.sort(values[~np.isnan(values)])[::-1]
+    if len(numbers) >= count and len(values) > count:  # the count-th best and all it ties
+        assert sorted(whole.estimates.tolist()) == sorted(numbers[numbers >= numbers[count - 1]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from mem8.grid import lexical
@@ -74,3 +75,31 @@ def test_postings_kept_in_step_equal_postings_built_afresh() -> None:
         assert got is not None and expected is not None
         assert dict(zip(*got, strict=True)) == dict(zip(*expected, strict=True))
         assert len(got[0]) == len(set(got[0].tolist()))
+
+
+def test_a_query_counts_its_words_no_memory_holds_but_not_its_dates_words() -> None:
+    corpus = lexical.Frequencies()
+    corpus.add(lexical.memory_terms("a new restaurant opened", "", 1.7e9))
+    query = lexical.weigh("the new menu of the restaurant on 13 October 2023", [corpus])
+    assert set(query.weights) == {"new", "restaur", "@2023"}  # the memory's year is held
+    assert query.spoken == 4  # and "menu": not "13", "octob" or "2023", which are the date
+    assert lexical.LexicalQuery.from_wire(query.to_wire()) == query
+
+
+def test_a_memory_scores_its_share_of_the_query_terms_it_holds() -> None:
+    """BM25 normalised, times the share of the query's terms the memory holds to the power
+    COVERAGE_EXPONENT: one word of a four-word query counts far less than it would alone."""
+    postings = lexical.Postings()
+    documents = [{"cat": 1.0}, {"cat": 1.0, "miso": 1.0}, {"dog": 1.0}]
+    for position, found in enumerate(documents):
+        postings.add(position, found)
+    lengths = np.array([1.0, 2.0, 1.0], np.float32)
+    words = {"cat": 0.25, "miso": 0.25}
+    alone = lexical.scores(lexical.LexicalQuery({"cat": 0.25}, 1.0), postings, lengths, 3)
+    plain = lexical.scores(lexical.LexicalQuery(words, 1.0), postings, lengths, 3)
+    spoken = lexical.scores(lexical.LexicalQuery(words, 1.0, spoken=4), postings, lengths, 3)
+    power = lexical.COVERAGE_EXPONENT
+    assert plain[2] == spoken[2] == 0.0
+    assert plain[0] == pytest.approx(alone[0] * 0.5**power)  # 1 of 2 terms
+    assert spoken[0] == pytest.approx(alone[0] * 0.25**power)  # 1 of 4
+    assert spoken[1] == pytest.approx(plain[1] * 0.5**power)  # 2 of 4 against 2 of 2

@@ -38,7 +38,10 @@ def test_the_estimate_tracks_the_cosine() -> None:
     assert float(np.abs(estimate - cosine).mean()) < 0.1  # 256 bits: a few hundredths
 
 
-def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain() -> None:
+@pytest.mark.parametrize("exponent", [1.0, 0.5, 0.0])
+def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain(
+    exponent: float,
+) -> None:
     rows = unit_rows(50, 7)
     query = unit_rows(1, 8)[0]
     created = np.linspace(0.0, 1e6, 50)
@@ -53,7 +56,7 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
     activation = sketch.Activation(field, (10, 20), 0.2)
     memories = (
         *(query, rows, positions, created, tau, amplitude, recalls, standing),
-        *(words, 0.25, 2e6, cells),
+        *(words, 0.25, exponent, 2e6, cells),
     )
     scores = sketch.rescore(*memories, activation)
     weights = recall_weights(
@@ -63,6 +66,7 @@ def test_rescoring_is_the_recall_weight_times_the_mixed_resonance_and_the_gain()
         amplitude[positions],
         recalls[positions],
         standing[positions],
+        exponent,
     )
     at = cells[positions].astype(np.intp)
     level = np.abs(field[at[:, 0] - 10, at[:, 1] - 20])
