@@ -286,10 +286,15 @@ def report(results: Results) -> list[str]:
         f"recall@5 {at5:.1f} [{'PASS' if at5 >= 62 else 'MISS'} >= 62], "
         "every category above the best baseline at @10: "
         + (f"MISS ({', '.join(below)})" if below else "PASS"),
-        f"vs BM25 @10: {at10 / results.bm25.overall(10):.2f}x, "
-        f"vs dense @10: {at10 / results.dense.overall(10):.2f}x",
+        f"vs BM25 @10: {_ratio(at10, results.bm25.overall(10))}, "
+        f"vs dense @10: {_ratio(at10, results.dense.overall(10))}",
     ]
     return lines
+
+
+def _ratio(value: float, baseline: float) -> str:
+    """value / baseline, as "1.23x" ("n/a" for a baseline of 0: BM25 finds no implicit cue)."""
+    return f"{value / baseline:.2f}x" if baseline else "n/a"
 
 
 async def main_async(arguments: argparse.Namespace) -> Results:
