@@ -60,6 +60,7 @@ def wires(vectors: npt.NDArray[np.float32], start: int, placer: Placer) -> list[
                 "last_recalled": 0.0,
                 "context": "",
                 "follows": "",
+                "superseded_by": "",
             }
         )
     return batch
