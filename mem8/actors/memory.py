@@ -275,19 +275,19 @@ class MemoryActor(Actor):
     async def _supersede(self, said: list[Memory], recalled: list[str], tenant: str) -> None:
         """What the user just said may replace facts among the memories it recalled: those are
         marked superseded by it (kept, but weighed less and shown as outdated)."""
-        candidates = [m for m in self._load(recalled, tenant) if m is not None]
         pairs = []
-        for old in candidates:
-            replacing = (
-                new
-                for new in said
-                if old.created < new.created
-                and supersession.supersedes(
-                    supersession.Statement(new.text, new.vector),
-                    supersession.Statement(old.text, old.vector),
-                )
+        for old in self._load(recalled, tenant):
+            if old is None or old.superseded_by:
+                continue
+            new = next(
+                (
+                    new
+                    for new in said
+                    if old.created < new.created
+                    and supersession.supersedes(_statement(new), _statement(old))
+                ),
+                None,
             )
-            new = None if old.superseded_by else next(replacing, None)
             if new is not None:
                 pairs.append((old.id, new.id))
         if pairs:
@@ -313,13 +313,12 @@ class MemoryActor(Actor):
         file_id: str | None = None,
     ) -> list[Memory]:
         percepts = [p for p in percepts if p["text"].strip()]
-        if not all("vector" in p for p in percepts):  # else cut and encoded by the sender
-            percepts = as_passages(percepts)
-        if all("vector" in p for p in percepts):  # encoded by the sender, off this mailbox
+        if all("vector" in p for p in percepts):  # cut and encoded by the sender, off here
             vectors = np.array(
                 [np.frombuffer(p["vector"], "<f4") for p in percepts], np.float32
             ).reshape(len(percepts), self.encoder.dimensions)
         else:
+            percepts = passages.percept_passages(percepts)
             vectors = await self._embed([p["text"] for p in percepts])
         memories = [
             self._memory(
@@ -628,15 +627,6 @@ class MemoryActor(Actor):
         }
 
 
-def as_passages(percepts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each percept whose text is long becomes several, one per passage, in order."""
-    return [
-        {**percept, "text": passage}
-        for percept in percepts
-        for passage in passages.passages(percept["text"])
-    ]
-
-
 def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:
     """The field saved at the last clean stop, if it fits this grid's size and tiling."""
     state = msgpack.unpackb(saved, raw=False)
@@ -666,6 +656,10 @@ def public_wire(memory: Memory) -> dict[str, Any]:
     wire = memory_to_wire(memory)
     del wire["vector"]
     return wire
+
+
+def _statement(memory: Memory) -> supersession.Statement:
+    return supersession.Statement(memory.text, memory.vector)
 
 
 def recalled_wire(memory: Memory, query: str, score: float, resonance: float) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from mem8.personas import Persona
 from mem8.prompt import Recollection, memory_line, persona_prompt
 
 log = logging.getLogger(__name__)
-DEFAULT_MEMORY_SHARE = 0.25  # Settings.memory_budget's default
 
 
 @dataclass
@@ -85,7 +84,7 @@ class PersonaActor(Actor):
         persona: Persona,
         backend: LLMBackend,
         memory: ActorRef,
-        memory_share: float = DEFAULT_MEMORY_SHARE,
+        memory_share: float,
     ) -> None:
         super().__init__()
         self.persona = persona

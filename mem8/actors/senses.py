@@ -13,7 +13,7 @@ import trio
 from mem8.actors.messages import Hear, Heard, Message, Read, ReadOut
 from mem8.actors.runtime import Actor, Reply
 from mem8.encoders.base import Encoder
-from mem8.passages import passages
+from mem8.passages import percept_passages
 from mem8.senses import audio, documents
 
 SENSED_IMPORTANCE = 0.7  # a percept sent on purpose is as important as an interesting message
@@ -60,11 +60,7 @@ async def encoded(encoder: Encoder, percepts: list[dict[str, Any]]) -> list[dict
     """The percepts that hold text, a long one cut into passages, each with its encoder
     vector, computed on a worker thread: a long recording or document must not hold the memory
     actor's mailbox, which every chat waits on, while it is encoded."""
-    held = [
-        {**percept, "text": passage}
-        for percept in percepts
-        for passage in passages(percept["text"])
-    ]
+    held = percept_passages(percepts)
     if not held:
         return []
     vectors = await trio.to_thread.run_sync(encoder.embed_batch, [p["text"] for p in held])

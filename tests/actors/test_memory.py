@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mem8.actors.memory import as_passages, recalled_wire
+from mem8.actors.memory import recalled_wire
 from mem8.memory import Emotion, Memory, Scope
-from mem8.passages import PASSAGE_CHARS
+from mem8.passages import PASSAGE_CHARS, percept_passages
 
 FILLER = "The quarterly numbers were reviewed line by line and nothing stood out at all. " * 12
 
@@ -47,6 +47,6 @@ def test_a_short_memory_is_recalled_whole() -> None:
 def test_long_percepts_become_one_percept_per_passage_in_order() -> None:
     long = {"text": FILLER * 2, "source": "audio:1", "modality": "audio", "created": 5.0}
     short = {"text": "It rained.", "source": "audio:2", "modality": "audio", "created": 6.0}
-    cut = as_passages([long, short])
+    cut = percept_passages([long, short])
     assert len(cut) > 3 and cut[-1] == short
     assert all(p["source"] == "audio:1" and len(p["text"]) <= PASSAGE_CHARS for p in cut[:-1])
