@@ -52,8 +52,7 @@ def fit(ask: Ask, counter: TokenCounter) -> Fitted:
         system, base = "", client
     reply = min(ask.reply, ask.context - base)
     free = ask.context - base - reply
-    shown = _memories(ask, counter, min(free, int(ask.memory_share * ask.context)))
-    used = _memory_cost(counter, [line for _, line in shown])
+    shown, used = _memories(ask, counter, min(free, int(ask.memory_share * ask.context)))
     window = _window(ask.window, counter, free - used)
     while True:
         messages = _assembled(system, [line for _, line in shown], window, ask.messages)
@@ -77,15 +76,9 @@ def _assembled(
     return [*head, *window, *messages]
 
 
-def _memory_cost(counter: TokenCounter, lines: Sequence[str]) -> int:
-    if not lines:
-        return 0
-    return counter.text("\n\n" + MEMORY_HEADER) + sum(counter.text(line) + 1 for line in lines)
-
-
-def _memories(ask: Ask, counter: TokenCounter, room: int) -> list[tuple[str, str]]:
+def _memories(ask: Ask, counter: TokenCounter, room: int) -> tuple[list[tuple[str, str]], int]:
     """The best memories whose lines fit the room, in rank order (a long line that does not
-    fit leaves room for shorter ones after it)."""
+    fit leaves room for shorter ones after it), and the tokens they take with their header."""
     shown: list[tuple[str, str]] = []
     used = counter.text("\n\n" + MEMORY_HEADER)
     for memory_id, line in ask.memories:
@@ -93,7 +86,7 @@ def _memories(ask: Ask, counter: TokenCounter, room: int) -> list[tuple[str, str
         if used + cost <= room:
             shown.append((memory_id, line))
             used += cost
-    return shown
+    return shown, used if shown else 0
 
 
 def _window(window: Sequence[ChatMessage], counter: TokenCounter, room: int) -> list[ChatMessage]:
