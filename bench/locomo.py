@@ -41,8 +41,8 @@ from mem8.clock import VirtualClock
 from mem8.config import load_settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
-from mem8.encoders.lexical import words
 from mem8.system import System, open_system
+from mem8.text import words
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo-dev5.json"
 KS = (1, 5, 10, 25, 50)

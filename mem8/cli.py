@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import trio
 
-from mem8 import errors, heatmap, inspect
+from mem8 import cli_memory, errors, heatmap
 from mem8.config import BACKEND_CHOICES, Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.grid.dynamics import DAY
@@ -199,12 +199,12 @@ def _settings(arguments: argparse.Namespace) -> Settings:
 
 @contextmanager
 def _opened(settings: Settings) -> Iterator[MemoryStore]:
-    with inspect.open_existing(Path(settings.storage)) as store:
+    with cli_memory.open_existing(Path(settings.storage)) as store:
         yield store
 
 
-def _filter(arguments: argparse.Namespace) -> inspect.MemoryFilter:
-    return inspect.MemoryFilter(
+def _filter(arguments: argparse.Namespace) -> cli_memory.MemoryFilter:
+    return cli_memory.MemoryFilter(
         tenant=arguments.tenant,
         persona=arguments.persona,
         user=arguments.user,
@@ -214,7 +214,7 @@ def _filter(arguments: argparse.Namespace) -> inspect.MemoryFilter:
 
 def _status(arguments: argparse.Namespace) -> int:
     with _opened(_settings(arguments)) as store:
-        report = inspect.status(store, time.time())
+        report = cli_memory.status(store, time.time())
     if arguments.json:
         _print_json(report.as_json())
     else:
@@ -222,7 +222,7 @@ def _status(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _status_lines(report: inspect.Status) -> list[str]:
+def _status_lines(report: cli_memory.Status) -> list[str]:
     stats = report.stats
     modalities = ", ".join(f"{name} {count}" for name, count in stats.by_modality.items())
     personas = ", ".join(f"{name} {count}" for name, count in stats.by_persona.items()) or "none"
@@ -238,20 +238,20 @@ def _status_lines(report: inspect.Status) -> list[str]:
         f"memories       {stats.memories} ({modalities})",
         f"  by persona   {personas}",
         f"active         {report.active_patterns} patterns (decayed less than "
-        f"{1 - inspect.ACTIVE_FADING:.0%})",
+        f"{1 - cli_memory.ACTIVE_FADING:.0%})",
         f"consolidated   {stats.consolidated} (never decay)",
         f"average decay  {decay}",
         f"grid           {_grid_use(report)}",
     ]
 
 
-def _grid_use(report: inspect.Status) -> str:
+def _grid_use(report: cli_memory.Status) -> str:
     field = report.field
     if field is None or report.utilisation is None:
         return "no field saved (the server saves it at a clean stop)"
     share = f"{report.utilisation:.1%}"
     return (
-        f"{share} of cells in use (|field| above {inspect.OCCUPIED_SHARE:.0%} of its peak), "
+        f"{share} of cells in use (|field| above {cli_memory.OCCUPIED_SHARE:.0%} of its peak), "
         f"{field.grid_size} x {field.grid_size} in {field.tiles} x {field.tiles} regions, "
         "as saved at the last clean stop"
     )
@@ -268,9 +268,9 @@ def _size(count: int) -> str:
 
 def _memory_list(arguments: argparse.Namespace) -> int:
     with _opened(_settings(arguments)) as store:
-        memories = inspect.newest(store, _filter(arguments), arguments.limit)
+        memories = cli_memory.newest(store, _filter(arguments), arguments.limit)
     if arguments.json:
-        _print_json([inspect.shown(memory) for memory in memories])
+        _print_json([cli_memory.shown(memory) for memory in memories])
     elif memories:
         print(_table(_MEMORY_HEADER, [_memory_row(memory) for memory in memories]))
     else:
@@ -282,11 +282,11 @@ def _memory_search(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     encoder = open_encoder(settings.encoder, settings.encoder_threads)
     with _opened(settings) as store:
-        hits = inspect.search(
+        hits = cli_memory.search(
             store, encoder, arguments.query, _filter(arguments), arguments.limit, time.time()
         )
     if arguments.json:
-        _print_json([inspect.shown(memory, score) for memory, score in hits])
+        _print_json([cli_memory.shown(memory, score) for memory, score in hits])
     elif hits:
         rows = [[f"{score:.3f}", *_memory_row(memory)] for memory, score in hits]
         print(_table(("score", *_MEMORY_HEADER), rows))
@@ -297,19 +297,19 @@ def _memory_search(arguments: argparse.Namespace) -> int:
 
 def _memory_forget(arguments: argparse.Namespace) -> int:
     with _opened(_settings(arguments)) as store:
-        tenant = inspect.forget(store, arguments.memory_id, arguments.tenant)
+        tenant = cli_memory.forget(store, arguments.memory_id, arguments.tenant)
     print(f"forgot {arguments.memory_id} (tenant {tenant})")
     return 0
 
 
 def _memory_export(arguments: argparse.Namespace) -> int:
     with _opened(_settings(arguments)) as store:
-        memories = inspect.matching(store, _filter(arguments))
+        memories = cli_memory.matching(store, _filter(arguments))
         if arguments.output is None:
-            _write_lines(sys.stdout, inspect.export_lines(memories))
+            _write_lines(sys.stdout, cli_memory.export_lines(memories))
             return 0
         with _created(arguments.output) as output:
-            count = _write_lines(output, inspect.export_lines(memories))
+            count = _write_lines(output, cli_memory.export_lines(memories))
     print(f"exported {count} memories to {arguments.output}")
     return 0
 
@@ -374,7 +374,7 @@ def _performance(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     encoder = open_encoder(settings.encoder, settings.encoder_threads)
     with _opened(settings) as store:
-        report = inspect.performance(store, encoder, settings.grid_size, settings.grid_tiles)
+        report = cli_memory.performance(store, encoder, settings.grid_size, settings.grid_tiles)
     if arguments.json:
         _print_json(report.as_json())
     else:
@@ -382,7 +382,7 @@ def _performance(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _performance_lines(report: inspect.Performance, settings: Settings) -> list[str]:
+def _performance_lines(report: cli_memory.Performance, settings: Settings) -> list[str]:
     recall = report.recall
     return [
         f"storage      {settings.storage}",
@@ -394,7 +394,7 @@ def _performance_lines(report: inspect.Performance, settings: Settings) -> list[
     ]
 
 
-def _grid_timing(grid: inspect.GridTiming) -> str:
+def _grid_timing(grid: cli_memory.GridTiming) -> str:
     if grid.step is None or grid.first_call is None:
         return grid.unavailable or "grid kernels unavailable"
     edge = grid.grid_size // grid.tiles
@@ -408,7 +408,7 @@ def _grid_timing(grid: inspect.GridTiming) -> str:
 def _grid_png(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     with _opened(settings) as store:
-        view = inspect.field_view(store, settings.grid_size)
+        view = cli_memory.field_view(store, settings.grid_size)
     scale = arguments.scale or heatmap.default_scale(settings.grid_size)
     image = heatmap.heatmap(view.magnitude, view.centres, scale)
     try:

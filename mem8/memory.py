@@ -9,26 +9,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from mem8.scope import Scope
+
 Modality = Literal["text", "audio", "document", "image"]
 MODALITIES: tuple[Modality, ...] = ("text", "audio", "document", "image")
 NEVER = math.inf  # the decay constant of a consolidated memory
-# The persona of memories that belong to every persona of a scope (a file uploaded without one).
-EVERY_PERSONA = ""
-
-
-def seen_by(asked: str | None, persona: str) -> bool:
-    """Whether a recall or listing for persona `asked` (None: any) sees memories of `persona`:
-    its own, and those shared with every persona."""
-    return asked is None or persona in (asked, EVERY_PERSONA)
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Whose memory this is: the API key's tenant, its end user, and the persona."""
-
-    tenant: str
-    user: str
-    persona: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,12 @@ import pytest
 
 from mem8 import heatmap
 from mem8.cli import main
-from mem8.encoders.lexical import LexicalEncoder
+from mem8.cli_memory import unpack_field
+from mem8.encoders.hashed import LexicalEncoder
 from mem8.grid.dynamics import DAY
 from mem8.grid.placement import Placer
-from mem8.inspect import unpack_field
-from mem8.memory import NEVER, Emotion, Memory, Modality, Scope
+from mem8.memory import NEVER, Emotion, Memory, Modality
+from mem8.scope import Scope
 from mem8.storage.sqlite import MemoryStore
 from mem8.system import GRID_STATE
 

@@ -42,7 +42,7 @@ from mem8.grid.index import Candidates, Handles, RegionIndex, candidates_for
 from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
 from mem8.grid.sketch import Activation
-from mem8.memory import seen_by
+from mem8.scope import Audience, Scope
 
 TICK = 60.0  # seconds of clock time per propagation step
 MAX_STEPS = 4  # steps caught up at most per message: a long silence is not replayed in full
@@ -434,14 +434,13 @@ class GridActor(Actor):
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
+        audience = Audience(message.tenant, message.user, message.persona)
         words = lexical.weigh(
             message.text,
             (
                 corpus
-                for (tenant, user, persona), corpus in sorted(self.frequencies.items())
-                if tenant == message.tenant
-                and message.user in (None, user)
-                and seen_by(message.persona, persona)
+                for scope, corpus in sorted(self.frequencies.items())
+                if audience.admits(Scope(*scope))
             ),
         ).to_wire()
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)

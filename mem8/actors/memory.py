@@ -60,7 +60,8 @@ from mem8.encoders.base import Encoder
 from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
-from mem8.memory import EVERY_PERSONA, Memory, Modality, Scope, memory_to_wire, seen_by
+from mem8.memory import Memory, Modality, memory_to_wire
+from mem8.scope import EVERY_PERSONA, Audience, Scope
 from mem8.storage.files import MemoryTrace, StoredFile
 from mem8.storage.sqlite import MemoryStore
 
@@ -520,9 +521,9 @@ class MemoryActor(Actor):
                 self.population[(tenant, user, persona)] > 0
                 or self.population[(tenant, user, EVERY_PERSONA)] > 0
             )
+        audience = Audience(tenant, user, persona)
         return any(
-            count > 0 and t == tenant and user in (None, u) and seen_by(persona, p)
-            for (t, u, p), count in self.population.items()
+            count > 0 and audience.admits(Scope(*scope)) for scope, count in self.population.items()
         )
 
     async def on_search(self, message: MemorySearch, reply: Reply) -> None:

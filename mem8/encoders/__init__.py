@@ -11,7 +11,7 @@ from mem8.encoders.base import Encoder
 def open_encoder(name: str, threads: int = 1) -> Encoder:
     """The encoder a setting names, loaded once per process (encoders hold no state)."""
     if name == "lexical":
-        from mem8.encoders.lexical import LexicalEncoder
+        from mem8.encoders.hashed import LexicalEncoder
 
         return LexicalEncoder()
     from mem8.encoders.minilm import MiniLMEncoder

@@ -18,7 +18,7 @@ from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
 from mem8.grid.sketch import QUIET, Activation
-from mem8.memory import seen_by
+from mem8.scope import Audience, Scope
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
 
@@ -416,10 +416,9 @@ class RegionIndex:
         if query_bits is None:
             query_bits = sketch.sketch(query, self._axes)[0]
         found: list[Candidates] = []
-        for (b_tenant, b_user, b_persona), bucket in self._buckets.items():
-            if b_tenant != tenant or (user is not None and b_user != user):
-                continue
-            if not seen_by(persona, b_persona) or not bucket.ids:
+        audience = Audience(tenant, user, persona)
+        for scope, bucket in self._buckets.items():
+            if not bucket.ids or not audience.admits(Scope(*scope)):
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))

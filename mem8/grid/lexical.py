@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import snowballstemmer
 
-from mem8.encoders.lexical import words
+from mem8.text import words
 
 K1 = 1.2  # term-frequency saturation
 B = 0.5  # length normalisation: memories are short, so only half of it

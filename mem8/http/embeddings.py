@@ -20,7 +20,7 @@ from mem8.encoders.base import Encoder
 from mem8.encoders.minilm import MiniLMEncoder
 from mem8.encoders.wave import MAX_DIMENSIONS, to_wave
 from mem8.errors import InvalidRequest
-from mem8.http.chat_request import integer_field, optional_field, parse_json, required_string
+from mem8.http.validation import integer_field, optional_field, parse_json, required_string
 from mem8.system import System
 
 MAX_INPUTS = 2048

@@ -26,7 +26,7 @@ from mem8.errors import InvalidRequest, SenseUnavailable
 from mem8.http.context import caller
 from mem8.http.forms import Form, read_form
 from mem8.http.pages import list_page, page_limit
-from mem8.memory import EVERY_PERSONA
+from mem8.scope import EVERY_PERSONA
 from mem8.storage.files import StoredFile
 from mem8.system import System
 

@@ -12,9 +12,9 @@ from quart import Response, jsonify, request
 from mem8.actors.messages import Ack, MemoryForget, MemoryPage, MemoryQuery, MemorySearch
 from mem8.errors import InvalidRequest
 from mem8.grid.placement import BANDS
-from mem8.http.chat_request import parse_json
 from mem8.http.context import caller
 from mem8.http.pages import list_page, page_limit
+from mem8.http.validation import parse_json
 from mem8.memory import MODALITIES
 from mem8.system import System
 

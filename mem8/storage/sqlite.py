@@ -20,7 +20,8 @@ from typing import Any, Self
 import numpy as np
 
 from mem8.errors import InvalidRequest, Mem8Error, NotFound
-from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality, Scope
+from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality
+from mem8.scope import Scope
 from mem8.storage.files import FileShelf
 
 BUSY_TIMEOUT_MS = 5000

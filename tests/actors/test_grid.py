@@ -28,9 +28,10 @@ from mem8.actors.messages import (
     StateDigest,
 )
 from mem8.actors.runtime import ActorRef, Supervisor
-from mem8.encoders.lexical import LexicalEncoder
+from mem8.encoders.hashed import LexicalEncoder
 from mem8.grid.placement import Placer
-from mem8.memory import Emotion, Memory, Scope, memory_to_wire
+from mem8.memory import Emotion, Memory, memory_to_wire
+from mem8.scope import Scope
 
 GRID = 64
 TEXTS = [

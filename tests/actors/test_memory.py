@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from mem8.actors.memory import recalled_wire
-from mem8.memory import Emotion, Memory, Scope
+from mem8.memory import Emotion, Memory
 from mem8.passages import PASSAGE_CHARS, percept_passages
+from mem8.scope import Scope
 
 FILLER = "The quarterly numbers were reviewed line by line and nothing stood out at all. " * 12
 

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from mem8.errors import InvalidRequest, NotFound
-from mem8.memory import NEVER, Emotion, Memory, Modality, Scope
+from mem8.memory import NEVER, Emotion, Memory, Modality
+from mem8.scope import Scope
 from mem8.storage.sqlite import SCHEMA_VERSION, MemoryStore, StorageError
 
 FLOAT_FIELDS = ("created", "importance", "phase", "tau", "x", "y", "amplitude", "last_recalled")

@@ -26,6 +26,7 @@ from mem8.grid.dynamics import DAY, fading, recall_weights, standing
 from mem8.grid.index import WEIGHT_EXPONENT
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, memory_to_wire
+from mem8.scope import Audience
 from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
 
 Magnitude = npt.NDArray[np.float32]
@@ -51,7 +52,8 @@ def open_existing(path: Path) -> MemoryStore:
 
 @dataclass(frozen=True, slots=True)
 class MemoryFilter:
-    """Which memories a command looks at; None admits any."""
+    """Which memories a command looks at: the server's rule (a persona also sees what is shared
+    with every persona), and a modality; None admits any."""
 
     tenant: str | None = None
     persona: str | None = None
@@ -59,14 +61,8 @@ class MemoryFilter:
     modality: str | None = None
 
     def admits(self, memory: Memory) -> bool:
-        scope = memory.scope
-        wanted = (
-            (self.tenant, scope.tenant),
-            (self.persona, scope.persona),
-            (self.user, scope.user),
-            (self.modality, memory.modality),
-        )
-        return all(value is None or value == actual for value, actual in wanted)
+        audience = Audience(self.tenant, self.user, self.persona)
+        return audience.admits(memory.scope) and self.modality in (None, memory.modality)
 
 
 def matching(store: MemoryStore, where: MemoryFilter) -> Iterator[Memory]:
