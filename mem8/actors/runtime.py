@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeVar
@@ -26,6 +27,11 @@ Wire = Literal["objects", "msgpack"]
 class Envelope:
     payload: Payload
     reply: trio.MemorySendChannel[Payload] | None
+
+
+def new_request_id() -> str:
+    """A fresh id for a request or an internal ask: every id in the system is minted here."""
+    return os.urandom(8).hex()
 
 
 def pack(message: Message, wire: Wire) -> Payload:
