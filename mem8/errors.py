@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+# Every domain error by class name, wherever it is defined: what crosses an actor or a journal
+# as a name comes back as its own class (and so its status). The first of a name keeps it.
+_BY_NAME: dict[str, type[Mem8Error]] = {}
+
 
 class Mem8Error(Exception):
     """Base of every error mem8 raises on purpose; carries its HTTP rendering."""
@@ -10,10 +16,17 @@ class Mem8Error(Exception):
     error_type = "server_error"
     code: str | int | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _BY_NAME.setdefault(cls.__name__, cls)
+
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+
+
+_BY_NAME[Mem8Error.__name__] = Mem8Error
 
 
 class InvalidRequest(Mem8Error):
@@ -116,9 +129,7 @@ class ConfigError(Mem8Error):
 
 def rebuild(name: str, message: str, param: str | None = None) -> Mem8Error:
     """The error an actor or journal reported by class name, with its class (and so status)."""
-    cls = globals().get(name)
-    if not (isinstance(cls, type) and issubclass(cls, Mem8Error)):
-        cls = ActorUnavailable
+    cls = _BY_NAME.get(name, ActorUnavailable)
     error = cls.__new__(cls)
     Mem8Error.__init__(error, message, param=param)
     return error

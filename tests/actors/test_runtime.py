@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import msgpack
 import pytest
 import trio
@@ -14,18 +12,17 @@ from mem8.actors.messages import (
     SCHEMA_VERSION,
     Chat,
     Digest,
-    Message,
     MessageError,
     StateDigest,
     decode,
 )
-from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor
+from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor, handles
+from mem8.storage.sqlite import StorageError
 
 
 class Counter(Actor):
     """Counts digests asked of it; the request id says how to misbehave."""
 
-    handles: ClassVar[dict[type[Message], str]] = {StateDigest: "on_digest"}
     instances = 0
 
     def __init__(self) -> None:
@@ -33,6 +30,7 @@ class Counter(Actor):
         Counter.instances += 1
         self.count = 0
 
+    @handles(StateDigest)
     async def on_digest(self, message: StateDigest, reply: Reply) -> None:
         if message.request_id == "crash":
             raise RuntimeError("bug")
@@ -116,12 +114,11 @@ def test_a_full_mailbox_pushes_back() -> None:
 class Apart(Actor):
     """Answers each digest in a task of its own; "slow" waits until released."""
 
-    handles: ClassVar[dict[type[Message], str]] = {StateDigest: "on_digest"}
-
     def __init__(self) -> None:
         super().__init__()
         self.release = trio.Event()
 
+    @handles(StateDigest)
     async def on_digest(self, message: StateDigest, reply: Reply) -> None:
         self.answer_apart(message, reply, lambda owned: self._answer(message, owned))
 
@@ -232,3 +229,51 @@ def test_messages_round_trip() -> None:
 def test_invalid_messages_are_refused(body: bytes, problem: str) -> None:
     with pytest.raises(MessageError, match=problem):
         decode(body)
+
+
+class Storing(Actor):
+    """Fails the way a store that refused a write does."""
+
+    @handles(StateDigest)
+    async def on_digest(self, message: StateDigest, reply: Reply) -> None:
+        raise StorageError("the disk is full")
+
+
+def test_a_storage_error_crossing_an_actor_keeps_its_class_and_status() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for wire in ("objects", "msgpack"):
+                supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4, wire=wire)
+                ref = supervisor.start(f"store-{wire}", Storing)
+                with pytest.raises(StorageError, match="disk is full") as caught:
+                    await ref.ask(StateDigest("s"), Digest)
+                assert caught.value.status == 500
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_an_unknown_error_name_comes_back_as_an_unavailable_actor() -> None:
+    rebuilt = errors.rebuild("NoSuchError", "gone", "p")
+    assert type(rebuilt) is errors.ActorUnavailable
+    assert (rebuilt.message, rebuilt.param) == ("gone", "p")
+
+
+class Recounting(Counter):
+    """Overrides its parent's handler without marking it again: the override answers."""
+
+    async def on_digest(self, message: StateDigest, reply: Reply) -> None:
+        await reply.send(Digest(message.request_id, "recounting", "again"))
+
+
+def test_an_override_of_a_handler_takes_its_place() -> None:
+    assert Recounting.handlers[StateDigest] is Recounting.on_digest
+    assert Counter.handlers[StateDigest] is Counter.on_digest
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            ref = Supervisor(nursery, ask_timeout=1, mailbox_size=4).start("r", Recounting)
+            assert (await ref.ask(StateDigest("a"), Digest)).sha256 == "again"
+            nursery.cancel_scope.cancel()
+
+    run(main)
