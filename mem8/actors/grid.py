@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,7 @@ from mem8.actors.messages import (
     Message,
     StateDigest,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream
+from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream, handles
 from mem8.grid import kernels, lexical, sketch
 from mem8.grid.dynamics import SUPERSEDED_WEIGHT
 from mem8.grid.index import Candidates, Handles, RegionIndex, candidates_for
@@ -173,20 +173,6 @@ class Overlaps:
 
 
 class GridRegionActor(Actor):
-    handles: ClassVar[dict[type[Message], str]] = {
-        GridImprint: "on_imprint",
-        GridRecall: "on_recall",
-        GridScore: "on_score",
-        GridForget: "on_forget",
-        GridReinforce: "on_reinforce",
-        GridSupersede: "on_supersede",
-        GridEdges: "on_edges",
-        GridStep: "on_step",
-        GridExport: "on_export",
-        GridField: "on_field",
-        StateDigest: "on_state_digest",
-    }
-
     def __init__(self, name: str, tile: Tile, dimensions: int, sigma: float) -> None:
         super().__init__()
         self.name = name
@@ -197,6 +183,7 @@ class GridRegionActor(Actor):
         self.index = RegionIndex(dimensions)
         self.centres: dict[str, tuple[float, float]] = {}
 
+    @handles(GridImprint)
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
         for wire in message.memories:
             x, y = wire["x"], wire["y"]
@@ -233,6 +220,7 @@ class GridRegionActor(Actor):
         self.index.refresh()  # here, not in the next recall, which waits for it
         await reply.send(Ack(message.request_id))
 
+    @handles(GridRecall)
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         bits = np.frombuffer(message.sketch, np.uint64) if message.sketch else None
@@ -256,6 +244,7 @@ class GridRegionActor(Actor):
             )
         )
 
+    @handles(GridScore)
     async def on_score(self, message: GridScore, reply: Reply) -> None:
         query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
         words = LexicalQuery.from_wire(message.lexical)
@@ -266,11 +255,13 @@ class GridRegionActor(Actor):
         """The field as it is now: each recall reads the latest step."""
         return Activation(self.field, (self.tile.row0, self.tile.col0), ACTIVATION_GAIN)
 
+    @handles(GridForget)
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         if self.index.remove(message.memory_id):
             del self.centres[message.memory_id]
         await reply.send(Ack(message.request_id))
 
+    @handles(GridReinforce)
     async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
         for memory_id, recalls, tau, x, y in message.updates:
             if memory_id in self.centres:
@@ -289,11 +280,13 @@ class GridRegionActor(Actor):
                 )
         await reply.send(Ack(message.request_id))
 
+    @handles(GridSupersede)
     async def on_supersede(self, message: GridSupersede, reply: Reply) -> None:
         for memory_id, superseded in message.updates:
             self.index.supersede(memory_id, SUPERSEDED_WEIGHT if superseded else 1.0)
         await reply.send(Ack(message.request_id))
 
+    @handles(GridEdges)
     async def on_edges(self, message: GridEdges, reply: Reply) -> None:
         field = self.field
         await reply.send(
@@ -306,6 +299,7 @@ class GridRegionActor(Actor):
             )
         )
 
+    @handles(GridStep)
     async def on_step(self, message: GridStep, reply: Reply) -> None:
         padded = np.zeros((self.tile.height + 2, self.tile.width + 2), FIELD_DTYPE)
         padded[1:-1, 1:-1] = self.field
@@ -320,17 +314,20 @@ class GridRegionActor(Actor):
         kernels.decay(self.previous, message.decay)
         await reply.send(Ack(message.request_id))
 
+    @handles(GridExport)
     async def on_export(self, message: GridExport, reply: Reply) -> None:
         await reply.send(
             GridField(message.request_id, [self.field.tobytes()], [self.previous.tobytes()], None)
         )
 
+    @handles(GridField)
     async def on_field(self, message: GridField, reply: Reply) -> None:
         shape = self.field.shape
         self.field = np.frombuffer(message.current[0], FIELD_DTYPE).reshape(shape).copy()
         self.previous = np.frombuffer(message.previous[0], FIELD_DTYPE).reshape(shape).copy()
         await reply.send(Ack(message.request_id))
 
+    @handles(StateDigest)
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
         digest = hashlib.sha256(self.field.tobytes() + self.previous.tobytes())
         for memory_id, recalls, tau, standing in self.index.uses():
@@ -341,17 +338,6 @@ class GridRegionActor(Actor):
 
 class GridActor(Actor):
     """Routes to the regions; owns the field's clock (the last step's time)."""
-
-    handles: ClassVar[dict[type[Message], str]] = {
-        GridImprint: "on_imprint",
-        GridRecall: "on_recall",
-        GridForget: "on_forget",
-        GridReinforce: "on_reinforce",
-        GridSupersede: "on_supersede",
-        GridExport: "on_export",
-        GridField: "on_field",
-        StateDigest: "on_state_digest",
-    }
 
     def __init__(
         self, grid_size: int, per_side: int, regions: list[ActorRef], sigma: float
@@ -374,6 +360,7 @@ class GridActor(Actor):
         self.after = np.full(0, -1, np.int64)
         self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
 
+    @handles(GridImprint)
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
         await self._advance(message.now)
         routes: dict[int, list[dict[str, Any]]] = {}
@@ -432,6 +419,7 @@ class GridActor(Actor):
             steps.append((before, after))
         return steps
 
+    @handles(GridRecall)
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
         audience = Audience(message.tenant, message.user, message.persona)
@@ -507,6 +495,7 @@ class GridActor(Actor):
             scores.append(np.frombuffer(answer.scores, "<f4").astype(np.float32))
         return np.array(held, np.int64), np.concatenate(scores)
 
+    @handles(GridForget)
     async def on_forget(self, message: GridForget, reply: Reply) -> None:
         region = self.owner.pop(message.memory_id, None)
         self.centres.pop(message.memory_id, None)
@@ -535,6 +524,7 @@ class GridActor(Actor):
         if before >= 0 and after >= 0:
             self.before[after], self.after[before] = before, after
 
+    @handles(GridReinforce)
     async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
         """Updates each memory's owner and excites every tile its packet touches."""
         await self._advance(message.now)
@@ -551,6 +541,7 @@ class GridActor(Actor):
         )
         await reply.send(Ack(message.request_id))
 
+    @handles(GridSupersede)
     async def on_supersede(self, message: GridSupersede, reply: Reply) -> None:
         """Sends each update to the region holding the memory (its weight lives there)."""
         routes: dict[int, list[list[Any]]] = {}
@@ -560,6 +551,7 @@ class GridActor(Actor):
         await self._each({i: GridSupersede(_rid(), batch) for i, batch in routes.items()}, Ack)
         await reply.send(Ack(message.request_id))
 
+    @handles(GridExport)
     async def on_export(self, message: GridExport, reply: Reply) -> None:
         answers = await self._each(
             {i: GridExport(_rid()) for i in range(len(self.regions))}, GridField
@@ -574,6 +566,7 @@ class GridActor(Actor):
             )
         )
 
+    @handles(GridField)
     async def on_field(self, message: GridField, reply: Reply) -> None:
         if len(message.current) != len(self.regions):
             raise errors.InvalidRequest(
@@ -589,6 +582,7 @@ class GridActor(Actor):
         )
         await reply.send(Ack(message.request_id))
 
+    @handles(StateDigest)
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
         answers = await self._each(
             {i: StateDigest(_rid()) for i in range(len(self.regions))}, Digest

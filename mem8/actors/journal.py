@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import msgpack
 import trio
@@ -20,11 +20,10 @@ from mem8.actors.messages import (
     Ack,
     JournalAppend,
     JournalClose,
-    Message,
     Snapshot,
     SnapshotState,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply
+from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -150,11 +149,6 @@ def _frame_fields(frame: Any) -> tuple[str, float, dict[str, Any], bytes]:
 class JournalActor(Actor):
     """Owns the journal directory; personas tell it records, it asks them for snapshots."""
 
-    handles: ClassVar[dict[type[Message], str]] = {
-        JournalAppend: "on_append",
-        JournalClose: "on_close",
-    }
-
     def __init__(
         self,
         directory: Path,
@@ -192,6 +186,7 @@ class JournalActor(Actor):
                 for record in records:
                     self.writer.append(record)
 
+    @handles(JournalAppend)
     async def on_append(self, message: JournalAppend, reply: Reply) -> None:
         record = Record(message.kind, message.at, message.body)
         if self.writer is None:
@@ -246,6 +241,7 @@ class JournalActor(Actor):
             if self.writer is not None:
                 self.writer.sync()
 
+    @handles(JournalClose)
     async def on_close(self, message: JournalClose, reply: Reply) -> None:
         """Writes the final state digests and a close record: a journal that ends so is whole."""
         if self.writer is not None:

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter, deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -45,7 +45,6 @@ from mem8.actors.messages import (
     MemoryPage,
     MemoryQuery,
     MemorySearch,
-    Message,
     Recollect,
     Remember,
     Remembered,
@@ -54,7 +53,7 @@ from mem8.actors.messages import (
     SnapshotState,
     StateDigest,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply
+from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.emotion import amplitude, perceive
 from mem8.encoders.base import Encoder
 from mem8.grid import kernels
@@ -103,22 +102,6 @@ class Binder:
 
 
 class MemoryActor(Actor):
-    handles: ClassVar[dict[type[Message], str]] = {
-        Begin: "on_begin",
-        Commit: "on_commit",
-        Recollect: "on_recollect",
-        MemoryQuery: "on_query",
-        MemorySearch: "on_search",
-        MemoryForget: "on_forget",
-        Remember: "on_remember",
-        FileKeep: "on_file_keep",
-        FileAsk: "on_file_ask",
-        FileForget: "on_file_forget",
-        StateDigest: "on_state_digest",
-        Snapshot: "on_snapshot",
-        Restore: "on_restore",
-    }
-
     def __init__(
         self,
         store: MemoryStore,
@@ -145,6 +128,7 @@ class MemoryActor(Actor):
         # Per scope, its latest memory: the context the next one is encoded with.
         self.latest: dict[tuple[str, str, str], Memory] = {}
 
+    @handles(Begin)
     async def on_begin(self, message: Begin, reply: Reply) -> None:
         chat = message.chat
         await self._record(
@@ -210,6 +194,7 @@ class MemoryActor(Actor):
         (Writes, which wait for the disk, go to a worker thread.)"""
         return [self.store.get(memory_id, tenant) for memory_id in ids]
 
+    @handles(Commit)
     async def on_commit(self, message: Commit, reply: Reply) -> None:
         self.seq += 1
         self._tally(message)
@@ -296,6 +281,7 @@ class MemoryActor(Actor):
             updates = [[old, True] for old, _ in pairs]
             await self.grid.ask(GridSupersede(_rid(), updates), Ack)
 
+    @handles(Remember)
     async def on_remember(self, message: Remember, reply: Reply) -> None:
         """Percepts from senses, simulations and benchmarks: kept like a conversation's turns."""
         self.seq += 1
@@ -337,6 +323,7 @@ class MemoryActor(Actor):
         now = max((m.created for m in memories), default=0.0)
         return await self._keep(memories, now, file_id)
 
+    @handles(FileKeep)
     async def on_file_keep(self, message: FileKeep, reply: Reply) -> None:
         """An upload: the file is stored first (its memories refer to it), then what was read
         from it is kept, then it is marked processed. Journaled without its bytes."""
@@ -357,6 +344,7 @@ class MemoryActor(Actor):
         )
         await reply.send(Remembered(message.request_id, [m.id for m in kept]))
 
+    @handles(FileAsk)
     async def on_file_ask(self, message: FileAsk, reply: Reply) -> None:
         shelf = self.store.files
         if message.file_id is None:
@@ -376,6 +364,7 @@ class MemoryActor(Actor):
             page = FilePage(message.request_id, [stored.to_wire()], False)
         await reply.send(page)
 
+    @handles(FileForget)
     async def on_file_forget(self, message: FileForget, reply: Reply) -> None:
         """Deletes the file (the store cascades to its memories), then takes each memory out of
         the grid and out of this actor's counts."""
@@ -465,6 +454,7 @@ class MemoryActor(Actor):
             ask = GridReinforce(_rid(), [list(u) for u in updates], message.arrival)
             await self.grid.ask(ask, Ack)
 
+    @handles(Recollect)
     async def on_recollect(self, message: Recollect, reply: Reply) -> None:
         saved = await trio.to_thread.run_sync(self.store.get_state, GRID_STATE)
         field = saved_field(saved, message.grid_size, message.tiles) if saved else None
@@ -488,6 +478,7 @@ class MemoryActor(Actor):
         )
         await reply.send(Ack(message.request_id))
 
+    @handles(MemoryQuery)
     async def on_query(self, message: MemoryQuery, reply: Reply) -> None:
         if message.memory_id is not None:
             found = self.store.get(message.memory_id, message.tenant)
@@ -526,6 +517,7 @@ class MemoryActor(Actor):
             count > 0 and audience.admits(Scope(*scope)) for scope, count in self.population.items()
         )
 
+    @handles(MemorySearch)
     async def on_search(self, message: MemorySearch, reply: Reply) -> None:
         if not self._holds(message.tenant, message.user, message.persona):
             await reply.send(MemoryPage(message.request_id, [], False))
@@ -546,6 +538,7 @@ class MemoryActor(Actor):
         results = [{**wire, "score": s} for wire, (_, s) in zip(shown, ranked, strict=True)]
         await reply.send(MemoryPage(message.request_id, results, False))
 
+    @handles(MemoryForget)
     async def on_forget(self, message: MemoryForget, reply: Reply) -> None:
         found = self.store.get(message.memory_id, message.tenant)
         forgotten = await trio.to_thread.run_sync(
@@ -591,11 +584,13 @@ class MemoryActor(Actor):
         if self.journal is not None:
             await self.journal.tell(JournalAppend(kind, at, body))
 
+    @handles(StateDigest)
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
         grid = await self.grid.ask(StateDigest(_rid()), Digest)
         state = msgpack.packb([self.export(), grid.sha256], use_bin_type=True)
         await reply.send(Digest(message.request_id, "memory", hashlib.sha256(state).hexdigest()))
 
+    @handles(Snapshot)
     async def on_snapshot(self, message: Snapshot, reply: Reply) -> None:
         """Everything replay needs to start here: windows, the store's copy, the field."""
         state = self.export()
@@ -611,6 +606,7 @@ class MemoryActor(Actor):
             }
         await reply.send(SnapshotState(message.request_id, "memory", state))
 
+    @handles(Restore)
     async def on_restore(self, message: Restore, reply: Reply) -> None:
         """Takes a snapshot's windows and commit count (the store and field come separately)."""
         self.seq = message.state["seq"]

@@ -7,7 +7,7 @@ import hashlib
 import logging
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import msgpack
 import trio
@@ -22,10 +22,9 @@ from mem8.actors.messages import (
     Chat,
     Commit,
     Done,
-    Message,
     Token,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply
+from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.backends.base import ChatMessage, Finish, GenerationRequest, LLMBackend, TextDelta
 from mem8.emotion import modulation
 from mem8.interest import Stimulus, interest, subconscious_reply
@@ -75,10 +74,6 @@ class Judgement:
 
 
 class PersonaActor(Actor):
-    handles: ClassVar[dict[type[Message], str]] = {
-        Chat: "on_chat",
-    }
-
     def __init__(
         self,
         persona: Persona,
@@ -92,6 +87,7 @@ class PersonaActor(Actor):
         self.memory = memory
         self.memory_share = memory_share  # of the context, for recalled memories
 
+    @handles(Chat)
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
         """Each chat is answered in its own task: the mailbox takes the next chat while this
         one waits for the memory actor, so concurrent chats reach it together."""

@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import trio
 
@@ -17,6 +17,7 @@ from mem8.actors.messages import Failed, Message, decode
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
+A = TypeVar("A", bound="Actor")
 REPLY_BUFFER = 32
 YIELD_EVERY = 16  # envelopes an actor with a backlog takes before it lets other tasks run
 Payload = Message | bytes
@@ -95,10 +96,35 @@ class Reply:
             self._channel.close()  # synchronous: closing needs no trip through the scheduler
 
 
-class Actor:
-    """State lives in the subclass; `handlers` maps each message class to its coroutine."""
+Handler = Callable[[A, M, "Reply"], Awaitable[None]]
+_HANDLED = "_mem8_handles"  # the attribute on a handler naming the message class it takes
 
-    handles: ClassVar[dict[type[Message], str]] = {}
+
+def handles(kind: type[M]) -> Callable[[Handler[A, M]], Handler[A, M]]:
+    """Marks an actor's method as its handler of `kind` messages (mypy checks it takes them)."""
+
+    def mark(method: Handler[A, M]) -> Handler[A, M]:
+        setattr(method, _HANDLED, kind)
+        return method
+
+    return mark
+
+
+class Actor:
+    """State lives in the subclass; `handlers` maps each message class to the method marked
+    `@handles` for it (an override of a marked method, marked or not, takes its place)."""
+
+    handlers: ClassVar[dict[type[Message], Callable[[Any, Any, Reply], Awaitable[None]]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names: dict[type[Message], str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                kind = getattr(value, _HANDLED, None)
+                if kind is not None:
+                    names[kind] = name
+        cls.handlers = {kind: getattr(cls, name) for kind, name in names.items()}
 
     def __init__(self) -> None:
         self.nursery: trio.Nursery | None = None
@@ -108,10 +134,10 @@ class Actor:
         """Runs once each time the actor (re)starts, before its first message."""
 
     async def dispatch(self, message: Message, reply: Reply) -> None:
-        method_name = self.handles.get(type(message))
-        if method_name is None:
+        handler = self.handlers.get(type(message))
+        if handler is None:
             raise errors.InvalidRequest(f"{type(self).__name__} does not handle {message.type}")
-        await getattr(self, method_name)(message, reply)
+        await handler(self, message, reply)
 
     def spawn(self, work: Callable[[], Awaitable[None]]) -> None:
         """Runs work in the background for as long as this actor lives."""

@@ -6,12 +6,12 @@ burst of uploads queues instead of oversubscribing the two cores."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import Any
 
 import trio
 
-from mem8.actors.messages import Hear, Heard, Message, Read, ReadOut
-from mem8.actors.runtime import Actor, Reply
+from mem8.actors.messages import Hear, Heard, Read, ReadOut
+from mem8.actors.runtime import Actor, Reply, handles
 from mem8.encoders.base import Encoder
 from mem8.passages import percept_passages
 from mem8.senses import audio, documents
@@ -20,12 +20,11 @@ SENSED_IMPORTANCE = 0.7  # a percept sent on purpose is as important as an inter
 
 
 class HearingActor(Actor):
-    handles: ClassVar[dict[type[Message], str]] = {Hear: "on_hear"}
-
     def __init__(self, transcriber: audio.Transcriber) -> None:
         super().__init__()
         self.transcriber = transcriber
 
+    @handles(Hear)
     async def on_hear(self, message: Hear, reply: Reply) -> None:
         hearing = audio.Hearing(
             message.language, message.prompt, message.temperature, message.words
@@ -39,12 +38,11 @@ class HearingActor(Actor):
 
 
 class ReadingActor(Actor):
-    handles: ClassVar[dict[type[Message], str]] = {Read: "on_read"}
-
     def __init__(self, limits: documents.Limits) -> None:
         super().__init__()
         self.limits = limits
 
+    @handles(Read)
     async def on_read(self, message: Read, reply: Reply) -> None:
         try:
             read = await documents.extract(message.data, message.filename, self.limits)
