@@ -22,7 +22,6 @@ import math
 import re
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import trio
 
 from mem8.actors.memory import recall_request
 from mem8.actors.messages import GridRecalled, Remember, Remembered
+from mem8.actors.runtime import new_request_id
 from mem8.backends.fake import ScriptedLLM
 from mem8.clock import VirtualClock
 from mem8.config import load_settings
@@ -245,7 +245,7 @@ async def remember(
             }
             for t in session
         ]
-        ask = Remember(uuid.uuid4().hex, "locomo", conversation.sample_id, PERSONA, percepts, 1.0)
+        ask = Remember(new_request_id(), "locomo", conversation.sample_id, PERSONA, percepts, 1.0)
         kept = (await system.memory.ask(ask, Remembered)).ids  # importance 1: every turn stored
         for memory_id in kept:
             stored = system.store.get(memory_id, "locomo")

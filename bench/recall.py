@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-import uuid
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import trio
 
 from mem8.actors.grid import GridActor, GridRegionActor, tiles
 from mem8.actors.messages import GridImprint, GridImprinted, GridRecall, GridRecalled
-from mem8.actors.runtime import ActorRef, Supervisor
+from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
 from mem8.encoders.minilm import MiniLMEncoder
 from mem8.grid.placement import Placer
 
@@ -106,7 +105,7 @@ async def imprint(
     began = time.perf_counter()
     for first in range(0, len(vectors), BATCH):
         batch = wires(vectors[first : first + BATCH], start + first, placer)
-        ask = GridImprint(uuid.uuid4().hex, batch, float(start + first))
+        ask = GridImprint(new_request_id(), batch, float(start + first))
         await grid.ask(ask, GridImprinted, timeout=600)
     return time.perf_counter() - began
 
@@ -116,7 +115,7 @@ async def recall_latencies(
 ) -> list[float]:
     latencies = []
     for query in queries:
-        ask = GridRecall(uuid.uuid4().hex, query.astype("<f4").tobytes(), "t", "u", "p", K, now)
+        ask = GridRecall(new_request_id(), query.astype("<f4").tobytes(), "t", "u", "p", K, now)
         began = time.perf_counter()
         await grid.ask(ask, GridRecalled)
         latencies.append(time.perf_counter() - began)

@@ -25,7 +25,6 @@ import argparse
 import json
 import random
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -48,6 +47,7 @@ from mem8.actors.messages import (
     Remember,
     Remembered,
 )
+from mem8.actors.runtime import new_request_id
 from mem8.backends.fake import ScriptedLLM
 from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
@@ -135,7 +135,7 @@ def placements(conversation: Conversation, count: int, seed: int) -> list[tuple[
 async def say(system: System, clock: VirtualClock, user: str, text: str, at: float) -> None:
     """One chat to the keeper persona, answered by the scripted model's echo."""
     clock.set(at)
-    chat = Chat(uuid.uuid4().hex, KEEPER.id, TENANT, user, at, [{"role": "user", "content": text}])
+    chat = Chat(new_request_id(), KEEPER.id, TENANT, user, at, [{"role": "user", "content": text}])
     with await system.persona(KEEPER.id).open_stream(chat) as replies:
         answers = [reply async for reply in replies]
     assert isinstance(answers[0], Accepted) and isinstance(answers[-1], Done), answers
@@ -199,7 +199,7 @@ async def _filler(system: System, clock: VirtualClock, user: str, session: list[
         {"text": t.text, "source": f"locomo:{t.dia_id}", "modality": "text", "created": t.created}
         for t in session
     ]
-    remember = Remember(uuid.uuid4().hex, TENANT, user, KEEPER.id, percepts, 1.0)
+    remember = Remember(new_request_id(), TENANT, user, KEEPER.id, percepts, 1.0)
     await system.memory.ask(remember, Remembered)
 
 
@@ -216,7 +216,7 @@ async def _ask(
     queries = encoder.embed_batch([item.question for item in items])
     vectors = np.array([m.vector for m in stored], np.float32)
     for item, query in zip(items, queries, strict=True):
-        search = MemorySearch(uuid.uuid4().hex, TENANT, item.question, user, KEEPER.id, K, now)
+        search = MemorySearch(new_request_id(), TENANT, item.question, user, KEEPER.id, K, now)
         found = (await system.memory.ask(search, MemoryPage)).memories  # as a chat recalls
         first = found[0]["text"] if found else ""
         if not updates_on:

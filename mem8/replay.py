@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from mem8.actors.messages import (
     from_map,
 )
 from mem8.actors.persona import Outcome
+from mem8.actors.runtime import new_request_id
 from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
 from mem8.clock import VirtualClock
 from mem8.config import Settings
@@ -171,10 +171,10 @@ async def _restore(system: System, snapshot: dict[str, Any] | None, report: Repl
         if ref is None:
             report.problems.append(f"the snapshot holds an unknown actor {owner}")
             continue
-        await ref.ask(Restore(uuid.uuid4().hex, state), Digest)
+        await ref.ask(Restore(new_request_id(), state), Digest)
     grid = snapshot.get("memory", {}).get("grid")
     if grid:
-        restore = GridField(uuid.uuid4().hex, grid["current"], grid["previous"], grid["last_step"])
+        restore = GridField(new_request_id(), grid["current"], grid["previous"], grid["last_step"])
         await system.grid.ask(restore, Ack)
     seq: int = snapshot.get("memory", {}).get("seq", 0)
     return seq
@@ -212,11 +212,11 @@ async def _drive(
                 await system.memory.ask(kept, Remembered)
         elif record.kind == "file_forget":
             body = record.body
-            forget_file = FileForget(uuid.uuid4().hex, body["tenant"], body["file_id"], record.at)
+            forget_file = FileForget(new_request_id(), body["tenant"], body["file_id"], record.at)
             await _forget(system, forget_file, f"file_forget {body['file_id']}", report)
         elif record.kind == "forget":
             body = record.body
-            forget = MemoryForget(uuid.uuid4().hex, body["tenant"], body["memory_id"], record.at)
+            forget = MemoryForget(new_request_id(), body["tenant"], body["memory_id"], record.at)
             await _forget(system, forget, f"forget {body['memory_id']}", report)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from mem8.actors.messages import (
     StateDigest,
 )
 from mem8.actors.persona import PersonaActor
-from mem8.actors.runtime import ActorRef, Supervisor
+from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
 from mem8.actors.senses import HearingActor, ReadingActor
 from mem8.backends.base import LLMBackend
 from mem8.backends.select import choose_backends
@@ -71,8 +70,8 @@ class System:
     async def state_digests(self) -> dict[str, str]:
         """The memory actor's state hash (windows, tallies, commit count, and the grid's) and the
         grid's on its own: replay compares these."""
-        memory = await self.memory.ask(StateDigest(uuid.uuid4().hex), Digest)
-        grid = await self.grid.ask(StateDigest(uuid.uuid4().hex), Digest)
+        memory = await self.memory.ask(StateDigest(new_request_id()), Digest)
+        grid = await self.grid.ask(StateDigest(new_request_id()), Digest)
         return {"memory": memory.sha256, "grid": grid.sha256}
 
     def stateful(self) -> dict[str, ActorRef]:
@@ -189,14 +188,14 @@ def _start_grid(
 
 
 async def restore_grid(system: System) -> None:
-    recollect = Recollect(uuid.uuid4().hex, system.settings.grid_size, system.settings.grid_tiles)
+    recollect = Recollect(new_request_id(), system.settings.grid_size, system.settings.grid_tiles)
     await system.memory.ask(recollect, Ack, timeout=math.inf)  # a large store takes a while
 
 
 async def save_actors(system: System) -> None:
     """Each actor's state into the store, so that a clean restart continues exactly."""
     for name, ref in system.stateful().items():
-        state = (await ref.ask(Snapshot(uuid.uuid4().hex, for_journal=False), SnapshotState)).state
+        state = (await ref.ask(Snapshot(new_request_id(), for_journal=False), SnapshotState)).state
         packed = msgpack.packb(state, use_bin_type=True)
         await trio.to_thread.run_sync(system.store.put_state, f"actor:{name}", packed)
 
@@ -205,11 +204,11 @@ async def restore_actors(system: System) -> None:
     for name, ref in system.stateful().items():
         saved = await trio.to_thread.run_sync(system.store.get_state, f"actor:{name}")
         if saved is not None:
-            await ref.ask(Restore(uuid.uuid4().hex, msgpack.unpackb(saved, raw=False)), Digest)
+            await ref.ask(Restore(new_request_id(), msgpack.unpackb(saved, raw=False)), Digest)
 
 
 async def save_grid(system: System) -> None:
-    field = await system.grid.ask(GridExport(uuid.uuid4().hex), GridField)
+    field = await system.grid.ask(GridExport(new_request_id()), GridField)
     state = msgpack.packb(
         {
             "grid_size": system.settings.grid_size,
@@ -248,7 +247,7 @@ async def _close(system: System) -> None:
         await save_actors(system)
         digests = await system.state_digests()
         if system.journal is not None:
-            await system.journal.ask(JournalClose(uuid.uuid4().hex, digests), Ack)
+            await system.journal.ask(JournalClose(new_request_id(), digests), Ack)
     except errors.Mem8Error as error:
         log.warning("could not close the journal cleanly: %s", error)
     for backend in {id(b): b for b in system.backends.values()}.values():

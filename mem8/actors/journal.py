@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from mem8.actors.messages import (
     Snapshot,
     SnapshotState,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply, handles
+from mem8.actors.runtime import Actor, ActorRef, Reply, handles, new_request_id
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -223,7 +222,7 @@ class JournalActor(Actor):
     async def _gather_snapshot(self) -> dict[str, Any]:
         states: dict[str, Any] = {}
         for owner, ref in self.sources.items():
-            answer = await ref.ask(Snapshot(uuid.uuid4().hex), SnapshotState)
+            answer = await ref.ask(Snapshot(new_request_id()), SnapshotState)
             states[owner] = answer.state
         return states
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import uuid
 from collections import Counter, deque
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +52,7 @@ from mem8.actors.messages import (
     SnapshotState,
     StateDigest,
 )
-from mem8.actors.runtime import Actor, ActorRef, Reply, handles
+from mem8.actors.runtime import Actor, ActorRef, Reply, handles, new_request_id
 from mem8.emotion import amplitude, perceive
 from mem8.encoders.base import Encoder
 from mem8.grid import kernels
@@ -279,7 +278,7 @@ class MemoryActor(Actor):
         if pairs:
             await trio.to_thread.run_sync(self.store.supersede, pairs)
             updates = [[old, True] for old, _ in pairs]
-            await self.grid.ask(GridSupersede(_rid(), updates), Ack)
+            await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
 
     @handles(Remember)
     async def on_remember(self, message: Remember, reply: Reply) -> None:
@@ -394,7 +393,7 @@ class MemoryActor(Actor):
         scope = memories[0].scope
         self.population[(scope.tenant, scope.user, scope.persona)] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
-        imprinted = await self.grid.ask(GridImprint(_rid(), wires, now), GridImprinted)
+        imprinted = await self.grid.ask(GridImprint(new_request_id(), wires, now), GridImprinted)
         pairs = bound + [(a, b, s) for a, b, s in imprinted.associations]
         if pairs:
             await trio.to_thread.run_sync(self.store.associate, pairs)
@@ -451,7 +450,7 @@ class MemoryActor(Actor):
                 (memory_id, recalls, message.arrival, tau) for memory_id, recalls, tau in updates
             ]
             await trio.to_thread.run_sync(self.store.record_recalls, rows)
-            ask = GridReinforce(_rid(), [list(u) for u in updates], message.arrival)
+            ask = GridReinforce(new_request_id(), [list(u) for u in updates], message.arrival)
             await self.grid.ask(ask, Ack)
 
     @handles(Recollect)
@@ -467,7 +466,7 @@ class MemoryActor(Actor):
             for memory in memories:
                 self.latest[(memory.scope.tenant, memory.scope.user, memory.scope.persona)] = memory
             self.population.update((w["tenant"], w["user"], w["persona"]) for w in batch)
-            imprint = GridImprint(_rid(), batch, batch[-1]["created"], wave=field is None)
+            imprint = GridImprint(new_request_id(), batch, batch[-1]["created"], wave=field is None)
             await self.grid.ask(imprint, GridImprinted)
         if field is not None:
             await self.grid.ask(field, Ack)
@@ -569,14 +568,14 @@ class MemoryActor(Actor):
         reinstated = await trio.to_thread.run_sync(self.store.reinstate, memory.id)
         if reinstated:
             updates = [[memory_id, False] for memory_id in reinstated]
-            await self.grid.ask(GridSupersede(_rid(), updates), Ack)
+            await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
         key = (memory.tenant, memory.user, memory.persona)
         self.population[key] -= 1
         latest = self.latest.get(key)
         if latest is not None and latest.id == memory.id:
             del self.latest[key]
         forget = GridForget(
-            _rid(), memory.id, list(key), memory.text, memory.context, memory.created
+            new_request_id(), memory.id, list(key), memory.text, memory.context, memory.created
         )
         await self.grid.ask(forget, Ack)
 
@@ -586,7 +585,7 @@ class MemoryActor(Actor):
 
     @handles(StateDigest)
     async def on_state_digest(self, message: StateDigest, reply: Reply) -> None:
-        grid = await self.grid.ask(StateDigest(_rid()), Digest)
+        grid = await self.grid.ask(StateDigest(new_request_id()), Digest)
         state = msgpack.packb([self.export(), grid.sha256], use_bin_type=True)
         await reply.send(Digest(message.request_id, "memory", hashlib.sha256(state).hexdigest()))
 
@@ -597,7 +596,7 @@ class MemoryActor(Actor):
         if self.snapshots is not None and message.for_journal:
             name = f"store-{self.seq:012d}.db"
             await trio.to_thread.run_sync(self.store.copy_to, self.snapshots / name)
-            field = await self.grid.ask(GridExport(_rid()), GridField)
+            field = await self.grid.ask(GridExport(new_request_id()), GridField)
             state["store"] = name
             state["grid"] = {
                 "current": field.current,
@@ -630,7 +629,7 @@ def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:
     if state.get("grid_size") != grid_size or state.get("tiles") != tiles:
         log.warning("the saved field is for another grid size or tiling: rebuilding it")
         return None
-    return GridField(_rid(), state["current"], state["previous"], state["last_step"])
+    return GridField(new_request_id(), state["current"], state["previous"], state["last_step"])
 
 
 def recall_request(
@@ -645,7 +644,7 @@ def recall_request(
     """The grid's recall of a query (its words and its vector): what chat, search and the
     benchmarks all ask."""
     wire = vector.astype("<f4").tobytes()
-    return GridRecall(_rid(), wire, tenant, user, persona, k, now, text=text)
+    return GridRecall(new_request_id(), wire, tenant, user, persona, k, now, text=text)
 
 
 def public_wire(memory: Memory) -> dict[str, Any]:
@@ -681,7 +680,3 @@ def last_user_text(messages: list[dict[str, str]]) -> str:
         if message["role"] == "user":
             return message["content"]
     return ""
-
-
-def _rid() -> str:
-    return uuid.uuid4().hex[:16]

@@ -4,12 +4,12 @@ for the caller's scope (modality audio, each segment a memory, bound in time as 
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 
 from quart import Response, jsonify
 
 from mem8.actors.messages import Hear, Heard, Remember, Remembered
+from mem8.actors.runtime import new_request_id
 from mem8.actors.senses import SENSED_IMPORTANCE, encoded, transcript_from_wire
 from mem8.errors import InvalidRequest
 from mem8.http.context import caller
@@ -38,7 +38,7 @@ class Transcriptions:
             )
         granularities = _granularities(form, response_format)
         hear = Hear(
-            uuid.uuid4().hex,
+            new_request_id(),
             form.upload.data,
             self.system.settings.audio_max_seconds,
             language=form.text("language") or None,

@@ -12,8 +12,8 @@ from quart import Response, request
 
 from mem8 import errors
 from mem8.actors.messages import Accepted, Chat, Done, Message, Token
-from mem8.actors.runtime import ReplyStream
-from mem8.http.context import caller, conversation_key, new_request_id
+from mem8.actors.runtime import ReplyStream, new_request_id
+from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
 from mem8.http.validation import ChatRequest, parse_chat, parse_json
 from mem8.system import System

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 
 from quart import request
 
@@ -32,7 +31,3 @@ def conversation_key(tenant: str, user: str, persona: str, messages: list[dict[s
     opening = named or next((m["content"] for m in messages if m["role"] == "user"), "")
     digest = hashlib.sha256("\x00".join([tenant, user, persona, opening]).encode()).hexdigest()
     return digest[:24]
-
-
-def new_request_id() -> str:
-    return os.urandom(12).hex()

@@ -21,6 +21,7 @@ from mem8.actors.messages import (
     ReadOut,
     Remembered,
 )
+from mem8.actors.runtime import new_request_id
 from mem8.actors.senses import SENSED_IMPORTANCE, encoded
 from mem8.errors import InvalidRequest, SenseUnavailable
 from mem8.http.context import caller
@@ -82,7 +83,7 @@ class Files:
         if purpose in READ_PURPOSES:
             stored, percepts = await self._read(stored, form, now)
         keep = FileKeep(
-            uuid.uuid4().hex, stored.to_wire(), form.upload.data, percepts, SENSED_IMPORTANCE
+            new_request_id(), stored.to_wire(), form.upload.data, percepts, SENSED_IMPORTANCE
         )
         await self.system.memory.ask(keep, Remembered)
         return jsonify(file_object(stored))
@@ -92,7 +93,7 @@ class Files:
     ) -> tuple[StoredFile, list[dict[str, Any]]]:
         """The percepts read from the upload; a file that cannot be read is kept with status
         'error' and the reason (a missing reader is the server's fault: 503, nothing kept)."""
-        read = Read(uuid.uuid4().hex, form.upload.data, form.upload.filename)
+        read = Read(new_request_id(), form.upload.data, form.upload.filename)
         out = await self.system.reading.ask(read, ReadOut, timeout=math.inf)
         if out.missing:
             raise SenseUnavailable(out.error or "A reader for this file is not installed")
@@ -118,7 +119,7 @@ class Files:
         if order not in ("asc", "desc"):
             raise InvalidRequest("'order' must be asc or desc", param="order")
         ask = FileAsk(
-            uuid.uuid4().hex,
+            new_request_id(),
             tenant,
             purpose=purpose,
             limit=page_limit(args.get("limit"), MAX_LIST, MAX_LIST),
@@ -131,17 +132,17 @@ class Files:
 
     async def retrieve(self, file_id: str) -> Response:
         tenant, _ = caller("")
-        page = await self.system.memory.ask(FileAsk(uuid.uuid4().hex, tenant, file_id), FilePage)
+        page = await self.system.memory.ask(FileAsk(new_request_id(), tenant, file_id), FilePage)
         return jsonify(file_object(StoredFile.from_wire(page.files[0])))
 
     async def content(self, file_id: str) -> Response:
         tenant, _ = caller("")
-        ask = FileAsk(uuid.uuid4().hex, tenant, file_id, content=True)
+        ask = FileAsk(new_request_id(), tenant, file_id, content=True)
         page = await self.system.memory.ask(ask, FilePage)
         return Response(page.content or b"", content_type="application/octet-stream")
 
     async def delete(self, file_id: str) -> Response:
         tenant, _ = caller("")
-        forget = FileForget(uuid.uuid4().hex, tenant, file_id, self.system.clock.now())
+        forget = FileForget(new_request_id(), tenant, file_id, self.system.clock.now())
         await self.system.memory.ask(forget, Ack)
         return jsonify({"id": file_id, "object": "file", "deleted": True})

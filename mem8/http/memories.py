@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import typing
-import uuid
 from typing import Any
 
 from quart import Response, jsonify, request
 
 from mem8.actors.messages import Ack, MemoryForget, MemoryPage, MemoryQuery, MemorySearch
+from mem8.actors.runtime import new_request_id
 from mem8.errors import InvalidRequest
 from mem8.grid.placement import BANDS
 from mem8.http.context import caller
@@ -71,7 +71,7 @@ class Memories:
                 f"modality must be one of {', '.join(MODALITIES)}", param="modality"
             )
         query = MemoryQuery(
-            uuid.uuid4().hex,
+            new_request_id(),
             tenant,
             user=args.get("user"),
             persona=self._persona_filter(args.get("persona")),
@@ -83,7 +83,7 @@ class Memories:
 
     async def retrieve(self, memory_id: str) -> Response:
         tenant, _ = caller("")
-        query = MemoryQuery(uuid.uuid4().hex, tenant, memory_id=memory_id)
+        query = MemoryQuery(new_request_id(), tenant, memory_id=memory_id)
         page = await self.system.memory.ask(query, MemoryPage)
         return jsonify(memory_object(page.memories[0]))
 
@@ -99,7 +99,7 @@ class Memories:
                 raise InvalidRequest(f"'{key}' must be a string", param=key)
         tenant, _ = caller("")
         search = MemorySearch(
-            uuid.uuid4().hex,
+            new_request_id(),
             tenant,
             text,
             user=body.get("user"),
@@ -111,6 +111,6 @@ class Memories:
 
     async def forget(self, memory_id: str) -> Response:
         tenant, _ = caller("")
-        forget = MemoryForget(uuid.uuid4().hex, tenant, memory_id, self.system.clock.now())
+        forget = MemoryForget(new_request_id(), tenant, memory_id, self.system.clock.now())
         await self.system.memory.ask(forget, Ack)
         return jsonify({"id": memory_id, "object": "memory.deleted", "deleted": True})
