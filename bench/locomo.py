@@ -34,7 +34,7 @@ import numpy.typing as npt
 import trio
 
 from mem8.actors.memory import recall_request
-from mem8.actors.messages import GridRecalled, Remember, Remembered
+from mem8.actors.messages import GridRecalled, Percept, Remember, Remembered
 from mem8.actors.runtime import new_request_id
 from mem8.backends.fake import ScriptedLLM
 from mem8.clock import VirtualClock
@@ -236,15 +236,7 @@ async def remember(
     dia_of = {}
     for session in conversation.sessions:
         clock.set(session[0].created)
-        percepts = [
-            {
-                "text": t.text,
-                "source": f"locomo:{t.dia_id}",
-                "modality": "text",
-                "created": t.created,
-            }
-            for t in session
-        ]
+        percepts = [Percept(t.text, f"locomo:{t.dia_id}", "text", t.created) for t in session]
         ask = Remember(new_request_id(), "locomo", conversation.sample_id, PERSONA, percepts, 1.0)
         kept = (await system.memory.ask(ask, Remembered)).ids  # importance 1: every turn stored
         for memory_id in kept:

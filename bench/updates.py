@@ -44,8 +44,10 @@ from mem8.actors.messages import (
     Done,
     MemoryPage,
     MemorySearch,
+    Percept,
     Remember,
     Remembered,
+    Turn,
 )
 from mem8.actors.runtime import new_request_id
 from mem8.backends.fake import ScriptedLLM
@@ -135,7 +137,7 @@ def placements(conversation: Conversation, count: int, seed: int) -> list[tuple[
 async def say(system: System, clock: VirtualClock, user: str, text: str, at: float) -> None:
     """One chat to the keeper persona, answered by the scripted model's echo."""
     clock.set(at)
-    chat = Chat(new_request_id(), KEEPER.id, TENANT, user, at, [{"role": "user", "content": text}])
+    chat = Chat(new_request_id(), KEEPER.id, TENANT, user, at, [Turn("user", text)])
     with await system.persona(KEEPER.id).open_stream(chat) as replies:
         answers = [reply async for reply in replies]
     assert isinstance(answers[0], Accepted) and isinstance(answers[-1], Done), answers
@@ -195,10 +197,7 @@ def _with_keeper(settings: Settings) -> Settings:
 
 async def _filler(system: System, clock: VirtualClock, user: str, session: list[Any]) -> None:
     clock.set(session[0].created)
-    percepts = [
-        {"text": t.text, "source": f"locomo:{t.dia_id}", "modality": "text", "created": t.created}
-        for t in session
-    ]
+    percepts = [Percept(t.text, f"locomo:{t.dia_id}", "text", t.created) for t in session]
     remember = Remember(new_request_id(), TENANT, user, KEEPER.id, percepts, 1.0)
     await system.memory.ask(remember, Remembered)
 

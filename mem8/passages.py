@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Any
 
 from mem8.grid.lexical import terms
 
@@ -64,16 +63,6 @@ def _words(sentence: str, limit: int) -> list[str]:
         cut.append(sentence[:at].rstrip())
         sentence = sentence[at:].lstrip()
     return [*cut, sentence] if sentence else cut
-
-
-def percept_passages(percepts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each percept (a map with a "text") whose text is long becomes several, one per
-    passage, in order; one with no text becomes none."""
-    return [
-        {**percept, "text": passage}
-        for percept in percepts
-        for passage in passages(percept["text"])
-    ]
 
 
 def most_relevant(text: str, query: str, limit: int = PASSAGE_CHARS) -> tuple[str, bool]:

@@ -24,16 +24,17 @@ from mem8.actors.messages import (
     Done,
     FileForget,
     FileKeep,
+    Finished,
     GridField,
     MemoryForget,
     MessageError,
+    Outcome,
     Remember,
     Remembered,
     Restore,
     Token,
     from_map,
 )
-from mem8.actors.persona import Outcome
 from mem8.actors.runtime import new_request_id
 from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
 from mem8.clock import VirtualClock
@@ -75,7 +76,7 @@ class RecordedLLM(LLMBackend):
 
     name: ClassVar[str] = "recorded"
 
-    def __init__(self, outcomes: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, outcomes: dict[str, Outcome]) -> None:
         self.outcomes = outcomes
         self.released: dict[str, trio.Event] = {}
 
@@ -92,11 +93,12 @@ class RecordedLLM(LLMBackend):
         if outcome is None:
             raise errors.BackendFailed(f"the journal holds no output for {request.request_id}")
         await self.released.setdefault(request.request_id, trio.Event()).wait()
-        for text in outcome["text"]:
+        for text in outcome.text:
             yield TextDelta(text)
-        if outcome["error"] is not None:
-            raise errors.rebuild(*outcome["error"])
-        yield Finish(*outcome["finish"])
+        if outcome.error is not None:
+            raise errors.rebuild(*outcome.error)
+        assert outcome.finish is not None
+        yield Finish(*outcome.finish)
 
 
 @dataclass
@@ -106,7 +108,12 @@ class _Running:
     chat: Chat
     accepted: trio.Event = field(default_factory=trio.Event)
     finished: trio.Event = field(default_factory=trio.Event)
-    outcome: Outcome = field(default_factory=lambda: Outcome(text=[]))
+    text: list[str] = field(default_factory=list)
+    finish: Finished | None = None
+    error: errors.Mem8Error | None = None
+
+    def outcome(self) -> Outcome:
+        return Outcome.of(self.text, self.finish, self.error)
 
 
 async def replay(directory: Path) -> ReplayReport:
@@ -149,7 +156,7 @@ async def _replay_in(
     settings: Settings, records: list[Record], snapshot: dict[str, Any] | None, report: ReplayReport
 ) -> None:
     commits = {r.body["request_id"]: r.body for r in records if r.kind == "commit"}
-    backend = RecordedLLM({rid: body["outcome"] for rid, body in commits.items()})
+    backend = RecordedLLM({rid: Outcome.from_map(body["outcome"]) for rid, body in commits.items()})
     clock = VirtualClock(records[0].body.get("started", 0.0))
     backends = dict.fromkeys(settings.personas, backend)
     async with open_system(settings, clock=clock, backends=backends, journal=False) as system:
@@ -239,20 +246,19 @@ def _chat(record: Record, report: ReplayReport) -> Chat | None:
 
 
 async def _run(system: System, request: _Running) -> None:
-    outcome = request.outcome
     try:
         with await system.persona(request.chat.persona).open_stream(request.chat) as replies:
             async for reply in replies:
                 if isinstance(reply, Accepted):
                     request.accepted.set()
                 elif isinstance(reply, Token):
-                    outcome.text.append(reply.text)
+                    request.text.append(reply.text)
                 elif isinstance(reply, Done):
-                    outcome.finish = Finish(
+                    request.finish = Finished(
                         reply.finish_reason, reply.prompt_tokens, reply.completion_tokens
                     )
     except errors.Mem8Error as error:
-        outcome.error = error
+        request.error = error
     finally:
         request.accepted.set()
         request.finished.set()
@@ -268,7 +274,7 @@ async def _finish(
     backend.release(commit["request_id"])
     with trio.fail_after(REQUEST_TIMEOUT):
         await request.finished.wait()
-    if request.outcome.digest() == commit["response_sha256"]:
+    if request.outcome().digest() == commit["response_sha256"]:
         report.matched += 1
     else:
         report.mismatches.append(

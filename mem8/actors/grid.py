@@ -16,6 +16,7 @@ import numpy.typing as npt
 from mem8 import errors
 from mem8.actors.messages import (
     Ack,
+    Association,
     Digest,
     Edges,
     GridCandidates,
@@ -32,8 +33,10 @@ from mem8.actors.messages import (
     GridScored,
     GridStep,
     GridSupersede,
+    Hit,
     Message,
     StateDigest,
+    Supersession,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, ReplyStream, handles
 from mem8.grid import kernels, lexical, sketch
@@ -126,7 +129,7 @@ class Overlaps:
     def _cell(self, x: float, y: float) -> tuple[int, int]:
         return math.floor(x / self.reach), math.floor(y / self.reach)
 
-    def add(self, wire: dict[str, Any]) -> list[list[Any]]:
+    def add(self, wire: dict[str, Any]) -> list[Association]:
         """Places a memory; its associations with the memories of its scope it overlaps."""
         x, y, phase = wire["x"], wire["y"], wire["phase"]
         scope = (wire["tenant"], wire["user"], wire["persona"])
@@ -156,14 +159,15 @@ class Overlaps:
         phase: float,
         near: list[str],
         spots: list[npt.NDArray[np.float64]],
-    ) -> list[list[Any]]:
+    ) -> list[Association]:
         where = np.concatenate(spots) if len(spots) > 1 else spots[0]
         order, strengths = kernels.associations(
             where, x, y, phase, self.reach / 2, ASSOCIATION_FLOOR, MAX_ASSOCIATIONS
         )
         # Strongest first; equal strengths in the order they were placed.
         return [
-            [memory_id, near[i], s] for i, s in zip(order.tolist(), strengths.tolist(), strict=True)
+            Association(memory_id, near[i], s)
+            for i, s in zip(order.tolist(), strengths.tolist(), strict=True)
         ]
 
     def remove(self, memory_id: str) -> None:
@@ -472,7 +476,7 @@ class GridActor(Actor):
             spread = _spread(pool, around, known)
         chosen = spread.ranked(message.k, self.names.__getitem__)
         names, scores = self.names, chosen.scores.tolist()
-        best = [[names[h], s] for h, s in zip(chosen.handles.tolist(), scores, strict=True)]
+        best = [Hit(names[h], s) for h, s in zip(chosen.handles.tolist(), scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
     async def _scores(
@@ -544,10 +548,12 @@ class GridActor(Actor):
     @handles(GridSupersede)
     async def on_supersede(self, message: GridSupersede, reply: Reply) -> None:
         """Sends each update to the region holding the memory (its weight lives there)."""
-        routes: dict[int, list[list[Any]]] = {}
+        routes: dict[int, list[Supersession]] = {}
         for memory_id, superseded in message.updates:
             if memory_id in self.owner:
-                routes.setdefault(self.owner[memory_id], []).append([memory_id, superseded])
+                routes.setdefault(self.owner[memory_id], []).append(
+                    Supersession(memory_id, superseded)
+                )
         await self._each({i: GridSupersede(_rid(), batch) for i, batch in routes.items()}, Ack)
         await reply.send(Ack(message.request_id))
 

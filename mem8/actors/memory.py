@@ -24,6 +24,7 @@ from mem8.actors.messages import (
     Ack,
     Begin,
     Begun,
+    Chat,
     Commit,
     Digest,
     FileAsk,
@@ -39,11 +40,14 @@ from mem8.actors.messages import (
     GridRecalled,
     GridReinforce,
     GridSupersede,
+    Hit,
     JournalAppend,
     MemoryForget,
     MemoryPage,
     MemoryQuery,
     MemorySearch,
+    Percept,
+    RecalledMemory,
     Recollect,
     Remember,
     Remembered,
@@ -51,6 +55,9 @@ from mem8.actors.messages import (
     Snapshot,
     SnapshotState,
     StateDigest,
+    Supersession,
+    Turn,
+    last_user_text,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles, new_request_id
 from mem8.emotion import amplitude, perceive
@@ -123,7 +130,7 @@ class MemoryActor(Actor):
         # Per persona: answered, subconscious, failed, cancelled, prompt and completion tokens.
         # Kept here, in commit order, so that one snapshot holds them consistently with seq.
         self.tallies: dict[str, dict[str, int]] = {}
-        self.windows: dict[str, deque[dict[str, str]]] = {}
+        self.windows: dict[str, deque[Turn]] = {}
         # Per scope, its latest memory: the context the next one is encoded with.
         self.latest: dict[tuple[str, str, str], Memory] = {}
 
@@ -131,14 +138,14 @@ class MemoryActor(Actor):
     async def on_begin(self, message: Begin, reply: Reply) -> None:
         chat = message.chat
         await self._record(
-            "chat", {"message": chat, "conversation": message.conversation}, chat["arrival"]
+            "chat", {"message": chat.to_map(), "conversation": message.conversation}, chat.arrival
         )
-        text = last_user_text(chat["messages"])
+        text = last_user_text(chat.messages)
         recalled = []
-        if self._holds(chat["tenant"], chat["user"], chat["persona"]):  # else nothing to recall
+        if self._holds(chat.tenant, chat.user, chat.persona):  # else nothing to recall
             (vector,) = await self._embed([text])
             recalled = await self._recall(text, vector, chat, RECALL_K)
-        best = max((r["resonance"] for r in recalled), default=0.0)
+        best = max((r.resonance for r in recalled), default=0.0)
         emotion = perceive(text)
         window = list(self.windows.get(message.conversation, ()))
         await reply.send(
@@ -152,22 +159,21 @@ class MemoryActor(Actor):
         )
 
     async def _recall(
-        self, text: str, vector: npt.NDArray[np.float32], chat: dict[str, Any], k: int
-    ) -> list[dict[str, Any]]:
-        ask = recall_request(
-            text, vector, chat["tenant"], chat["user"], chat["persona"], k, chat["arrival"]
-        )
+        self, text: str, vector: npt.NDArray[np.float32], chat: Chat, k: int
+    ) -> list[RecalledMemory]:
+        ask = recall_request(text, vector, chat.tenant, chat.user, chat.persona, k, chat.arrival)
         hits = (await self.grid.ask(ask, GridRecalled)).hits
         return [
-            recalled_wire(memory, text, score, float(memory.vector @ vector))
-            for memory, score in self._current_ranked(hits, chat["tenant"])
+            recalled_memory(memory, text, score, float(memory.vector @ vector))
+            for memory, score in self._current_ranked(hits, chat.tenant)
         ]
 
-    def _current_ranked(self, hits: list[list[Any]], tenant: str) -> list[tuple[Memory, float]]:
+    def _current_ranked(self, hits: list[Hit], tenant: str) -> list[tuple[Memory, float]]:
         """The recalled memories and their scores, best first, each superseded one right after
         what superseded it (which takes its place and score): the current belief comes first."""
         ranked: dict[str, tuple[Memory, float]] = {}
-        for (_, score), memory in zip(hits, self._load([h[0] for h in hits], tenant), strict=True):
+        memories = self._load([hit.memory_id for hit in hits], tenant)
+        for (_, score), memory in zip(hits, memories, strict=True):
             for shown in self._current_first(memory, tenant) if memory is not None else []:
                 ranked.setdefault(shown.id, (shown, score))
         return list(ranked.values())
@@ -197,7 +203,7 @@ class MemoryActor(Actor):
     async def on_commit(self, message: Commit, reply: Reply) -> None:
         self.seq += 1
         self._tally(message)
-        answered = message.outcome["error"] is None
+        answered = message.outcome.error is None
         if answered:
             self._remember_window(message)
             if message.imprint:
@@ -209,7 +215,7 @@ class MemoryActor(Actor):
             "seq": self.seq,
             "interest": message.interest,
             "imprinted": answered and message.imprint,
-            "outcome": message.outcome,
+            "outcome": message.outcome.to_map(),
             "response_sha256": message.response_sha256,
         }
         await self._record("commit", body, message.arrival)
@@ -217,27 +223,28 @@ class MemoryActor(Actor):
 
     def _tally(self, message: Commit) -> None:
         tally = self.tallies.setdefault(message.persona, dict.fromkeys(TALLIES, 0))
-        error, finish = message.outcome["error"], message.outcome["finish"]
+        error, finish = message.outcome.error, message.outcome.finish
         if error is None:
+            assert finish is not None
             tally["answered"] += 1
             tally["subconscious"] += message.answered_by == "subconscious"
-            tally["prompt_tokens"] += finish[1]
-            tally["completion_tokens"] += finish[2]
+            tally["prompt_tokens"] += finish.prompt_tokens
+            tally["completion_tokens"] += finish.completion_tokens
         else:
-            tally["cancelled" if error[0] == "GenerationCancelled" else "failed"] += 1
+            tally["cancelled" if error.name == "GenerationCancelled" else "failed"] += 1
 
     def _remember_window(self, message: Commit) -> None:
         window = self.windows.setdefault(message.conversation, deque(maxlen=WINDOW))
-        window.extend({"role": m["role"], "content": m["content"]} for m in message.exchange)
+        window.extend(message.exchange)
 
     async def _imprint(self, message: Commit) -> None:
         """Both sides of the exchange, bound to each other and to what the same user's other
         percepts (any persona, any modality) brought within +-2 s; durable, then imprinted."""
         scope = Scope(message.tenant, message.user, message.persona)
         pieces = [
-            (passage, f"chat:{message.request_id}:{turn['role']}")
+            (passage, f"chat:{message.request_id}:{turn.role}")
             for turn in message.exchange
-            for passage in passages.passages(turn["content"])
+            for passage in passages.passages(turn.content)
         ]
         vectors = await self._embed([passage for passage, _ in pieces])
         memories = [
@@ -277,7 +284,7 @@ class MemoryActor(Actor):
                 pairs.append((old.id, new.id))
         if pairs:
             await trio.to_thread.run_sync(self.store.supersede, pairs)
-            updates = [[old, True] for old, _ in pairs]
+            updates = [Supersession(old, True) for old, _ in pairs]
             await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
 
     @handles(Remember)
@@ -294,26 +301,26 @@ class MemoryActor(Actor):
         self,
         request_id: str,
         scope: Scope,
-        percepts: list[dict[str, Any]],
+        percepts: list[Percept],
         importance: float,
         file_id: str | None = None,
     ) -> list[Memory]:
-        percepts = [p for p in percepts if p["text"].strip()]
-        if all("vector" in p for p in percepts):  # cut and encoded by the sender, off here
+        percepts = [p for p in percepts if p.text.strip()]
+        if all(p.vector is not None for p in percepts):  # cut and encoded by the sender
             vectors = np.array(
-                [np.frombuffer(p["vector"], "<f4") for p in percepts], np.float32
+                [np.frombuffer(p.vector or b"", "<f4") for p in percepts], np.float32
             ).reshape(len(percepts), self.encoder.dimensions)
         else:
-            percepts = passages.percept_passages(percepts)
-            vectors = await self._embed([p["text"] for p in percepts])
+            percepts = [passage for percept in percepts for passage in percept.passages()]
+            vectors = await self._embed([p.text for p in percepts])
         memories = [
             self._memory(
                 f"mem-{request_id}-{i}",
-                percept["text"],
-                percept["source"],
-                percept["modality"],
+                percept.text,
+                percept.source,
+                percept.modality,
                 scope,
-                percept["created"],
+                percept.created,
                 importance,
                 vector,
             )
@@ -567,7 +574,7 @@ class MemoryActor(Actor):
         superseded is current again."""
         reinstated = await trio.to_thread.run_sync(self.store.reinstate, memory.id)
         if reinstated:
-            updates = [[memory_id, False] for memory_id in reinstated]
+            updates = [Supersession(memory_id, False) for memory_id in reinstated]
             await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
         key = (memory.tenant, memory.user, memory.persona)
         self.population[key] -= 1
@@ -611,7 +618,8 @@ class MemoryActor(Actor):
         self.seq = message.state["seq"]
         self.tallies = {p: dict(t) for p, t in message.state.get("tallies", {}).items()}
         self.windows = {
-            key: deque(turns, maxlen=WINDOW) for key, turns in message.state["windows"].items()
+            key: deque((Turn.from_map(turn) for turn in turns), maxlen=WINDOW)
+            for key, turns in message.state["windows"].items()
         }
         await reply.send(Digest(message.request_id, "memory", ""))
 
@@ -619,7 +627,7 @@ class MemoryActor(Actor):
         return {
             "tallies": {p: dict(t) for p, t in sorted(self.tallies.items())},
             "seq": self.seq,
-            "windows": {k: list(v) for k, v in sorted(self.windows.items())},
+            "windows": {k: [t.to_map() for t in v] for k, v in sorted(self.windows.items())},
         }
 
 
@@ -658,25 +666,18 @@ def _statement(memory: Memory) -> supersession.Statement:
     return supersession.Statement(memory.text, memory.vector)
 
 
-def recalled_wire(memory: Memory, query: str, score: float, resonance: float) -> dict[str, Any]:
+def recalled_memory(memory: Memory, query: str, score: float, resonance: float) -> RecalledMemory:
     """A recalled memory as Begun carries it; a long one (stored before memories were kept
     as passages) by its passage most relevant to the query."""
     text, excerpt = passages.most_relevant(memory.text, query)
-    return {
-        "id": memory.id,
-        "text": text,
-        "excerpt": excerpt,
-        "created": memory.created,
-        "emotion": [memory.emotion.valence, memory.emotion.arousal, memory.emotion.dominance],
-        "source": memory.source,
-        "superseded_by": memory.superseded_by,
-        "score": score,
-        "resonance": resonance,
-    }
-
-
-def last_user_text(messages: list[dict[str, str]]) -> str:
-    for message in reversed(messages):
-        if message["role"] == "user":
-            return message["content"]
-    return ""
+    return RecalledMemory(
+        id=memory.id,
+        text=text,
+        excerpt=excerpt,
+        created=memory.created,
+        emotion=[memory.emotion.valence, memory.emotion.arousal, memory.emotion.dominance],
+        source=memory.source,
+        superseded_by=memory.superseded_by,
+        score=score,
+        resonance=resonance,
+    )

@@ -1,24 +1,86 @@
-"""Every message actors exchange, defined once: msgpack maps with a type and a schema version."""
+"""Every message actors exchange, defined once: msgpack maps with a type and a schema version.
+
+What a message carries beyond plain values are typed records: a `Part` (a frozen dataclass)
+travels as a map of its fields in order, a NamedTuple as an array of them. Both encode to the
+maps and arrays the untyped payloads were, so journals written before them still replay."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar, Union
 
 import msgpack
+
+from mem8 import errors, passages
+from mem8.memory import Modality
 
 SCHEMA_VERSION = 1
 
 _REGISTRY: dict[str, type[Message]] = {}
-_FIELD_TYPES: dict[type[Message], dict[str, tuple[type, ...]]] = {}
 M = TypeVar("M", bound="Message")
+P = TypeVar("P", bound="Part")
+Encode = Callable[[Any], Any]
+Decode = Callable[[Any, str], Any]  # a value read and where it was (for the error)
 
 
 class MessageError(ValueError):
     """Bytes that do not decode to a valid message of this schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """How one field of a message or part travels: the plain types it may hold, and for
+    typed records the conversions to and from plain msgpack data (None: it is plain data)."""
+
+    name: str
+    kinds: tuple[type, ...]
+    encode: Encode | None
+    decode: Decode | None
+
+
+_FIELDS: dict[type, tuple[_Field, ...]] = {}
+
+
+def _fields_of(cls: type) -> tuple[_Field, ...]:
+    hints = typing.get_type_hints(cls)
+    described = []
+    for f in dataclasses.fields(typing.cast(Any, cls)):
+        encode, decode = _codec(hints[f.name])
+        described.append(_Field(f.name, _runtime_types(hints[f.name]), encode, decode))
+    return tuple(described)
+
+
+def _to_plain(cls: type, value: Any) -> dict[str, Any]:
+    body = {}
+    for f in _FIELDS[cls]:
+        item = getattr(value, f.name)
+        body[f.name] = item if f.encode is None else f.encode(item)
+    return body
+
+
+def _from_plain(cls: type, body: dict[str, Any], where: str) -> dict[str, Any]:
+    """The constructor's arguments from a map of exactly cls's fields, checked."""
+    fields = _FIELDS[cls]
+    if len(body) != len(fields) or any(f.name not in body for f in fields):
+        names = {f.name for f in fields}
+        missing, extra = names - set(body), set(body) - names
+        raise MessageError(f"{where}: missing fields {sorted(missing)}, unknown {sorted(extra)}")
+    return {f.name: _checked(f, body[f.name], f"{where}.{f.name}") for f in fields}
+
+
+def _checked(f: _Field, value: Any, where: str) -> Any:
+    if f.decode is not None:
+        return f.decode(value, where)
+    if isinstance(value, bool) and bool not in f.kinds:
+        raise MessageError(f"{where}: unexpected bool")
+    if not isinstance(value, f.kinds):
+        raise MessageError(f"{where}: expected {f.kinds}, got {type(value).__name__}")
+    return value
 
 
 class Message:
@@ -27,8 +89,9 @@ class Message:
     type: ClassVar[str]
 
     def to_map(self) -> dict[str, Any]:
-        """The message as a plain map, its type and schema version included."""
-        body = {name: getattr(self, name) for name in _FIELD_TYPES[type(self)]}
+        """The message as a plain map (its parts as plain maps and arrays), its type and
+        schema version included."""
+        body = _to_plain(type(self), self)
         body["type"] = self.type
         body["v"] = SCHEMA_VERSION
         return body
@@ -36,6 +99,31 @@ class Message:
     def encode(self) -> bytes:
         packed: bytes = msgpack.packb(self.to_map(), use_bin_type=True)
         return packed
+
+
+class Part:
+    """Base of the typed records messages carry: frozen dataclasses that travel as a map of
+    their fields in order. A field listed in `omitted_when_none` is left out of the map while
+    it is None (as the untyped maps left it out)."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    def to_map(self) -> dict[str, Any]:
+        body = _to_plain(type(self), self)
+        for name in self.omitted_when_none:
+            if body[name] is None:
+                del body[name]
+        return body
+
+    @classmethod
+    def from_map(cls: type[P], body: Any, where: str = "") -> P:
+        """The part a plain map describes; raises MessageError if it does not fit."""
+        where = where or cls.__name__
+        if not isinstance(body, dict):
+            raise MessageError(f"{where}: expected a map, got {type(body).__name__}")
+        if cls.omitted_when_none:
+            body = {**dict.fromkeys(cls.omitted_when_none), **body}
+        return cls(**_from_plain(cls, body, where))
 
 
 @typing.dataclass_transform(frozen_default=True)
@@ -46,25 +134,112 @@ def message(name: str) -> typing.Callable[[type[M]], type[M]]:
         cls.type = name
         data_cls = dataclass(frozen=True, slots=True)(cls)
         _REGISTRY[name] = data_cls
-        hints = typing.get_type_hints(data_cls)
-        _FIELD_TYPES[data_cls] = {
-            f.name: _runtime_types(hints[f.name])
-            for f in dataclasses.fields(typing.cast(Any, data_cls))
-        }
+        _FIELDS[data_cls] = _fields_of(data_cls)
         return data_cls
 
     return register
+
+
+@typing.dataclass_transform(frozen_default=True)
+def part(cls: type[P]) -> type[P]:
+    """Makes a class a Part: a frozen dataclass that messages carry as a map."""
+    data_cls = dataclass(frozen=True, slots=True)(cls)
+    _FIELDS[data_cls] = _fields_of(data_cls)
+    return data_cls
 
 
 def _runtime_types(hint: Any) -> tuple[type, ...]:
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         return tuple(t for arg in typing.get_args(hint) for t in _runtime_types(arg))
+    if origin is Literal:
+        return tuple({type(arg) for arg in typing.get_args(hint)})
     if hint is float:
         return (float, int)
     if hint is None or hint is type(None):
         return (type(None),)
     return (origin or hint,)
+
+
+def _codec(hint: Any) -> tuple[Encode | None, Decode | None]:
+    """How a value of this type becomes plain msgpack data and back; None where it is plain
+    data already (a NamedTuple packs as an array as it is: only its reading needs a step)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        encode, decode = _codec(kinds[0]) if len(kinds) == 1 else (None, None)
+        if decode is None:
+            return None, None
+        return _or_none(encode), _or_none_decoded(decode)
+    if origin is list:
+        encode, decode = _codec(args[0])
+        if decode is None:
+            return None, None
+        return (None if encode is None else _each(encode)), _each_decoded(decode)
+    if isinstance(hint, type) and issubclass(hint, Part):
+        return _part_to_map, hint.from_map
+    if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
+        return None, _row_decoder(hint)
+    if isinstance(hint, type) and issubclass(hint, Message):
+        return _message_to_map, _message_decoder(hint)
+    return None, None
+
+
+def _part_to_map(value: Part) -> dict[str, Any]:
+    return value.to_map()
+
+
+def _message_to_map(value: Message) -> dict[str, Any]:
+    return value.to_map()
+
+
+def _or_none(encode: Encode | None) -> Encode | None:
+    if encode is None:
+        return None
+    return lambda value: None if value is None else encode(value)
+
+
+def _or_none_decoded(decode: Decode) -> Decode:
+    return lambda value, where: None if value is None else decode(value, where)
+
+
+def _each(encode: Encode) -> Encode:
+    return lambda values: [encode(value) for value in values]
+
+
+def _each_decoded(decode: Decode) -> Decode:
+    def decoded(values: Any, where: str) -> list[Any]:
+        if not isinstance(values, list | tuple):
+            raise MessageError(f"{where}: expected a list, got {type(values).__name__}")
+        return [decode(value, f"{where}[{i}]") for i, value in enumerate(values)]
+
+    return decoded
+
+
+def _row_decoder(cls: type) -> Decode:
+    """Reads a NamedTuple from the array it travels as, its items checked by their types."""
+    hints = typing.get_type_hints(cls)
+    names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+    fields = [_Field(n, _runtime_types(hints[n]), *_codec(hints[n])) for n in names]
+
+    def decoded(value: Any, where: str) -> Any:
+        if not isinstance(value, list | tuple) or len(value) != len(fields):
+            raise MessageError(f"{where}: expected an array of {len(fields)} ({cls.__name__})")
+        return cls(
+            *(_checked(f, v, f"{where}.{f.name}") for f, v in zip(fields, value, strict=True))
+        )
+
+    return decoded
+
+
+def _message_decoder(cls: type[Message]) -> Decode:
+    def decoded(value: Any, where: str) -> Message:
+        inner = from_map(value)
+        if not isinstance(inner, cls):
+            raise MessageError(f"{where}: expected a {cls.type} message, got {inner.type}")
+        return inner
+
+    return decoded
 
 
 def decode(raw: bytes) -> Message:
@@ -86,18 +261,125 @@ def from_map(body: Any) -> Message:
         raise MessageError(f"unknown message type {name!r}")
     if version != SCHEMA_VERSION:
         raise MessageError(f"{name}: schema version {version!r}, expected {SCHEMA_VERSION}")
-    expected = _FIELD_TYPES[cls]
-    if set(body) != set(expected):
-        missing, extra = set(expected) - set(body), set(body) - set(expected)
-        raise MessageError(f"{name}: missing fields {sorted(missing)}, unknown {sorted(extra)}")
-    for key, value in body.items():
-        if isinstance(value, bool) and bool not in expected[key]:
-            raise MessageError(f"{name}.{key}: unexpected bool")
-        if not isinstance(value, expected[key]):
-            raise MessageError(
-                f"{name}.{key}: expected {expected[key]}, got {type(value).__name__}"
-            )
-    return cls(**body)
+    return cls(**_from_plain(cls, body, name))
+
+
+# --- the typed records messages carry -------------------------------------------------------
+
+
+@part
+class Turn(Part):
+    """One message of a conversation: who said it (system, user, assistant) and what."""
+
+    role: str
+    content: str
+
+
+def last_user_text(turns: list[Turn]) -> str:
+    """What the user said last in a conversation ("" if nothing)."""
+    for turn in reversed(turns):
+        if turn.role == "user":
+            return turn.content
+    return ""
+
+
+@part
+class Percept(Part):
+    """Something perceived, to keep as a memory: its text, where it came from (e.g.
+    "audio:<id>:<file>:segment:3"), its modality and when; with its encoder vector
+    (little-endian float32 bytes) when the sender encoded it (see actors.senses.encoded)."""
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"vector"})
+
+    text: str
+    source: str
+    modality: Modality
+    created: float
+    vector: bytes | None = None
+
+    def passages(self) -> list[Percept]:
+        """This percept, one per passage (in order) if its text is long; none if it has no text."""
+        return [dataclasses.replace(self, text=passage) for passage in passages.passages(self.text)]
+
+
+@part
+class RecalledMemory(Part):
+    """A memory recalled for a request, as Begun carries it: a long one (kept whole before
+    memories were passages) by its passage most relevant to the query (`excerpt`)."""
+
+    id: str
+    text: str
+    excerpt: bool
+    created: float
+    emotion: list[float]  # valence, arousal, dominance
+    source: str
+    superseded_by: str
+    score: float
+    resonance: float  # the cosine of its vector with the query's
+
+
+class Finished(NamedTuple):
+    """How an answered request finished, as the journal keeps it."""
+
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ErrorReport(NamedTuple):
+    """A domain error by its class name (mem8.errors.rebuild brings it back) and message."""
+
+    name: str
+    message: str
+
+
+@part
+class Outcome(Part):
+    """How one request ended, as the commit and the journal record it: the text pieces the
+    backend gave and how it finished, or the error that ended it."""
+
+    text: list[str]
+    finish: Finished | None
+    error: ErrorReport | None
+
+    @classmethod
+    def of(
+        cls, text: list[str], finish: Finished | None, error: errors.Mem8Error | None
+    ) -> Outcome:
+        """The record of an answer: its text pieces, and how it finished or the error."""
+        report = None if error is None else ErrorReport(type(error).__name__, error.message)
+        return cls(list(text), finish, report)
+
+    def digest(self) -> str:
+        """Identifies the response the client got; replay compares these."""
+        if self.error is not None:
+            summary: list[Any] = ["error", self.error.name, self.error.message]
+        else:
+            assert self.finish is not None
+            summary = ["ok", "".join(self.text), *self.finish]
+        return hashlib.sha256(msgpack.packb(summary, use_bin_type=True)).hexdigest()
+
+
+class Hit(NamedTuple):
+    """A recalled memory's id and its score."""
+
+    memory_id: str
+    score: float
+
+
+class Association(NamedTuple):
+    """Two memories that belong together (bound in time, or overlapping in place and phase)."""
+
+    a: str
+    b: str
+    strength: float
+
+
+class Supersession(NamedTuple):
+    """A knowledge update: the memory is now superseded (or, False, reinstated)."""
+
+    memory_id: str
+    superseded: bool
 
 
 # --- chat -----------------------------------------------------------------------------------
@@ -112,7 +394,7 @@ class Chat(Message):
     tenant: str
     user: str
     arrival: float
-    messages: list[dict[str, str]]
+    messages: list[Turn]
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
@@ -243,7 +525,7 @@ class GridImprinted(Message):
     strength], between new memories and those they overlap in place and phase."""
 
     request_id: str
-    associations: list[list[Any]]
+    associations: list[Association]
 
 
 @message("grid_export")
@@ -319,7 +601,7 @@ class GridRecalled(Message):
     """The recall: [memory id, score], best first."""
 
     request_id: str
-    hits: list[list[Any]]
+    hits: list[Hit]
 
 
 @message("remember")
@@ -333,7 +615,7 @@ class Remember(Message):
     tenant: str
     user: str
     persona: str
-    percepts: list[dict[str, Any]]
+    percepts: list[Percept]
     importance: float
 
 
@@ -374,7 +656,7 @@ class GridSupersede(Message):
     by Ack."""
 
     request_id: str
-    updates: list[list[Any]]
+    updates: list[Supersession]
 
 
 @message("grid_edges")
@@ -413,7 +695,7 @@ class Begin(Message):
     """A request starts: perceive it, recall for it, hand back the conversation's window."""
 
     request_id: str
-    chat: dict[str, Any]  # the Chat message's map
+    chat: Chat
     conversation: str
 
 
@@ -422,8 +704,8 @@ class Begun(Message):
     request_id: str
     emotion: list[float]  # valence, arousal, dominance of the last user message
     novelty: float  # 1 - the best resonance against the scope's memories
-    recalled: list[dict[str, Any]]  # id, text, created, emotion, score: best first
-    window: list[dict[str, str]]  # the conversation's last messages, oldest first
+    recalled: list[RecalledMemory]  # best first
+    window: list[Turn]  # the conversation's last messages, oldest first
 
 
 @message("commit")
@@ -436,11 +718,11 @@ class Commit(Message):
     user: str
     conversation: str
     arrival: float
-    exchange: list[dict[str, str]]  # the user's message and the answer (role, content)
+    exchange: list[Turn]  # the user's message and the answer
     imprint: bool
     interest: float
     recalled: list[str]  # ids recalled for this request: reinforced when it is answered
-    outcome: dict[str, Any]  # text, finish, error: see mem8.actors.persona.Outcome
+    outcome: Outcome
     response_sha256: str
     answered_by: str  # the backend's name, or "subconscious"
 
@@ -555,7 +837,7 @@ class FileKeep(Message):
     request_id: str
     file: dict[str, Any]
     content: bytes
-    percepts: list[dict[str, Any]]
+    percepts: list[Percept]
     importance: float
 
 

@@ -3,17 +3,13 @@ recalls), is judged for interest, answered by the LLM (or subconsciously), and c
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
-import msgpack
 import trio
 
 from mem8 import budget, errors
-from mem8.actors.memory import last_user_text
 from mem8.actors.messages import (
     Accepted,
     Ack,
@@ -22,7 +18,12 @@ from mem8.actors.messages import (
     Chat,
     Commit,
     Done,
+    Finished,
+    Outcome,
+    RecalledMemory,
     Token,
+    Turn,
+    last_user_text,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.backends.base import ChatMessage, Finish, GenerationRequest, LLMBackend, TextDelta
@@ -36,32 +37,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Outcome:
-    """How one request ended: text and Finish, or an error."""
+class Answer:
+    """An answer as it is produced: the text pieces so far, then its Finish or its error."""
 
     text: list[str]
     finish: Finish | None = None
     error: errors.Mem8Error | None = None
 
-    def digest(self) -> str:
-        """Identifies the response the client got; replay compares these."""
-        if self.error is not None:
-            summary: list[Any] = ["error", type(self.error).__name__, self.error.message]
-        else:
-            assert self.finish is not None
-            summary = ["ok", "".join(self.text), *_finish_fields(self.finish)]
-        return hashlib.sha256(msgpack.packb(summary, use_bin_type=True)).hexdigest()
-
-    def to_wire(self) -> dict[str, Any]:
-        error = None if self.error is None else [type(self.error).__name__, self.error.message]
-        finish = None if self.finish is None else _finish_fields(self.finish)
-        return {"text": self.text, "finish": finish, "error": error}
-
-
-def _finish_fields(finish: Finish) -> list[Any]:
-    """Finish's fields in order, as a list: what the journal and the digest keep (spelled out,
-    since dataclasses.asdict costs more than the rest of the digest)."""
-    return [finish.finish_reason, finish.prompt_tokens, finish.completion_tokens]
+    def outcome(self) -> Outcome:
+        """The answer as the commit and the journal record it."""
+        finish = self.finish
+        finished = (
+            None
+            if finish is None
+            else Finished(finish.finish_reason, finish.prompt_tokens, finish.completion_tokens)
+        )
+        return Outcome.of(self.text, finished, self.error)
 
 
 @dataclass(frozen=True)
@@ -94,7 +85,7 @@ class PersonaActor(Actor):
         self.answer_apart(chat, reply, lambda owned: self._answer(chat, owned))
 
     async def _answer(self, chat: Chat, reply: Reply) -> None:
-        begin = Begin(chat.request_id, chat.to_map(), chat.conversation)
+        begin = Begin(chat.request_id, chat, chat.conversation)
         begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
         await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))
@@ -113,7 +104,7 @@ class PersonaActor(Actor):
         )
         level = interest(self.persona.traits, stimulus).level
         conscious = level > self.persona.interest_threshold  # the spec: "if interest > 70%"
-        return Judgement(level, conscious, [r["id"] for r in begun.recalled])
+        return Judgement(level, conscious, [r.id for r in begun.recalled])
 
     def _addressed(self, text: str) -> bool:
         lowered = text.lower()
@@ -126,12 +117,8 @@ class PersonaActor(Actor):
         client's messages; and the reply's room."""
         emotion = Emotion(*begun.emotion)
         tone = modulation(emotion)
-        present = {(m["role"], m["content"]) for m in chat.messages}
-        window = [
-            ChatMessage(m["role"], m["content"])
-            for m in begun.window
-            if (m["role"], m["content"]) not in present
-        ]
+        present = set(chat.messages)
+        window = [ChatMessage(m.role, m.content) for m in begun.window if m not in present]
         model = self.persona.model
         context = await self.backend.context_window(model, self.persona.context)
         recollections = [recollection(r) for r in begun.recalled]
@@ -139,7 +126,7 @@ class PersonaActor(Actor):
             persona=persona_prompt(self.persona.system_prompt, tone.prompt),
             memories=[(r.id, memory_line(r, chat.arrival)) for r in recollections],
             window=window,
-            messages=[ChatMessage(m["role"], m["content"]) for m in chat.messages],
+            messages=[ChatMessage(m.role, m.content) for m in chat.messages],
             context=context,
             reply=self.persona.max_tokens if chat.max_tokens is None else chat.max_tokens,
             memory_share=self.memory_share,
@@ -163,16 +150,16 @@ class PersonaActor(Actor):
 
     async def _answer_subconsciously(self, chat: Chat, judgement: Judgement, reply: Reply) -> None:
         text = subconscious_reply(judgement.interest)
-        outcome = Outcome([text], Finish("stop", 0, 0))
+        outcome = Answer([text], Finish("stop", 0, 0))
         try:
             await reply.send(Token(chat.request_id, text))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            outcome = Outcome([text], error=errors.GenerationCancelled("the client went away"))
+            outcome = Answer([text], error=errors.GenerationCancelled("the client went away"))
         with trio.CancelScope(shield=True):
             await self._commit(chat, judgement, outcome, reply, backend="subconscious")
 
     async def _generate(self, chat: Chat, begun: Begun, judgement: Judgement, reply: Reply) -> None:
-        outcome = Outcome(text=[])
+        outcome = Answer(text=[])
         model = self.persona.model
         try:
             request = await self._generation_request(chat, begun)
@@ -191,7 +178,7 @@ class PersonaActor(Actor):
         with trio.CancelScope(shield=True):
             await self._commit(chat, judgement, outcome, reply, backend=self.backend.name)
 
-    async def _stream(self, request: GenerationRequest, reply: Reply, outcome: Outcome) -> None:
+    async def _stream(self, request: GenerationRequest, reply: Reply, outcome: Answer) -> None:
         async with aclosing(self.backend.generate(request)) as generation:
             async for item in generation:
                 if isinstance(item, TextDelta):
@@ -201,13 +188,14 @@ class PersonaActor(Actor):
                     outcome.finish = item
 
     async def _commit(
-        self, chat: Chat, judgement: Judgement, outcome: Outcome, reply: Reply, backend: str
+        self, chat: Chat, judgement: Judgement, outcome: Answer, reply: Reply, backend: str
     ) -> None:
         """Remembers (durably) before answering Done; a failure to remember fails the request."""
         exchange = [
-            {"role": "user", "content": last_user_text(chat.messages)},
-            {"role": "assistant", "content": "".join(outcome.text)},
+            Turn("user", last_user_text(chat.messages)),
+            Turn("assistant", "".join(outcome.text)),
         ]
+        recorded = outcome.outcome()
         commit = Commit(
             chat.request_id,
             self.persona.id,
@@ -219,8 +207,8 @@ class PersonaActor(Actor):
             judgement.conscious,
             judgement.interest,
             judgement.recalled,
-            outcome.to_wire(),
-            outcome.digest(),
+            recorded,
+            recorded.digest(),
             backend,
         )
         try:
@@ -246,15 +234,15 @@ class PersonaActor(Actor):
             pass  # the caller went away: the answer's task closes the reply all the same
 
 
-def recollection(recalled: dict[str, Any]) -> Recollection:
+def recollection(recalled: RecalledMemory) -> Recollection:
     """A memory of Begun's recall, as the prompt shows it."""
-    valence, arousal, dominance = recalled["emotion"]
+    valence, arousal, dominance = recalled.emotion
     return Recollection(
-        id=recalled["id"],
-        text=recalled["text"],
-        created=recalled["created"],
+        id=recalled.id,
+        text=recalled.text,
+        created=recalled.created,
         emotion=(valence, arousal, dominance),
-        source=recalled["source"],
-        excerpt=recalled["excerpt"],
-        superseded=bool(recalled["superseded_by"]),
+        source=recalled.source,
+        excerpt=recalled.excerpt,
+        superseded=bool(recalled.superseded_by),
     )

@@ -5,15 +5,14 @@ burst of uploads queues instead of oversubscribing the two cores."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import trio
 
-from mem8.actors.messages import Hear, Heard, Read, ReadOut
+from mem8.actors.messages import Hear, Heard, Percept, Read, ReadOut
 from mem8.actors.runtime import Actor, Reply, handles
 from mem8.encoders.base import Encoder
-from mem8.passages import percept_passages
 from mem8.senses import audio, documents
 
 SENSED_IMPORTANCE = 0.7  # a percept sent on purpose is as important as an interesting message
@@ -54,16 +53,16 @@ class ReadingActor(Actor):
         await reply.send(ReadOut(message.request_id, read.kind, read.pages, chunks))
 
 
-async def encoded(encoder: Encoder, percepts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def encoded(encoder: Encoder, percepts: list[Percept]) -> list[Percept]:
     """The percepts that hold text, a long one cut into passages, each with its encoder
     vector, computed on a worker thread: a long recording or document must not hold the memory
     actor's mailbox, which every chat waits on, while it is encoded."""
-    held = percept_passages(percepts)
+    held = [passage for percept in percepts for passage in percept.passages()]
     if not held:
         return []
-    vectors = await trio.to_thread.run_sync(encoder.embed_batch, [p["text"] for p in held])
+    vectors = await trio.to_thread.run_sync(encoder.embed_batch, [p.text for p in held])
     return [
-        {**percept, "vector": vector.astype("<f4").tobytes()}
+        replace(percept, vector=vector.astype("<f4").tobytes())
         for percept, vector in zip(held, vectors, strict=True)
     ]
 

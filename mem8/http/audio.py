@@ -8,7 +8,7 @@ from typing import Any
 
 from quart import Response, jsonify
 
-from mem8.actors.messages import Hear, Heard, Remember, Remembered
+from mem8.actors.messages import Hear, Heard, Percept, Remember, Remembered
 from mem8.actors.runtime import new_request_id
 from mem8.actors.senses import SENSED_IMPORTANCE, encoded, transcript_from_wire
 from mem8.errors import InvalidRequest
@@ -56,12 +56,12 @@ class Transcriptions:
         tenant, user = caller(form.text("user") or "")
         ended = self.system.clock.now()
         percepts = [
-            {
-                "text": segment.text,
-                "source": f"audio:{heard}:{form.upload.filename}:segment:{segment.id}",
-                "modality": "audio",
-                "created": ended - transcript.duration + segment.start,
-            }
+            Percept(
+                text=segment.text,
+                source=f"audio:{heard}:{form.upload.filename}:segment:{segment.id}",
+                modality="audio",
+                created=ended - transcript.duration + segment.start,
+            )
             for segment in transcript.segments
         ]
         percepts = await encoded(self.system.encoder, percepts)

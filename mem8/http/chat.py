@@ -11,7 +11,7 @@ from typing import Any
 from quart import Response, request
 
 from mem8 import errors
-from mem8.actors.messages import Accepted, Chat, Done, Message, Token
+from mem8.actors.messages import Accepted, Chat, Done, Message, Token, Turn
 from mem8.actors.runtime import ReplyStream, new_request_id
 from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
@@ -60,7 +60,7 @@ class ChatCompletions:
             tenant=tenant,
             user=user,
             arrival=self.system.clock.now(),
-            messages=body.messages,
+            messages=[Turn(m["role"], m["content"]) for m in body.messages],
             temperature=body.temperature,
             top_p=body.top_p,
             max_tokens=body.max_tokens,

@@ -17,6 +17,7 @@ from mem8.actors.messages import (
     FileForget,
     FileKeep,
     FilePage,
+    Percept,
     Read,
     ReadOut,
     Remembered,
@@ -79,7 +80,7 @@ class Files:
             status="processed",
             status_details=None,
         )
-        percepts: list[dict[str, Any]] = []
+        percepts: list[Percept] = []
         if purpose in READ_PURPOSES:
             stored, percepts = await self._read(stored, form, now)
         keep = FileKeep(
@@ -90,7 +91,7 @@ class Files:
 
     async def _read(
         self, stored: StoredFile, form: Form, now: float
-    ) -> tuple[StoredFile, list[dict[str, Any]]]:
+    ) -> tuple[StoredFile, list[Percept]]:
         """The percepts read from the upload; a file that cannot be read is kept with status
         'error' and the reason (a missing reader is the server's fault: 503, nothing kept)."""
         read = Read(new_request_id(), form.upload.data, form.upload.filename)
@@ -100,12 +101,12 @@ class Files:
         if out.error is not None:
             return replace(stored, status="error", status_details=out.error), []
         percepts = [
-            {
-                "text": chunk["text"],
-                "source": f"file:{stored.id}:{chunk['where']}".rstrip(":"),
-                "modality": chunk["modality"],
-                "created": now,
-            }
+            Percept(
+                text=chunk["text"],
+                source=f"file:{stored.id}:{chunk['where']}".rstrip(":"),
+                modality=chunk["modality"],
+                created=now,
+            )
             for chunk in out.chunks
         ]
         percepts = await encoded(self.system.encoder, percepts)
