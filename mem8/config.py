@@ -20,7 +20,7 @@ from mem8.personas import (
     builtin_personas,
 )
 
-BACKEND_CHOICES = ("auto", "ollama", "openai", "embedded")
+BACKEND_CHOICES = ("auto", "ollama", "openai", "embedded", "scripted")
 ENCODER_CHOICES = ("minilm", "lexical")
 GRID_SIZES = (64, 128, 256, 512, 1024)
 CONFIG_FILE = "mem8.toml"
@@ -56,7 +56,9 @@ class Settings:
         2, "MEM8_GRID_TILES", "Regions per side of the grid (2: 4 GridRegion actors)."
     )
     llm_backend: str = _setting(
-        "auto", "MEM8_LLM_BACKEND", "auto, ollama, openai or embedded: which LLM backend serves."
+        "auto",
+        "MEM8_LLM_BACKEND",
+        "auto, ollama, openai, embedded or scripted (tests): which LLM backend serves.",
     )
     ollama_api_base: str = _setting(
         "http://localhost:11434", "OLLAMA_API_BASE", "Base URL of the Ollama server."

@@ -8,6 +8,7 @@ BUILTIN_MODULES = (
     "mem8.backends.ollama",
     "mem8.backends.openai_upstream",
     "mem8.backends.embedded",
+    "mem8.backends.fake",  # "scripted": the test double, chosen only by name, never by auto
 )
 
 

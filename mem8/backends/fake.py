@@ -20,6 +20,7 @@ from mem8.backends.base import (
     LLMBackend,
     TextDelta,
     TokenCounter,
+    registry,
 )
 
 UNLIMITED = 1 << 30  # a scripted model's context unless a test gives it one
@@ -147,3 +148,7 @@ class UnavailableLLM(LLMBackend):
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
         raise errors.BackendUnavailable("the test backend is down")
         yield  # pragma: no cover - makes this an async generator
+
+
+# Chosen with llm_backend = "scripted": every persona shares one, found in System.backends.
+registry.register("scripted", lambda settings: ScriptedLLM())
