@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 BelowThreshold = Literal["respond", "subconscious"]
@@ -40,10 +40,16 @@ class Persona:
     max_tokens: int = DEFAULT_REPLY_TOKENS  # the reply's cap when the client sets none
     context: int | None = None  # tokens of the backend's context; None: what the backend says
     created: int = BUILTIN_CREATED
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> Persona:
+        """The persona a journal's header recorded; keys since retired (`extra`) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kept = {key: value for key, value in wire.items() if key in known}
+        return cls(**{**kept, "traits": Traits(**wire["traits"])})
 
 
 def builtin_personas() -> dict[str, Persona]:

@@ -39,7 +39,7 @@ from mem8.actors.runtime import new_request_id
 from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
 from mem8.clock import VirtualClock
 from mem8.config import Settings
-from mem8.personas import Persona, Traits
+from mem8.personas import Persona
 from mem8.system import System, open_system
 
 REQUEST_TIMEOUT = 60.0
@@ -141,10 +141,7 @@ def _settings(
     storage = scratch / "replay.db"
     if snapshot is not None and snapshot.get("memory", {}).get("store"):
         shutil.copyfile(directory / snapshot["memory"]["store"], storage)
-    personas = {
-        pid: Persona(**{**wire, "traits": Traits(**wire["traits"])})
-        for pid, wire in header["personas"].items()
-    }
+    personas = {pid: Persona.from_wire(wire) for pid, wire in header["personas"].items()}
     grid = header.get("grid", {})
     return dataclasses.replace(
         Settings(personas=personas, journal="off", storage=str(storage)),

@@ -83,12 +83,12 @@ SUPERSEDED_STEPS = 3  # how far recall follows a superseded memory to the curren
 
 class Binder:
     """Percepts of one user within +-2 s of each other belong together: they share the phase
-    of the first of them (so their waves add up) and are associated."""
+    of the first of them, so their waves add up."""
 
     def __init__(self) -> None:
         self.recent: deque[Memory] = deque()
 
-    def bind(self, memories: list[Memory]) -> list[tuple[str, str, float]]:
+    def bind(self, memories: list[Memory]) -> None:
         now = max(m.created for m in memories)
         while self.recent and self.recent[0].created < now - BINDING_WINDOW:
             self.recent.popleft()
@@ -97,14 +97,11 @@ class Binder:
         window.sort(key=lambda m: (m.created, m.id))
         times = np.array([m.created for m in window], np.float64)
         groups = kernels.temporal_bind(times, BINDING_WINDOW)
-        pairs = []
         for memory, group in zip(window, groups, strict=True):
             first = window[int(np.argmax(groups == group))]
             if memory in memories and first is not memory:
                 memory.phase = first.phase
-                pairs.append((memory.id, first.id, 1.0))
         self.recent.extend(memories)
-        return pairs
 
 
 class MemoryActor(Actor):
@@ -392,7 +389,7 @@ class MemoryActor(Actor):
         memories = [m for m in memories if strong_enough(m.amplitude, m.importance)]
         if not memories:
             return []
-        bound = self.binder.bind(memories)
+        self.binder.bind(memories)
         for memory in memories:
             self._follow(memory)
         # durable before we answer
@@ -400,10 +397,8 @@ class MemoryActor(Actor):
         scope = memories[0].scope
         self.population[(scope.tenant, scope.user, scope.persona)] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
-        imprinted = await self.grid.ask(GridImprint(new_request_id(), wires, now), GridImprinted)
-        pairs = bound + [(a, b, s) for a, b, s in imprinted.associations]
-        if pairs:
-            await trio.to_thread.run_sync(self.store.associate, pairs)
+        # The associations the grid answers with are not kept: nothing reads them (yet).
+        await self.grid.ask(GridImprint(new_request_id(), wires, now), GridImprinted)
         return memories
 
     def _follow(self, memory: Memory) -> None:

@@ -83,7 +83,6 @@ class LLMBackend(ABC):
     """Generates chat completions. Raises mem8.errors.BackendUnavailable / BackendFailed."""
 
     name: ClassVar[str]
-    can_stream: ClassVar[bool] = True
     needs_key: ClassVar[bool] = False
 
     @abstractmethod

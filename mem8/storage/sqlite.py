@@ -423,19 +423,6 @@ class MemoryStore:
         with self._write() as db:
             db.executemany(_INSERT, rows)
 
-    def reinforce(self, updates: Sequence[tuple[str, int, float]]) -> None:
-        """Set (id, recalls, last_recalled); memories forgotten meanwhile are skipped."""
-        rows = [
-            (int(recalls), float(last), _zero_bit("last_recalled", last), memory_id)
-            for memory_id, recalls, last in updates
-        ]
-        with self._write() as db:
-            db.executemany(
-                "UPDATE memories SET recalls = ?, last_recalled = ?, "
-                f"negative_zeros = (negative_zeros & ~{_BIT['last_recalled']}) | ? WHERE id = ?",
-                rows,
-            )
-
     def record_recalls(self, updates: Sequence[tuple[str, int, float, float]]) -> None:
         """Set (id, recalls, last_recalled, tau) in one transaction: a recall both counts and
         stretches the decay constant. Memories forgotten meanwhile are skipped."""
@@ -456,18 +443,6 @@ class MemoryStore:
             db.executemany(
                 "UPDATE memories SET recalls = ?, last_recalled = ?, tau = ?, "
                 f"negative_zeros = (negative_zeros & ~{mask}) | ? WHERE id = ?",
-                rows,
-            )
-
-    def consolidate(self, ids: Sequence[str], tau: float = NEVER) -> None:
-        """Set the decay constant of these memories (NEVER: they no longer decay)."""
-        if math.isnan(tau):
-            raise StorageError("Cannot consolidate memories with a NaN tau")
-        rows = [(_tau_column(tau), _zero_bit("tau", tau), memory_id) for memory_id in ids]
-        with self._write() as db:
-            db.executemany(
-                "UPDATE memories SET tau = ?, "
-                f"negative_zeros = (negative_zeros & ~{_BIT['tau']}) | ? WHERE id = ?",
                 rows,
             )
 
@@ -502,18 +477,6 @@ class MemoryStore:
                 "DELETE FROM memories WHERE id = ? AND tenant = ?", (memory_id, tenant)
             )
         return cursor.rowcount > 0
-
-    def associate(self, pairs: Sequence[tuple[str, str, float]]) -> None:
-        """Store or update unordered (a, b, strength); pairs with a forgotten memory are skipped."""
-        rows = [_association_row(a, b, strength) for a, b, strength in pairs]
-        with self._write() as db:
-            db.executemany(
-                "INSERT INTO associations (a, b, strength) SELECT :a, :b, :strength "
-                "WHERE EXISTS (SELECT 1 FROM memories WHERE id = :a) "
-                "AND EXISTS (SELECT 1 FROM memories WHERE id = :b) "
-                "ON CONFLICT (a, b) DO UPDATE SET strength = excluded.strength",
-                rows,
-            )
 
     def put_state(self, owner: str, state: bytes) -> None:
         """Replace the serialized state of one owner (a persona, the grid)."""
@@ -579,16 +542,6 @@ class MemoryStore:
             seq = rows[-1]["seq"]
             yield from (_load_memory(row) for row in rows)
 
-    def associations(self, memory_id: str) -> builtins.list[tuple[str, float]]:
-        """(other memory, strength) for every association of this one, strongest first."""
-        rows = self._db.execute(
-            "SELECT b AS other, strength FROM associations WHERE a = :id "
-            "UNION ALL SELECT a AS other, strength FROM associations WHERE b = :id "
-            "ORDER BY strength DESC, other",
-            {"id": memory_id},
-        )
-        return [(row["other"], float(row["strength"])) for row in rows]
-
     def get_state(self, owner: str) -> bytes | None:
         row = self._db.execute("SELECT state FROM states WHERE owner = ?", (owner,)).fetchone()
         return None if row is None else bytes(row["state"])
@@ -616,10 +569,3 @@ class MemoryStore:
     def _size_bytes(self) -> int:
         wal = self.path.with_name(self.path.name + "-wal")
         return sum(file.stat().st_size for file in (self.path, wal) if file.exists())
-
-
-def _association_row(a: str, b: str, strength: float) -> dict[str, Any]:
-    if a == b:
-        raise StorageError(f"Memory '{a}' cannot be associated with itself")
-    first, second = sorted((a, b))
-    return {"a": first, "b": second, "strength": _checked_float(a, "strength", strength)}

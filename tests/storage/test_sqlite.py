@@ -133,13 +133,11 @@ def test_loaded_vectors_are_writable_copies(store: MemoryStore) -> None:
     assert loaded.vector.flags.writeable
 
 
-def test_reinforce_and_consolidate_persist(path: Path) -> None:
+def test_recorded_recalls_persist(path: Path) -> None:
     with MemoryStore.open(path) as store:
         store.add([make_memory("m1"), make_memory("m2"), awkward_memory()])
-        store.reinforce([("m1", 4, 1_700_000_100.5), ("gone", 1, 1.0)])
-        store.reinforce([("mem-awkward", 5, 2.0)])
-        store.consolidate(["m2"])
-        store.consolidate(["mem-awkward"], tau=-0.0)
+        store.record_recalls([("m1", 4, 1_700_000_100.5, 3600.0), ("gone", 1, 1.0, 1.0)])
+        store.record_recalls([("mem-awkward", 5, 2.0, -0.0), ("m2", 6, 3.0, NEVER)])
     with MemoryStore.open(path) as store:
         m1, m2, awkward = (store.get(i, "tenant-a") for i in ("m1", "m2", "mem-awkward"))
         assert m1 is not None and m2 is not None and awkward is not None
@@ -156,7 +154,7 @@ def test_unstorable_values_are_refused(store: MemoryStore) -> None:
     with pytest.raises(StorageError, match="float32"):
         store.add([replace(make_memory("m2"), vector=np.zeros(4))])  # type: ignore[arg-type]
     with pytest.raises(StorageError, match="NaN"):
-        store.consolidate(["m1"], tau=math.nan)
+        store.record_recalls([("m1", 1, 1.0, math.nan)])
     store.add([make_memory("m3")])
     with pytest.raises(StorageError, match="UNIQUE"):
         store.add([make_memory("m4"), make_memory("m3")])
@@ -244,28 +242,7 @@ def test_tenants_cannot_see_or_forget_each_others_memories(store: MemoryStore) -
     assert store.forget("theirs", "tenant-b") is False
 
 
-# --- associations, files, state -----------------------------------------------------------------
-
-
-def test_associations_are_symmetric_stored_once_and_updated(store: MemoryStore) -> None:
-    store.add([make_memory(i) for i in ("m1", "m2", "m3")])
-    store.associate([("m2", "m1", 0.5), ("m1", "m3", 0.25)])
-    store.associate([("m1", "m2", 0.75), ("m3", "gone", 1.0)])  # the forgotten pair is skipped
-    assert store.associations("m1") == [("m2", 0.75), ("m3", 0.25)]
-    assert store.associations("m2") == [("m1", 0.75)]
-    assert store.associations("m3") == [("m1", 0.25)]
-    with pytest.raises(StorageError, match="itself"):
-        store.associate([("m1", "m1", 1.0)])
-
-
-def test_forgetting_a_memory_drops_its_associations(store: MemoryStore, path: Path) -> None:
-    store.add([make_memory(i) for i in ("m1", "m2", "m3")])
-    store.associate([("m1", "m2", 0.5), ("m2", "m3", 0.5), ("m1", "m3", 0.5)])
-    assert store.forget("m2", "tenant-a")
-    assert store.associations("m1") == [("m3", 0.5)]
-    assert store.associations("m2") == []
-    with closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("SELECT COUNT(*) FROM associations").fetchone() == (1,)
+# --- files, state --------------------------------------------------------------------------------
 
 
 def test_deleting_a_file_forgets_the_memories_made_from_it(store: MemoryStore, path: Path) -> None:
@@ -277,11 +254,9 @@ def test_deleting_a_file_forgets_the_memories_made_from_it(store: MemoryStore, p
     )
     store.add([make_memory("page-1"), make_memory("page-2")], file_id="file-1")
     store.add([make_memory("chat")])
-    store.associate([("page-1", "chat", 0.5)])
     raw.execute("DELETE FROM files WHERE id = 'file-1'")
     raw.close()
     assert [memory.id for memory in store.iter_all()] == ["chat"]
-    assert store.associations("chat") == []
 
 
 def test_a_memory_cannot_reference_a_missing_file(store: MemoryStore) -> None:
