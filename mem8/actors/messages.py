@@ -318,6 +318,16 @@ class RecalledMemory(Part):
     resonance: float  # the cosine of its vector with the query's
 
 
+@part
+class Chunk(Part):
+    """A piece of what a document or image said, and where in it ("page 3", "sheet Greetings",
+    "visual", or ""); modality "document", or "image" for OCR text and visual descriptions."""
+
+    text: str
+    where: str
+    modality: Modality
+
+
 class Finished(NamedTuple):
     """How an answered request finished, as the journal keeps it."""
 
@@ -818,13 +828,13 @@ class Read(Message):
 
 @message("read_out")
 class ReadOut(Message):
-    """What was read: chunks {text, where, modality}; or the error that stopped it (missing:
+    """What was read, in chunks; or the error that stopped it (missing:
     a package or program is not installed, not a fault of the file)."""
 
     request_id: str
     kind: str
     pages: int
-    chunks: list[dict[str, Any]]
+    chunks: list[Chunk]
     error: str | None = None
     missing: bool = False
 

@@ -6,13 +6,14 @@ burst of uploads queues instead of oversubscribing the two cores."""
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
 
 import trio
 
-from mem8.actors.messages import Hear, Heard, Percept, Read, ReadOut
+from mem8.actors.messages import Chunk, Hear, Heard, Percept, Read, ReadOut
 from mem8.actors.runtime import Actor, Reply, handles
 from mem8.encoders.base import Encoder
+from mem8.memory import Modality
 from mem8.senses import audio, documents
 
 SENSED_IMPORTANCE = 0.7  # a percept sent on purpose is as important as an interesting message
@@ -49,7 +50,8 @@ class ReadingActor(Actor):
             failed = ReadOut(message.request_id, "", 0, [], str(error), error.missing)
             await reply.send(failed)
             return
-        chunks = [asdict(chunk) for chunk in read.chunks]
+        # the reader's modalities are "document" and "image"
+        chunks = [Chunk(c.text, c.where, cast(Modality, c.modality)) for c in read.chunks]
         await reply.send(ReadOut(message.request_id, read.kind, read.pages, chunks))
 
 

@@ -102,9 +102,9 @@ class Files:
             return replace(stored, status="error", status_details=out.error), []
         percepts = [
             Percept(
-                text=chunk["text"],
-                source=f"file:{stored.id}:{chunk['where']}".rstrip(":"),
-                modality=chunk["modality"],
+                text=chunk.text,
+                source=f"file:{stored.id}:{chunk.where}".rstrip(":"),
+                modality=chunk.modality,
                 created=now,
             )
             for chunk in out.chunks

@@ -16,6 +16,7 @@ from mem8.actors.messages import (
     Begin,
     Begun,
     Chat,
+    Chunk,
     Commit,
     ErrorReport,
     Finished,
@@ -27,6 +28,7 @@ from mem8.actors.messages import (
     MessageError,
     Outcome,
     Percept,
+    ReadOut,
     RecalledMemory,
     Remember,
     Supersession,
@@ -213,3 +215,10 @@ def test_the_last_user_text_is_what_the_user_said_last() -> None:
     turns = [Turn("user", "one"), Turn("assistant", "two"), Turn("user", "three")]
     assert last_user_text(turns) == "three"
     assert last_user_text([Turn("system", "be brief")]) == ""
+
+
+def test_what_was_read_travels_as_the_chunk_maps_it_always_did() -> None:
+    read = ReadOut("r", "pdf", 2, [Chunk("Quarterly numbers.", "page 2", "document")])
+    old = {"text": "Quarterly numbers.", "where": "page 2", "modality": "document"}
+    assert msgpack.unpackb(read.encode(), raw=False)["chunks"] == [old]
+    assert decode(read.encode()) == read
