@@ -513,7 +513,8 @@ class GridActor(Actor):
         """Takes a forgotten memory's words out of its scope's counts; its neighbours in the
         chain now follow each other."""
         if message.scope:
-            corpus = self.frequencies.get((message.scope[0], message.scope[1], message.scope[2]))
+            scope = message.scope
+            corpus = self.frequencies.get((scope.tenant, scope.user, scope.persona))
             if corpus is not None:
                 corpus.remove(lexical.memory_terms(message.text, message.context, message.created))
         handle = self.handle_of.get(message.memory_id)

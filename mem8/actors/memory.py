@@ -577,7 +577,7 @@ class MemoryActor(Actor):
         if latest is not None and latest.id == memory.id:
             del self.latest[key]
         forget = GridForget(
-            new_request_id(), memory.id, list(key), memory.text, memory.context, memory.created
+            new_request_id(), memory.id, Scope(*key), memory.text, memory.context, memory.created
         )
         await self.grid.ask(forget, Ack)
 

@@ -18,6 +18,7 @@ import msgpack
 
 from mem8 import errors, passages
 from mem8.memory import Modality
+from mem8.scope import Scope
 
 SCHEMA_VERSION = 1
 
@@ -182,7 +183,21 @@ def _codec(hint: Any) -> tuple[Encode | None, Decode | None]:
         return None, _row_decoder(hint)
     if isinstance(hint, type) and issubclass(hint, Message):
         return _message_to_map, _message_decoder(hint)
+    if hint is Scope:  # travels as [tenant, user, persona]
+        return _scope_row, _scope_from_row
     return None, None
+
+
+def _scope_row(scope: Scope) -> list[str]:
+    return [scope.tenant, scope.user, scope.persona]
+
+
+def _scope_from_row(value: Any, where: str) -> Scope:
+    if not (isinstance(value, list | tuple) and len(value) == 3):
+        raise MessageError(f"{where}: expected [tenant, user, persona]")
+    if not all(isinstance(item, str) for item in value):
+        raise MessageError(f"{where}: a scope's tenant, user and persona are strings")
+    return Scope(*value)
 
 
 def _part_to_map(value: Part) -> dict[str, Any]:
@@ -643,7 +658,7 @@ class GridForget(Message):
 
     request_id: str
     memory_id: str
-    scope: list[str] | None = None  # tenant, user, persona: whose word counts it leaves
+    scope: Scope | None = None  # whose word counts it leaves
     text: str = ""
     context: str = ""
     created: float = 0.0  # with text and context, the memory's terms (dates included)

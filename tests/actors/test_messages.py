@@ -20,6 +20,7 @@ from mem8.actors.messages import (
     Commit,
     ErrorReport,
     Finished,
+    GridForget,
     GridImprinted,
     GridRecalled,
     GridSupersede,
@@ -37,6 +38,7 @@ from mem8.actors.messages import (
     from_map,
     last_user_text,
 )
+from mem8.scope import Scope
 
 CHAT = Chat("r1", "p", "t", "u", 1.5, [Turn("user", "hi")], temperature=0.2)
 RECALLED = RecalledMemory(
@@ -222,3 +224,13 @@ def test_what_was_read_travels_as_the_chunk_maps_it_always_did() -> None:
     old = {"text": "Quarterly numbers.", "where": "page 2", "modality": "document"}
     assert msgpack.unpackb(read.encode(), raw=False)["chunks"] == [old]
     assert decode(read.encode()) == read
+
+
+def test_a_scope_travels_as_tenant_user_persona() -> None:
+    forget = GridForget("r", "m1", Scope("t", "u", "p"), "text", "", 5.0)
+    assert msgpack.unpackb(forget.encode(), raw=False)["scope"] == ["t", "u", "p"]
+    assert decode(forget.encode()) == forget
+    assert decode(GridForget("r", "m1").encode()) == GridForget("r", "m1")
+    body = {**forget.to_map(), "scope": ["t", "u"]}
+    with pytest.raises(MessageError, match=r"grid_forget.scope: expected \[tenant"):
+        from_map(body)
