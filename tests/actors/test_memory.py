@@ -1,14 +1,22 @@
-"""The memory actor's pieces that need no running system: how a recalled memory is shown."""
+"""The memory actor: how a recalled memory is shown, and percepts remembered through it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
 import numpy as np
+import trio
 
 from mem8.actors.memory import recalled_memory
-from mem8.actors.messages import Percept
+from mem8.actors.messages import MemoryPage, MemorySearch, Percept, Remember, Remembered
+from mem8.actors.runtime import new_request_id
+from mem8.clock import VirtualClock
+from mem8.config import Settings
 from mem8.memory import Emotion, Memory
 from mem8.passages import PASSAGE_CHARS
 from mem8.scope import Scope
+from mem8.system import System, open_system
 
 FILLER = "The quarterly numbers were reviewed line by line and nothing stood out at all. " * 12
 
@@ -52,3 +60,49 @@ def test_long_percepts_become_one_percept_per_passage_in_order() -> None:
     cut = [passage for percept in [long, short] for passage in percept.passages()]
     assert len(cut) > 3 and cut[-1] == short
     assert all(p.source == "audio:1" and len(p.text) <= PASSAGE_CHARS for p in cut[:-1])
+
+
+def run_memory(test: Callable[[System], Awaitable[None]], tmp_path: Path) -> None:
+    settings = Settings(
+        storage=str(tmp_path / "mem8.db"), journal="off", encoder="lexical", llm_backend="scripted"
+    )
+
+    async def main() -> None:
+        async with open_system(settings, clock=VirtualClock(1e9), journal=False) as system:
+            await test(system)
+
+    trio.run(main)
+
+
+def test_remembered_percepts_are_kept_in_order_and_searchable(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        percepts = [
+            Percept("Maria moved to Porto.", "sim:1", "text", 1e9),
+            Percept("   ", "sim:2", "text", 1e9 + 1),  # no text: not kept
+            Percept("She works at a bakery.", "sim:3", "text", 1e9 + 2),
+        ]
+        remember = Remember(new_request_id(), "t", "alice", "p", percepts, 1.0)
+        ids = (await system.memory.ask(remember, Remembered)).ids
+        assert len(ids) == 2
+        kept = [system.store.get(memory_id, "t") for memory_id in ids]
+        assert [m.source for m in kept if m is not None] == ["sim:1", "sim:3"]
+        assert kept[1] is not None and kept[1].follows == ids[0]  # chained to the turn before
+        search = MemorySearch(new_request_id(), "t", "where does Maria live", "alice", "p")
+        page = await system.memory.ask(search, MemoryPage)
+        assert page.memories[0]["id"] == ids[0]
+
+    run_memory(test, tmp_path)
+
+
+def test_percepts_the_sender_encoded_keep_their_vectors(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.zeros(system.encoder.dimensions, np.float32)
+        vector[3] = 1.0
+        percept = Percept("Lisbon in June.", "audio:1", "audio", 1e9, vector.tobytes())
+        remember = Remember(new_request_id(), "t", "alice", "p", [percept], 1.0)
+        (memory_id,) = (await system.memory.ask(remember, Remembered)).ids
+        stored = system.store.get(memory_id, "t")
+        assert stored is not None and stored.modality == "audio"
+        assert np.array_equal(stored.vector, vector)
+
+    run_memory(test, tmp_path)
