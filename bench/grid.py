@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from mem8.grid import kernels, reference
 from mem8.grid.kernels import Field, Floats
+from mem8.grid.threads import configure_threads
 
 TARGET_SPEEDUP = 10.0  # numba step / numpy reference step, at least
 TARGET_BANDWIDTH = 0.5  # the step's bytes per second / the copy's, at least
@@ -279,6 +280,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()
     options = parse_options(argv)
     began = time.perf_counter()
     warm_up()

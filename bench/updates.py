@@ -53,6 +53,7 @@ from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
+from mem8.grid.threads import configure_threads
 from mem8.memory import Memory
 from mem8.personas import Persona, Traits
 from mem8.system import System, open_system
@@ -343,6 +344,7 @@ def report(results: Results, folds: list[dict[str, float]]) -> list[str]:
 
 
 def main() -> None:
+    configure_threads()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ITEMS, help="the update items")
     parser.add_argument("--locomo", type=Path, default=LOCOMO, help="LoCoMo conversations")
