@@ -41,7 +41,7 @@ from mem8.grid.dynamics import SUPERSEDED_WEIGHT
 from mem8.grid.index import Candidates, Handles, RegionIndex, candidates_for
 from mem8.grid.lexical import Frequencies, LexicalQuery
 from mem8.grid.placement import wavenumber
-from mem8.grid.sketch import Activation
+from mem8.grid.rescore import Activation
 from mem8.scope import Audience, Scope
 
 TICK = 60.0  # seconds of clock time per propagation step

@@ -1,10 +1,10 @@
 """The memories of one grid region, bucketed by scope so that recall never crosses scopes.
 
 Recall is two-stage: every memory of the caller's buckets is scored by its binary sketch
-(sketch.py: estimated resonance x weight, 32 bytes read per memory), the best `candidates`
-(and any tied with the last) are rescored exactly (float vectors, the field's activation).
-The grid merges regions by the same two keys, so the answer does not depend on how the grid
-is tiled."""
+(sketch.py, shortlist.py: estimated resonance x weight, 32 bytes read per memory), the best
+`candidates` (and any tied with the last) are rescored exactly (rescore.py: float vectors, the
+field's activation). The grid merges regions by the same two keys, so the answer does not
+depend on how the grid is tiled."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import numpy.typing as npt
 from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
-from mem8.grid.sketch import QUIET, Activation
+from mem8.grid.rescore import QUIET, Activation, rescore
+from mem8.grid.shortlist import shortlist
 from mem8.scope import Audience, Scope
 
 ScopeKey = tuple[str, str, str]  # tenant, user, persona
@@ -245,7 +246,7 @@ class _Bucket:
         weights = self._weigh(now)
         self._lexical = lexical.scores(words, self.postings, self.lengths, n)
         # One numba pass (np.partition alone cost 5x at 25k memories).
-        self._estimates, chosen = sketch.shortlist(
+        self._estimates, chosen = shortlist(
             query_bits, self.sketches[:n], weights, self._lexical, DENSE_SHARE, count
         )
         return chosen
@@ -281,7 +282,7 @@ class _Bucket:
         activation: Activation | None,
     ) -> npt.NDArray[np.float32]:
         """Resonance (cosine and the word scores `matched`) x weight x activation gain."""
-        return sketch.rescore(
+        return rescore(
             query,
             self.vectors,
             at,
