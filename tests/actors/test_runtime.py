@@ -12,6 +12,7 @@ import trio.testing
 from mem8 import errors
 from mem8.actors.messages import (
     SCHEMA_VERSION,
+    Ack,
     Chat,
     Digest,
     Message,
@@ -19,7 +20,7 @@ from mem8.actors.messages import (
     StateDigest,
     decode,
 )
-from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor
+from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor, ask_each
 
 
 class Counter(Actor):
@@ -232,3 +233,18 @@ def test_messages_round_trip() -> None:
 def test_invalid_messages_are_refused(body: bytes, problem: str) -> None:
     with pytest.raises(MessageError, match=problem):
         decode(body)
+
+
+def test_ask_each_asks_every_actor_and_checks_each_reply() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4)
+            one, two = supervisor.start("one", Counter), supervisor.start("two", Counter)
+            asks = {1: (one, StateDigest("a")), 2: (two, StateDigest("b"))}
+            answers = await ask_each(asks, Digest)
+            assert {key: a.request_id for key, a in answers.items()} == {1: "a", 2: "b"}
+            with pytest.raises(errors.ActorUnavailable, match="two answered digest, not ack"):
+                await ask_each({2: (two, StateDigest("c"))}, Ack)
+            nursery.cancel_scope.cancel()
+
+    run(main)
