@@ -53,13 +53,13 @@ from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
+from mem8.grid.dynamics import DAY
 from mem8.grid.threads import configure_threads
 from mem8.memory import Memory
 from mem8.personas import Persona, Traits
 from mem8.system import System, open_system
 
 ITEMS = Path(__file__).resolve().parent / "data" / "updates.json"
-DAY = 86_400.0
 GAP = 14 * DAY  # the least time between an item's two statements
 ASKED_AFTER = DAY
 K = 10

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from mem8.grid.kernels import CUTOFF_SIGMAS
+
 Field = npt.NDArray[np.complex64]
 Floats = npt.NDArray[np.float32]
 Float64s = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
-
-CUTOFF_SIGMAS = 3.0
 
 
 def imprint(
