@@ -1,4 +1,5 @@
-"""How memories live and fade: decay constants, retention, reinforcement, consolidation."""
+"""How memories live and fade (decay constants, retention, reinforcement, consolidation) and
+how the field's waves move."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ REINFORCE_TAU = 1.5  # each recall stretches the decay constant (spacing effect)
 # A superseded memory's share of its weight: a later memory replaced what it says, so it is
 # recalled after that one, yet still found (mem8.supersession).
 SUPERSEDED_WEIGHT = 0.5
+
+# The field's waves: a damped leapfrog step once per tick of the grid's clock, then fading.
+C2DT2 = 0.2  # wave speed^2 * dt^2 / dx^2 (stable below kernels.MAX_C2DT2, 0.5)
+GAMMA_DT = 0.1  # damping per step
+FIELD_DECAY = 0.98  # the field's own fading per step
+ACTIVATION_GAIN = 0.2  # how much a memory's excited neighbourhood adds to its resonance
+EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's neighbourhood
 
 
 def decay_constant(valence: float, arousal: float, importance: float) -> float:

@@ -21,8 +21,6 @@ from mem8.grid.rescore import QUIET, Activation, rescore
 from mem8.grid.shortlist import shortlist
 from mem8.scope import Audience, Scope
 
-ScopeKey = tuple[str, str, str]  # tenant, user, persona
-
 MIN_CANDIDATES = 32
 # The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
 # shortest decay constant is days, so that is within 0.2%; the answer is rescored exactly.
@@ -306,8 +304,8 @@ class RegionIndex:
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
         self._axes = sketch.projection(dimensions)
-        self._buckets: dict[ScopeKey, _Bucket] = {}
-        self._where: dict[str, tuple[ScopeKey, int]] = {}
+        self._buckets: dict[Scope, _Bucket] = {}
+        self._where: dict[str, tuple[Scope, int]] = {}
         self._names: dict[int, str] = {}  # handle -> memory id
 
     def __len__(self) -> int:
@@ -318,7 +316,7 @@ class RegionIndex:
 
     def add(
         self,
-        scope: ScopeKey,
+        scope: Scope,
         memory_id: str,
         handle: int,
         vector: npt.NDArray[np.float32],
@@ -419,7 +417,7 @@ class RegionIndex:
         found: list[Candidates] = []
         audience = Audience(tenant, user, persona)
         for scope, bucket in self._buckets.items():
-            if not bucket.ids or not audience.admits(Scope(*scope)):
+            if not bucket.ids or not audience.admits(scope):
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
@@ -436,7 +434,7 @@ class RegionIndex:
         """The exact scores `search` would give those of `ids` this region holds: the held
         ids and their scores."""
         words = words or LexicalQuery({}, 1.0)
-        wanted: dict[ScopeKey, list[tuple[int, str]]] = {}
+        wanted: dict[Scope, list[tuple[int, str]]] = {}
         for memory_id in ids:
             place = self._where.get(memory_id)
             if place is not None:
