@@ -14,7 +14,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from mem8.grid.dynamics import RETENTION_FLOOR
+from mem8.grid.dynamics import recall_weight
 from mem8.grid.sketch import Floats
 
 LANES = 8  # partial sums of an exact dot product
@@ -65,7 +65,6 @@ def _rescore(
     dense_share: float,
     weight_exponent: float,
     now: float,
-    floor: float,
     cells: Any,
     field: Any,
     row0: int,
@@ -80,12 +79,11 @@ def _rescore(
         if j + _AHEAD < count:
             _fetch_row(vectors, positions[j + _AHEAD])
         i = positions[j]
-        fading = 1.0 if math.isinf(tau[i]) else math.exp(-max(now - created[i], 0.0) / tau[i])
-        use = 1.0 + 0.1 * math.log1p(recalls[i])
+        weight = recall_weight(
+            now, created[i], tau[i], amplitude[i], recalls[i], standing[i], weight_exponent
+        )
         excited = _gain(cells, field, row0, col0, gain, i)
-        salience = (floor + (1.0 - floor) * fading) * math.sqrt(amplitude[i]) * use
-        # A superseded memory ranks below its superseder whatever the weight exponent.
-        weight = salience**weight_exponent * standing[i] * excited
+        weight = weight * excited
         dot = _dot(query, vectors, i)
         out[j] = (dense_share * dot + (1.0 - dense_share) * lexical[j]) * weight
 
@@ -160,7 +158,7 @@ def rescore(
 ) -> Floats:
     """Exact resonance (a `dense_share` of cosine, the rest the memories' `lexical` scores) x
     recall weight ** `weight_exponent` x activation gain of the shortlisted memories, in one
-    pass (the weight as mem8.grid.dynamics.recall_weights defines it, the gain as Activation
+    pass (the weight as mem8.grid.dynamics.recall_weight defines it, the gain as Activation
     says at `cells`, the row and column of every memory's centre)."""
     out: Floats = np.empty(positions.shape[0], np.float32)
     _rescore(
@@ -176,7 +174,6 @@ def rescore(
         float(dense_share),
         float(weight_exponent),
         float(now),
-        RETENTION_FLOOR,
         cells,
         activation.field,
         int(activation.origin[0]),
