@@ -66,20 +66,6 @@ def decay(tile: Field, factor: float, *, parallel: bool = False) -> None:
     tile *= np.float32(factor)
 
 
-def resonance(
-    query: Floats, vectors: Floats, weights: Floats, out: Floats, *, parallel: bool = False
-) -> None:
-    """Exact dot products (in float64), times the weights, rounded to float32."""
-    exact = vectors.astype(np.float64) @ query.astype(np.float64)
-    out[...] = exact * weights.astype(np.float64)
-
-
-def top_k(scores: Floats, k: int) -> Indices:
-    """A stable sort puts equal scores in index order and NaN last."""
-    order: Indices = np.argsort(-scores, kind="stable")[:k].astype(np.int64)
-    return order
-
-
 def temporal_bind(times: Float64s, window: float) -> Indices:
     """A new group starts wherever the gap to the previous event is at least `window`."""
     starts = np.diff(np.asarray(times, np.float64)) >= window
