@@ -250,20 +250,8 @@ class GridActor(Actor):
 
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
-        audience = Audience(message.tenant, message.user, message.persona)
-        words = lexical.weigh(
-            message.text,
-            (
-                corpus
-                for scope, corpus in sorted(self.frequencies.items())
-                if audience.admits(scope)
-            ),
-        ).to_wire()
-        query = np.frombuffer(message.query, dtype="<f4").astype(np.float32)
-        axes = self._axes.get(len(query))
-        if axes is None:
-            axes = self._axes[len(query)] = sketch.projection(len(query))
-        bits = sketch.sketch(query, axes)[0].tobytes()
+        words = self._weighed(message)
+        bits = self._sketched(np.frombuffer(message.query, dtype="<f4").astype(np.float32))
         asks = {
             i: GridRecall(
                 new_request_id(),
@@ -278,17 +266,7 @@ class GridActor(Actor):
             )
             for i in range(len(self.regions))
         }
-        answers = await self._ask_regions(asks, GridCandidates)
-        found = Candidates.merge(
-            [
-                Candidates(
-                    np.frombuffer(a.handles, "<i8").astype(np.int64),
-                    np.frombuffer(a.estimates, "<f4").astype(np.float32),
-                    np.frombuffer(a.scores, "<f4").astype(np.float32),
-                )
-                for _, a in sorted(answers.items())
-            ]
-        )
+        found = _merged(await self._ask_regions(asks, GridCandidates))
         spread = self.chain.spread(found, candidates_for(message.k))
         missing = spread.missing()  # neighbours the regions did not send
         if len(missing):
@@ -297,6 +275,21 @@ class GridActor(Actor):
         names, scores = self.names, chosen.scores.tolist()
         best = [[names[h], s] for h, s in zip(chosen.handles.tolist(), scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
+
+    def _weighed(self, message: GridRecall) -> dict[str, Any]:
+        """The query's words weighed once, by the counts of every scope the recall sees, so
+        that every region scores alike."""
+        audience = Audience(message.tenant, message.user, message.persona)
+        corpora = sorted(self.frequencies.items())
+        seen = (corpus for scope, corpus in corpora if audience.admits(scope))
+        return lexical.weigh(message.text, seen).to_wire()
+
+    def _sketched(self, query: npt.NDArray[np.float32]) -> bytes:
+        """The query's sketch, made once for every region."""
+        axes = self._axes.get(len(query))
+        if axes is None:
+            axes = self._axes[len(query)] = sketch.projection(len(query))
+        return bytes(sketch.sketch(query, axes)[0].tobytes())
 
     async def _scores(
         self, handles: Handles, message: GridRecall, words: dict[str, Any]
@@ -439,3 +432,17 @@ class GridActor(Actor):
     async def _ask_regions(self, asks: Mapping[int, Message], reply_type: type[M]) -> dict[int, M]:
         """Asks regions at once (runtime.ask_each); the answers by region index."""
         return await ask_each({i: (self.regions[i], m) for i, m in asks.items()}, reply_type)
+
+
+def _merged(answers: dict[int, GridCandidates]) -> Candidates:
+    """The regions' candidates as one set, in region order."""
+    return Candidates.merge(
+        [
+            Candidates(
+                np.frombuffer(a.handles, "<i8").astype(np.int64),
+                np.frombuffer(a.estimates, "<f4").astype(np.float32),
+                np.frombuffer(a.scores, "<f4").astype(np.float32),
+            )
+            for _, a in sorted(answers.items())
+        ]
+    )
