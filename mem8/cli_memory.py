@@ -29,7 +29,7 @@ from mem8.grid.kernels import CUTOFF_SIGMAS
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, memory_to_wire
 from mem8.scope import Audience
-from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
+from mem8.storage.sqlite import GRID_STATE, MemoryStore, StorageError, StoreStats
 
 Magnitude = npt.NDArray[np.float32]
 
@@ -169,8 +169,6 @@ def utilisation(magnitude: Magnitude) -> float:
 
 
 def saved_field(store: MemoryStore) -> SavedField | None:
-    from mem8.actors.memory import GRID_STATE  # pulls in the actors: only here
-
     saved = store.get_state(GRID_STATE)
     return None if saved is None else unpack_field(saved)
 

@@ -17,7 +17,7 @@ import trio
 from mem8 import errors
 from mem8.actors.grid import GridActor, GridRegionActor
 from mem8.actors.journal import JournalActor
-from mem8.actors.memory import GRID_STATE, MemoryActor
+from mem8.actors.memory import MemoryActor
 from mem8.actors.messages import (
     Ack,
     Digest,
@@ -43,7 +43,7 @@ from mem8.grid.placement import Placer
 from mem8.grid.tiling import Tile, tiles
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
-from mem8.storage.sqlite import MemoryStore
+from mem8.storage.sqlite import GRID_STATE, MemoryStore
 
 log = logging.getLogger(__name__)
 
