@@ -4,6 +4,7 @@ The numerics (tiles and their fields, the index, the chain of turns, overlaps) a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -79,9 +80,8 @@ class GridRegionActor(Actor):
                 self.field.imprint(x, y, wire["amplitude"], wire["band"], wire["phase"])
             if self.tile.holds(x, y):
                 vector = np.frombuffer(wire["vector"], dtype="<f4").astype(np.float32)
-                scope = Scope(wire["tenant"], wire["user"], wire["persona"])
                 self.index.add(
-                    scope,
+                    _scope_of(wire),
                     wire["id"],
                     wire["handle"],
                     vector,
@@ -195,6 +195,7 @@ class GridActor(Actor):
         self.tiles = tiling.tiles(grid_size, per_side)
         self.regions = regions
         self.sigma = sigma
+        self.reach = tiling.reach(sigma)  # how far a packet writes: the tiles it touches
         self.last_step: float | None = None
         self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
         self.centres: dict[str, tuple[float, float]] = {}
@@ -214,7 +215,7 @@ class GridActor(Actor):
             wire = {**given, "terms": terms, "handle": self._handle(given["id"])}
             self._chain(wire)
             for i, tile in enumerate(self.tiles):
-                if tile.reached_by(wire["x"], wire["y"], self.sigma):
+                if tile.touches(wire["x"], wire["y"], self.reach):
                     routes.setdefault(i, []).append(wire)
                 if tile.holds(wire["x"], wire["y"]) and wire["id"] not in self.owner:
                     self.owner[wire["id"]] = i
@@ -226,7 +227,7 @@ class GridActor(Actor):
             },
             Ack,
         )
-        found = [self.overlaps.add(wire) for wire in message.memories]
+        found = [self.overlaps.add(wire, _scope_of(wire)) for wire in message.memories]
         associations = [pair for pairs in found for pair in pairs] if message.wave else []
         await reply.send(GridImprinted(message.request_id, associations))
 
@@ -242,8 +243,7 @@ class GridActor(Actor):
 
     def _chain(self, wire: dict[str, Any]) -> None:
         """Counts the memory's words for its scope and links it to the turn it followed."""
-        scope = Scope(wire["tenant"], wire["user"], wire["persona"])
-        corpus = self.frequencies.setdefault(scope, Frequencies())
+        corpus = self.frequencies.setdefault(_scope_of(wire), Frequencies())
         corpus.add(wire["terms"])
         if wire["follows"]:
             self.chain.link(self._handle(wire["follows"]), wire["handle"])
@@ -340,7 +340,7 @@ class GridActor(Actor):
                 continue
             x, y = self.centres[memory_id]
             for i, tile in enumerate(self.tiles):
-                if tile.reached_by(x, y, self.sigma) or i == self.owner[memory_id]:
+                if tile.touches(x, y, self.reach) or i == self.owner[memory_id]:
                     routes.setdefault(i, []).append([memory_id, recalls, tau, x, y])
         await self._ask_regions(
             {i: GridReinforce(new_request_id(), batch, message.now) for i, batch in routes.items()},
@@ -446,3 +446,14 @@ def _merged(answers: dict[int, GridCandidates]) -> Candidates:
             for _, a in sorted(answers.items())
         ]
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope(tenant: str, user: str, persona: str) -> Scope:
+    return Scope(tenant, user, persona)
+
+
+def _scope_of(wire: dict[str, Any]) -> Scope:
+    """A wire memory's scope, one object per scope (while 4096 are in use): a fresh Scope built
+    and compared per memory cost a few percent of an imprint."""
+    return _scope(wire["tenant"], wire["user"], wire["persona"])

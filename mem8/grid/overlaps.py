@@ -16,7 +16,7 @@ ASSOCIATION_FLOOR = 0.3  # interference below which two memories are not associa
 MAX_ASSOCIATIONS = 8  # a new memory's strongest associations kept
 CELL_SCAN = 64  # a saturated grid's cell: only its most recent memories are compared
 
-Place = tuple[Scope, int, int]  # a scope's cell of the spatial hash: scope, column, row
+Cell = tuple[int, int]  # a cell of the spatial hash: column, row
 
 
 class _Cell:
@@ -51,32 +51,34 @@ class Overlaps:
 
     def __init__(self, reach: float) -> None:
         self.reach = reach
-        self.cells: dict[Place, _Cell] = {}
-        self.placed: dict[str, Place] = {}  # memory id -> its cell
+        # By scope, then cell: a memory's scope is hashed once, its neighbourhood by integers.
+        self.cells: dict[Scope, dict[Cell, _Cell]] = {}
+        self.placed: dict[str, tuple[Scope, Cell]] = {}  # memory id -> its scope and cell
 
-    def _cell(self, x: float, y: float) -> tuple[int, int]:
+    def _cell(self, x: float, y: float) -> Cell:
         return math.floor(x / self.reach), math.floor(y / self.reach)
 
-    def add(self, wire: dict[str, Any]) -> list[list[Any]]:
-        """Places a memory; its associations with the memories of its scope it overlaps."""
+    def add(self, wire: dict[str, Any], scope: Scope) -> list[list[Any]]:
+        """Places a memory of `scope`; its associations with the memories of its scope it
+        overlaps."""
         x, y, phase = wire["x"], wire["y"], wire["phase"]
-        scope = Scope(wire["tenant"], wire["user"], wire["persona"])
+        cells = self.cells.setdefault(scope, {})
         col, row = self._cell(x, y)
         ids: list[str] = []
         spots = []
         for dc in (-1, 0, 1):
             for dr in (-1, 0, 1):
-                cell = self.cells.get((scope, col + dc, row + dr))
+                cell = cells.get((col + dc, row + dr))
                 if cell is not None:
                     cell_ids, cell_spots = cell.recent()
                     ids += cell_ids
                     spots.append(cell_spots)
         found = self._strongest(wire["id"], x, y, phase, ids, spots) if ids else []
-        cell = self.cells.get((scope, col, row))
+        cell = cells.get((col, row))
         if cell is None:
-            cell = self.cells[(scope, col, row)] = _Cell()
+            cell = cells[(col, row)] = _Cell()
         cell.add(wire["id"], x, y, phase)
-        self.placed[wire["id"]] = (scope, col, row)
+        self.placed[wire["id"]] = (scope, (col, row))
         return found
 
     def _strongest(
@@ -100,4 +102,5 @@ class Overlaps:
     def remove(self, memory_id: str) -> None:
         placed = self.placed.pop(memory_id, None)
         if placed is not None:
-            self.cells[placed].remove(memory_id)
+            scope, cell = placed
+            self.cells[scope][cell].remove(memory_id)

@@ -32,9 +32,11 @@ class Tile:
             and self.col0 - radius <= x < self.col0 + self.width + radius
         )
 
-    def reached_by(self, x: float, y: float, sigma: float) -> bool:
-        """Whether a packet of width sigma centred at (x, y) may write a cell of this tile."""
-        return self.touches(x, y, CUTOFF_SIGMAS * sigma)
+
+def reach(sigma: float) -> float:
+    """How far from its centre a packet of width sigma writes (a tile farther away is not
+    touched by it): kernels.CUTOFF_SIGMAS sigmas."""
+    return CUTOFF_SIGMAS * sigma
 
 
 def tiles(grid_size: int, per_side: int) -> list[Tile]:
@@ -90,18 +92,19 @@ class TileField:
     def __init__(self, tile: Tile, sigma: float) -> None:
         self.tile = tile
         self.sigma = sigma
+        self.reach = reach(sigma)
         self.current: Field = np.zeros((tile.height, tile.width), FIELD_DTYPE)
         self.previous: Field = np.zeros_like(self.current)
 
     def imprint(self, x: float, y: float, amplitude: float, band: int, phase: float) -> None:
         """Adds a memory's packet, as a displacement at rest (to both steps)."""
-        if self.tile.reached_by(x, y, self.sigma):
+        if self.tile.touches(x, y, self.reach):
             for target in (self.current, self.previous):
                 self._packet(target, x, y, amplitude, wavenumber(band), phase)
 
     def excite(self, x: float, y: float) -> None:
         """A recall's packet through a memory's neighbourhood (spreading activation)."""
-        if self.tile.reached_by(x, y, self.sigma):
+        if self.tile.touches(x, y, self.reach):
             self._packet(self.current, x, y, EXCITATION, 0.0, 0.0)
 
     def _packet(

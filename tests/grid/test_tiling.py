@@ -22,9 +22,10 @@ def test_tiles_cover_the_grid_row_major() -> None:
 
 def test_a_packet_reaches_a_tile_within_the_imprint_cutoff() -> None:
     tile = Tile(0, 8, 8, 8)
-    reach = CUTOFF_SIGMAS * SIGMA
-    assert tile.reached_by(8.0 - reach + 0.01, 3.0, SIGMA)
-    assert not tile.reached_by(8.0 - reach - 0.01, 3.0, SIGMA)
+    reach = tiling.reach(SIGMA)
+    assert reach == CUTOFF_SIGMAS * SIGMA
+    assert tile.touches(8.0 - reach + 0.01, 3.0, reach)
+    assert not tile.touches(8.0 - reach - 0.01, 3.0, reach)
 
 
 def test_neighbours_are_none_at_the_border() -> None:
