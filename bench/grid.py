@@ -2,10 +2,11 @@
 
 For each grid size, one propagate step of the numba kernel and of the numpy reference are timed
 in the same run, next to a numpy copy of the same arrays, which measures what memory bandwidth
-this machine gives right now. Then the brute-force recall kernels, resonance + top_k, are timed
-per call over 1k .. 1M memories for two vector sizes. (Recall itself shortlists by binary sketch
-and rescores a few exactly, mem8.grid.sketch: `bench recall` times that path through the grid
-actors.) Run: python -m bench.grid [--sizes ..] [--rounds N]"""
+this machine gives right now. Then the brute-force recall kernels of bench/brute_force.py,
+resonance + top_k, are timed per call over 1k .. 1M memories for two vector sizes. (Recall
+itself shortlists by binary sketch and rescores a few exactly, mem8.grid.shortlist and
+mem8.grid.rescore: `bench recall` times that path through the grid actors.) Run:
+python -m bench.grid [--sizes ..] [--rounds N]"""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from bench import brute_force
 from mem8.grid import kernels, reference
 from mem8.grid.kernels import Field, Floats
+from mem8.grid.threads import configure_threads
 
 TARGET_SPEEDUP = 10.0  # numba step / numpy reference step, at least
 TARGET_BANDWIDTH = 0.5  # the step's bytes per second / the copy's, at least
@@ -194,11 +197,11 @@ def bench_recall(all_vectors: Floats, memories: int, k: int, rng: np.random.Gene
     scores = np.empty(memories, np.float32)
 
     def score() -> None:
-        kernels.resonance(query, vectors, weights, scores)
+        brute_force.resonance(query, vectors, weights, scores)
 
     def both() -> None:
         score()
-        kernels.top_k(scores, k)
+        brute_force.top_k(scores, k)
 
     def numpy_both() -> None:
         np.argpartition(-((vectors @ query) * weights), min(k, memories - 1))[:k]
@@ -214,10 +217,10 @@ def bench_recall(all_vectors: Floats, memories: int, k: int, rng: np.random.Gene
         all_vectors.shape[1],
         calls,
         timed_calls(score, calls),
-        timed_calls(lambda: kernels.top_k(scores, k), calls),
+        timed_calls(lambda: brute_force.top_k(scores, k), calls),
         timed_calls(both, calls),
         timed_calls(
-            lambda: kernels.resonance(query, vectors, weights, scores, parallel=True), calls
+            lambda: brute_force.resonance(query, vectors, weights, scores, parallel=True), calls
         ),
         float(np.median(baseline)),
     )
@@ -261,8 +264,8 @@ def warm_up() -> None:
     weights, scores = np.ones(8, np.float32), np.empty(8, np.float32)
     for parallel in (False, True):
         kernels.propagate(u, u_prev, C2DT2, GAMMA_DT, np.empty_like(u_prev), parallel=parallel)
-        kernels.resonance(vectors[0], vectors, weights, scores, parallel=parallel)
-    kernels.top_k(scores, 3)
+        brute_force.resonance(vectors[0], vectors, weights, scores, parallel=parallel)
+    brute_force.top_k(scores, 3)
 
 
 def parse_options(argv: list[str] | None) -> argparse.Namespace:
@@ -279,6 +282,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()
     options = parse_options(argv)
     began = time.perf_counter()
     warm_up()

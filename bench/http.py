@@ -34,6 +34,7 @@ from quart_trio import QuartTrio
 from bench._load import Problems, Run, Target, closed_loop, sequential
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
+from mem8.grid.threads import configure_threads
 from mem8.http.app import create_app
 from mem8.server import hypercorn_config
 from mem8.system import open_system
@@ -434,6 +435,7 @@ def report(results: Results, options: argparse.Namespace, seconds: float) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()
     options = parse_options(argv)
     started = time.perf_counter()
     with (

@@ -41,6 +41,7 @@ from mem8.clock import VirtualClock
 from mem8.config import load_settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
+from mem8.grid.threads import configure_threads
 from mem8.system import System, open_system
 from mem8.text import words
 
@@ -298,6 +299,7 @@ async def main_async(arguments: argparse.Namespace) -> Results:
 
 
 def main() -> None:
+    configure_threads()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="a LoCoMo-format JSON file")
     parser.add_argument("--json", action="store_true", help="machine-readable results")

@@ -19,11 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from mem8.actors.grid import GridActor, GridRegionActor, tiles
+from mem8.actors.grid import GridActor, GridRegionActor
 from mem8.actors.messages import GridImprint, GridImprinted, GridRecall, GridRecalled
 from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
 from mem8.encoders.minilm import MiniLMEncoder
 from mem8.grid.placement import Placer
+from mem8.grid.threads import configure_threads
+from mem8.grid.tiling import tiles
 
 GRID = 256
 TILES = 2  # the default (MEM8_GRID_TILES): 4 regions; --tiles to change
@@ -188,6 +190,7 @@ def verdicts(rows: list[tuple[int, float, list[float], list[float]]]) -> None:
 
 
 def main() -> None:
+    configure_threads()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=200)

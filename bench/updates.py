@@ -55,12 +55,13 @@ from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
+from mem8.grid.dynamics import DAY
+from mem8.grid.threads import configure_threads
 from mem8.memory import Memory
 from mem8.personas import Persona, Traits
 from mem8.system import System, open_system
 
 ITEMS = Path(__file__).resolve().parent / "data" / "updates.json"
-DAY = 86_400.0
 GAP = 14 * DAY  # the least time between an item's two statements
 ASKED_AFTER = DAY
 K = 10
@@ -342,6 +343,7 @@ def report(results: Results, folds: list[dict[str, float]]) -> list[str]:
 
 
 def main() -> None:
+    configure_threads()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ITEMS, help="the update items")
     parser.add_argument("--locomo", type=Path, default=LOCOMO, help="LoCoMo conversations")

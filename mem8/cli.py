@@ -22,6 +22,7 @@ from mem8 import cli_memory, errors, heatmap
 from mem8.config import BACKEND_CHOICES, Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.grid.dynamics import DAY
+from mem8.grid.threads import configure_threads
 from mem8.memory import MODALITIES, Memory
 from mem8.storage.sqlite import MemoryStore
 
@@ -148,6 +149,7 @@ def _add_grid_commands(grid: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    configure_threads()  # this process's numba threads, before any kernel runs
     arguments = _parser().parse_args(argv)
     try:
         return int(arguments.run(arguments))

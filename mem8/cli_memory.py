@@ -22,12 +22,14 @@ import numpy.typing as npt
 
 from mem8.encoders.base import Encoder
 from mem8.errors import NotFound
+from mem8.grid import tiling
 from mem8.grid.dynamics import DAY, fading, recall_weights, standing
 from mem8.grid.index import WEIGHT_EXPONENT
+from mem8.grid.kernels import CUTOFF_SIGMAS
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, memory_to_wire
 from mem8.scope import Audience
-from mem8.storage.sqlite import MemoryStore, StorageError, StoreStats
+from mem8.storage.sqlite import GRID_STATE, MemoryStore, StorageError, StoreStats
 
 Magnitude = npt.NDArray[np.float32]
 
@@ -167,8 +169,6 @@ def utilisation(magnitude: Magnitude) -> float:
 
 
 def saved_field(store: MemoryStore) -> SavedField | None:
-    from mem8.actors.memory import GRID_STATE  # pulls in the actors: only here
-
     saved = store.get_state(GRID_STATE)
     return None if saved is None else unpack_field(saved)
 
@@ -183,26 +183,20 @@ def unpack_field(saved: bytes) -> SavedField:
 
 def _reassembled(state: dict[str, Any]) -> SavedField:
     size, per_side = int(state["grid_size"]), int(state["tiles"])
-    edge = size // per_side
     regions = state["current"]
     if len(regions) != per_side * per_side:
         raise StorageError(
             f"The saved field has {len(regions)} regions, not the {per_side * per_side} "
             f"of a {per_side} x {per_side} tiling"
         )
-    grid = np.zeros((size, size), np.complex64)
-    for index, region in enumerate(regions):
-        row, col = divmod(index, per_side)
-        tile = np.frombuffer(region, np.complex64).reshape(edge, edge)
-        grid[row * edge : (row + 1) * edge, col * edge : (col + 1) * edge] = tile
-    return SavedField(size, per_side, grid)
+    return SavedField(size, per_side, tiling.joined(regions, size, per_side))
 
 
 def rebuilt_magnitude(memories: Iterable[Memory], grid_size: int) -> Magnitude:
     """|field| approximated as the sum of every memory's packet envelope, no waves or decay:
     what the grid looks like when no field was saved."""
     sigma = Placer(1, grid_size).packet_sigma()
-    radius = 3.0 * sigma
+    radius = CUTOFF_SIGMAS * sigma
     magnitude = np.zeros((grid_size, grid_size), np.float32)
     for memory in memories:
         rows = _window(memory.y, radius, grid_size)
@@ -424,7 +418,7 @@ def _time_recalls(
 def grid_step_time(grid_size: int, tiles: int, budget: float) -> GridTiming:
     """One propagate step of every region, as the grid actor runs them (one after another)."""
     try:
-        from mem8.actors.grid import C2DT2, GAMMA_DT
+        from mem8.grid.dynamics import C2DT2, GAMMA_DT
         from mem8.grid.kernels import propagate
     except (ImportError, SyntaxError) as error:  # another engineer's kernels may be mid-edit
         reason = f"grid kernels unavailable ({type(error).__name__}: {error})"

@@ -14,9 +14,9 @@ import msgpack
 import trio
 
 from mem8 import errors
-from mem8.actors.grid import GridActor, GridRegionActor, Tile, tiles
+from mem8.actors.grid import GridActor, GridRegionActor
 from mem8.actors.journal import JournalActor
-from mem8.actors.memory import GRID_STATE, MemoryActor
+from mem8.actors.memory import MemoryActor
 from mem8.actors.messages import (
     Ack,
     Digest,
@@ -39,9 +39,10 @@ from mem8.config import Settings
 from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
 from mem8.grid.placement import Placer
+from mem8.grid.tiling import Tile, tiles
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
-from mem8.storage.sqlite import MemoryStore
+from mem8.storage.sqlite import GRID_STATE, MemoryStore
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,10 @@ from openai import AsyncOpenAI, OpenAI
 
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
+from mem8.grid.threads import configure_threads
 from tests.support.server import RunningServer, running_server
+
+configure_threads()  # the test process's numba threads, as a server's
 
 
 @pytest.fixture(params=["objects", "msgpack"])

@@ -25,8 +25,7 @@ from mem8.grid.dynamics import DAY
 from mem8.grid.placement import Placer
 from mem8.memory import NEVER, Emotion, Memory, Modality
 from mem8.scope import Scope
-from mem8.storage.sqlite import MemoryStore
-from mem8.system import GRID_STATE
+from mem8.storage.sqlite import GRID_STATE, MemoryStore
 
 GRID = 64  # a small grid keeps the pictures and the timings quick
 TILES = 2

@@ -68,9 +68,8 @@ from mem8.grid.placement import Placer
 from mem8.memory import Memory, Modality, memory_to_wire
 from mem8.scope import EVERY_PERSONA, Audience, Scope
 from mem8.storage.files import MemoryTrace, StoredFile
-from mem8.storage.sqlite import MemoryStore
+from mem8.storage.sqlite import GRID_STATE, MemoryStore
 
-GRID_STATE = "grid"  # the store's state row holding the field saved at the last clean stop
 RESTORE_BATCH = 500
 TALLIES = ("answered", "subconscious", "failed", "cancelled", "prompt_tokens", "completion_tokens")
 log = logging.getLogger(__name__)

@@ -401,3 +401,29 @@ async def _answering(
     finally:
         if not reply.detached:
             await reply.close()
+
+
+_Key = TypeVar("_Key")
+
+
+async def ask_each(
+    asks: dict[_Key, tuple[ActorRef, Message]], reply_type: type[M]
+) -> dict[_Key, M]:
+    """Asks several actors at once: every message is delivered before the first answer is
+    awaited (so no task per actor is needed); their single replies by key. A reply not of
+    reply_type (or none) is ActorUnavailable naming the actor, as in ActorRef.ask."""
+    streams: list[tuple[_Key, str, ReplyStream]] = []
+    try:
+        for key, (actor, message) in asks.items():
+            streams.append((key, actor.name, await actor.open_stream(message)))
+        answers: dict[_Key, M] = {}
+        for key, name, stream in streams:
+            answer = await anext(stream, None)
+            if not isinstance(answer, reply_type):
+                found = "nothing" if answer is None else answer.type
+                raise errors.ActorUnavailable(f"{name} answered {found}, not {reply_type.type}")
+            answers[key] = answer
+        return answers
+    finally:
+        for _, _, stream in streams:
+            stream.close()

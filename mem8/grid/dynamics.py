@@ -1,11 +1,14 @@
-"""How memories live and fade: decay constants, retention, reinforcement, consolidation."""
+"""How memories live and fade (decay constants, retention, reinforcement, consolidation) and
+how the field's waves move."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 DAY = 86_400.0
 BASE_TAU = 7 * DAY  # a plain memory's decay time constant
@@ -17,6 +20,13 @@ REINFORCE_TAU = 1.5  # each recall stretches the decay constant (spacing effect)
 # A superseded memory's share of its weight: a later memory replaced what it says, so it is
 # recalled after that one, yet still found (mem8.supersession).
 SUPERSEDED_WEIGHT = 0.5
+
+# The field's waves: a damped leapfrog step once per tick of the grid's clock, then fading.
+C2DT2 = 0.2  # wave speed^2 * dt^2 / dx^2 (stable below kernels.MAX_C2DT2, 0.5)
+GAMMA_DT = 0.1  # damping per step
+FIELD_DECAY = 0.98  # the field's own fading per step
+ACTIVATION_GAIN = 0.2  # how much a memory's excited neighbourhood adds to its resonance
+EXCITATION = 0.5  # amplitude of the packet a recall sends through a memory's neighbourhood
 
 
 def decay_constant(valence: float, arousal: float, importance: float) -> float:
@@ -41,13 +51,63 @@ def standing(superseded_by: list[str]) -> npt.NDArray[np.float32]:
     return np.array([SUPERSEDED_WEIGHT if s else 1.0 for s in superseded_by], np.float32)
 
 
+@njit(cache=True, inline="always")
+def fading_at(now: float, created: float, tau: float) -> float:
+    """How much of a memory's wave is left: exp(-age / tau), 1 for a consolidated one."""
+    return 1.0 if math.isinf(tau) else math.exp(-max(now - created, 0.0) / tau)
+
+
+@njit(cache=True, inline="always")
+def recall_weight(
+    now: float,
+    created: float,
+    tau: float,
+    amplitude: float,
+    recalls: int,
+    standing: float,
+    exponent: float,
+) -> float:
+    """A memory's weight in recall: its salience (retention, never below RETENTION_FLOOR, x
+    emotional amplitude x use) to the power `exponent` (mem8.grid.index.WEIGHT_EXPONENT), x its
+    standing (1, or SUPERSEDED_WEIGHT once superseded, whatever the exponent: a superseded
+    memory ranks below its superseder). Decay lowers a memory's weight; it never makes a good
+    match unfindable. The one definition: the shortlist's weights and the exact rescoring
+    (mem8.grid.rescore) both compute it here."""
+    retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading_at(now, created, tau)
+    salience = retention * math.sqrt(amplitude) * (1.0 + 0.1 * math.log1p(recalls))
+    weight: float = salience**exponent * standing
+    return weight
+
+
+@njit(cache=True)
+def _fading(now: Any, created: Any, tau: Any, out: Any) -> None:
+    for i in range(created.shape[0]):
+        out[i] = fading_at(now, created[i], tau[i])
+
+
+@njit(cache=True)
+def _recall_weights(
+    now: Any,
+    created: Any,
+    tau: Any,
+    amplitude: Any,
+    recalls: Any,
+    standing: Any,
+    exponent: Any,
+    out: Any,
+) -> None:
+    for i in range(created.shape[0]):
+        out[i] = recall_weight(
+            now, created[i], tau[i], amplitude[i], recalls[i], standing[i], exponent
+        )
+
+
 def fading(
     now: float, created: npt.NDArray[np.float64], tau: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """How much of each memory's wave is left: exp(-age / tau), 1 for a consolidated one."""
-    age = np.maximum(now - created, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        left: npt.NDArray[np.float64] = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
+    """fading_at of each memory."""
+    left: npt.NDArray[np.float64] = np.empty(len(created), np.float64)
+    _fading(float(now), created, tau, left)
     return left
 
 
@@ -60,11 +120,9 @@ def recall_weights(
     standing: npt.NDArray[np.float32],
     exponent: float = 1.0,
 ) -> npt.NDArray[np.float32]:
-    """Weight of each memory in recall: its salience (retention, never below the floor, x
-    emotional amplitude x use) to the power `exponent` (mem8.grid.index.WEIGHT_EXPONENT), x its
-    standing (1, or SUPERSEDED_WEIGHT once superseded, whatever the exponent). Decay lowers a
-    memory's weight; it never makes a good match unfindable."""
-    retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading(now, created, tau)
-    use = 1.0 + 0.1 * np.log1p(recalls)
-    weights = (retention * np.sqrt(amplitude) * use) ** exponent * standing
-    return weights.astype(np.float32)
+    """recall_weight of each memory, as float32."""
+    weights: npt.NDArray[np.float32] = np.empty(len(created), np.float32)
+    _recall_weights(
+        float(now), created, tau, amplitude, recalls, standing, float(exponent), weights
+    )
+    return weights

@@ -1,10 +1,10 @@
 """The memories of one grid region, bucketed by scope so that recall never crosses scopes.
 
 Recall is two-stage: every memory of the caller's buckets is scored by its binary sketch
-(sketch.py: estimated resonance x weight, 32 bytes read per memory), the best `candidates`
-(and any tied with the last) are rescored exactly (float vectors, the field's activation).
-The grid merges regions by the same two keys, so the answer does not depend on how the grid
-is tiled."""
+(sketch.py, shortlist.py: estimated resonance x weight, 32 bytes read per memory), the best
+`candidates` (and any tied with the last) are rescored exactly (rescore.py: float vectors, the
+field's activation). The grid merges regions by the same two keys, so the answer does not
+depend on how the grid is tiled."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ import numpy.typing as npt
 from mem8.grid import lexical, sketch
 from mem8.grid.dynamics import recall_weights
 from mem8.grid.lexical import LexicalQuery, Terms
-from mem8.grid.sketch import QUIET, Activation
+from mem8.grid.rescore import QUIET, Activation, rescore
+from mem8.grid.shortlist import shortlist
 from mem8.scope import Audience, Scope
-
-ScopeKey = tuple[str, str, str]  # tenant, user, persona
 
 MIN_CANDIDATES = 32
 # The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
@@ -245,7 +244,7 @@ class _Bucket:
         weights = self._weigh(now)
         self._lexical = lexical.scores(words, self.postings, self.lengths, n)
         # One numba pass (np.partition alone cost 5x at 25k memories).
-        self._estimates, chosen = sketch.shortlist(
+        self._estimates, chosen = shortlist(
             query_bits, self.sketches[:n], weights, self._lexical, DENSE_SHARE, count
         )
         return chosen
@@ -281,7 +280,7 @@ class _Bucket:
         activation: Activation | None,
     ) -> npt.NDArray[np.float32]:
         """Resonance (cosine and the word scores `matched`) x weight x activation gain."""
-        return sketch.rescore(
+        return rescore(
             query,
             self.vectors,
             at,
@@ -305,8 +304,8 @@ class RegionIndex:
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
         self._axes = sketch.projection(dimensions)
-        self._buckets: dict[ScopeKey, _Bucket] = {}
-        self._where: dict[str, tuple[ScopeKey, int]] = {}
+        self._buckets: dict[Scope, _Bucket] = {}
+        self._where: dict[str, tuple[Scope, int]] = {}
         self._names: dict[int, str] = {}  # handle -> memory id
 
     def __len__(self) -> int:
@@ -317,7 +316,7 @@ class RegionIndex:
 
     def add(
         self,
-        scope: ScopeKey,
+        scope: Scope,
         memory_id: str,
         handle: int,
         vector: npt.NDArray[np.float32],
@@ -418,7 +417,7 @@ class RegionIndex:
         found: list[Candidates] = []
         audience = Audience(tenant, user, persona)
         for scope, bucket in self._buckets.items():
-            if not bucket.ids or not audience.admits(Scope(*scope)):
+            if not bucket.ids or not audience.admits(scope):
                 continue
             positions = bucket.shortlist(query_bits, words, now, count)
             found.append(bucket.rescore(query, positions, now, activation))
@@ -435,7 +434,7 @@ class RegionIndex:
         """The exact scores `search` would give those of `ids` this region holds: the held
         ids and their scores."""
         words = words or LexicalQuery({}, 1.0)
-        wanted: dict[ScopeKey, list[tuple[int, str]]] = {}
+        wanted: dict[Scope, list[tuple[int, str]]] = {}
         for memory_id in ids:
             place = self._where.get(memory_id)
             if place is not None:

@@ -31,20 +31,18 @@ FIELD_DTYPE = np.complex64
 HALO = 1  # propagate reads one cell beyond each side of its tile
 MAX_C2DT2 = 0.5  # (c dt / dx)^2 above this makes the 2D leapfrog scheme unstable
 CUTOFF_SIGMAS = 3.0  # imprint writes nothing farther than this many sigmas from the centre
-_RESONANCE_CHUNK = 2048  # rows of vectors per parallel task
-_LANES = 16  # resonance halves its products down to at most this many partial sums
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _kernel(function: _F) -> _F:
+def kernel(function: _F) -> _F:
     """`function` compiled by numba once and cached on disk, releasing the GIL while it runs (so
     tiles can step in threads); typed for mypy, which sees numba as untyped."""
     return cast(_F, njit(cache=True, nogil=True, fastmath=False)(function))
 
 
-def _parallel_kernel(function: _F) -> _F:
-    """Like `_kernel`, with its `prange` loops split among numba's threads."""
+def parallel_kernel(function: _F) -> _F:
+    """Like `kernel`, with its `prange` loops split among numba's threads."""
     return cast(_F, njit(cache=True, nogil=True, fastmath=False, parallel=True)(function))
 
 
@@ -75,7 +73,7 @@ def imprint(
     _imprint(tile, int(row0), int(col0), *(float(value) for value in scalars))
 
 
-@_kernel
+@kernel
 def _imprint(
     tile: Field,
     row0: int,
@@ -104,7 +102,7 @@ def _imprint(
                 tile[i, j] += np.complex64(wave)
 
 
-@_kernel
+@kernel
 def _span(centre: float, radius: float, origin: int, length: int) -> tuple[int, int]:
     """The local index range [first, stop) covering centre +- radius, with a cell to spare."""
     first = np.floor(centre - radius) - 1.0 - origin  # np.floor stays float: no int overflow
@@ -170,7 +168,7 @@ def _output(out: Field | None, shape: tuple[int, int], u: Field) -> Field:
     return out
 
 
-@_kernel
+@kernel
 def _propagate_row(
     u: Floats, u_prev: Floats, out: Floats, i: int, keep: Any, gain: Any, inverse: Any
 ) -> None:
@@ -185,7 +183,7 @@ def _propagate_row(
         out[i, j] = ((two * centre - keep * u_prev[i, j]) + gain * laplacian) * inverse
 
 
-@_kernel
+@kernel
 def _propagate_serial(
     u: Field, u_prev: Field, out: Field, keep: Any, gain: Any, inverse: Any
 ) -> None:
@@ -194,7 +192,7 @@ def _propagate_serial(
         _propagate_row(u_f, u_prev_f, out_f, i, keep, gain, inverse)
 
 
-@_parallel_kernel
+@parallel_kernel
 def _propagate_parallel(
     u: Field, u_prev: Field, out: Field, keep: Any, gain: Any, inverse: Any
 ) -> None:
@@ -249,7 +247,7 @@ def decay(tile: Field, factor: float, *, parallel: bool = False) -> None:
     scale(tile, float(factor))
 
 
-@_kernel
+@kernel
 def _decay_serial(tile: Field, factor: float) -> None:
     values, by = tile.view(np.float32), np.float32(factor)
     for i in range(values.shape[0]):
@@ -257,125 +255,12 @@ def _decay_serial(tile: Field, factor: float) -> None:
             values[i, j] *= by
 
 
-@_parallel_kernel
+@parallel_kernel
 def _decay_parallel(tile: Field, factor: float) -> None:
     values, by = tile.view(np.float32), np.float32(factor)
     for i in prange(values.shape[0]):
         for j in range(values.shape[1]):
             values[i, j] *= by
-
-
-# --- resonance and top_k ----------------------------------------------------------------------
-
-
-def resonance(
-    query: Floats, vectors: Floats, weights: Floats, out: Floats, *, parallel: bool = False
-) -> None:
-    """out[m] = dot(query, vectors[m]) * weights[m], in float32, in place.
-
-    Each dot product sums its products in one fixed pairwise order (halving while the count is
-    even and above 16, then a fixed tree): scores depend on no CPU, SIMD width or thread count.
-    `parallel` splits the vectors among numba's threads, as for propagate."""
-    _require_floats("query", query, 1)
-    _require_floats("vectors", vectors, 2)
-    _require_floats("weights", weights, 1)
-    _require_floats("out", out, 1)
-    rows, dimensions = vectors.shape
-    if query.shape != (dimensions,):
-        raise ValueError(f"query has {query.shape[0]} dimensions, vectors {dimensions}")
-    if weights.shape != (rows,) or out.shape != (rows,):
-        raise ValueError(f"weights and out need {rows} entries, one per vector")
-    if parallel:
-        _resonance_parallel(query, vectors, weights, out)
-    else:
-        _resonance_serial(query, vectors, weights, out)
-
-
-@_kernel
-def _resonance_rows(
-    query: Floats, vectors: Floats, weights: Floats, out: Floats, first: int, stop: int
-) -> None:
-    dimensions = vectors.shape[1]
-    products = np.zeros(max(dimensions, _LANES), np.float32)
-    for m in range(first, stop):
-        row = vectors[m]
-        for j in range(dimensions):
-            products[j] = query[j] * row[j]
-        out[m] = _fold_sum(products, dimensions) * weights[m]
-
-
-@_kernel
-def _fold_sum(values: Floats, n: int) -> Any:
-    """The sum of values[:n], destroying `values` (at least _LANES long): halves the count while
-    even and above _LANES, each half a vectorisable loop, then adds the rest as a fixed tree."""
-    while n > _LANES and n % 2 == 0:
-        half = n // 2
-        low, high = values[:half], values[half:n]
-        for j in range(half):
-            low[j] += high[j]
-        n = half
-    if n > _LANES:  # an odd count above _LANES, from an unusual dimension: left to right
-        total = np.float32(0.0)
-        for j in range(n):
-            total += values[j]
-        return total
-    values[n:_LANES] = 0.0  # adding zeros is exact
-    return _tree16(values)
-
-
-@_kernel
-def _tree16(v: Floats) -> Any:
-    """v[0] + ... + v[15] as a balanced tree: four dependent adds instead of fifteen."""
-    quarter = ((v[0] + v[8]) + (v[4] + v[12])) + ((v[2] + v[10]) + (v[6] + v[14]))
-    return quarter + (((v[1] + v[9]) + (v[5] + v[13])) + ((v[3] + v[11]) + (v[7] + v[15])))
-
-
-@_kernel
-def _resonance_serial(query: Floats, vectors: Floats, weights: Floats, out: Floats) -> None:
-    _resonance_rows(query, vectors, weights, out, 0, vectors.shape[0])
-
-
-@_parallel_kernel
-def _resonance_parallel(query: Floats, vectors: Floats, weights: Floats, out: Floats) -> None:
-    rows = vectors.shape[0]
-    for chunk in prange((rows + _RESONANCE_CHUNK - 1) // _RESONANCE_CHUNK):
-        first = chunk * _RESONANCE_CHUNK
-        _resonance_rows(query, vectors, weights, out, first, min(rows, first + _RESONANCE_CHUNK))
-
-
-def top_k(scores: Floats, k: int) -> Indices:
-    """The indices of the k largest scores (all of them if fewer), best first.
-
-    Equal scores rank by lower index; NaN ranks below every number."""
-    _require_floats("scores", scores, 1)
-    if k < 0:
-        raise ValueError(f"k must not be negative, not {k}")
-    chosen: Indices = _top_k(scores, min(int(k), scores.shape[0]))
-    return chosen
-
-
-@_kernel
-def _top_k(scores: Floats, k: int) -> Indices:
-    """One pass keeping the best k so far sorted; a later index never displaces an equal score."""
-    best = np.empty(k, np.int64)
-    held = np.empty(k, np.float32)
-    count = 0
-    for i in range(scores.shape[0] if k > 0 else 0):
-        score = scores[i]
-        if count == k and not _beats(score, held[k - 1]):
-            continue
-        slot = count if count < k else k - 1
-        count = min(count + 1, k)
-        while slot > 0 and _beats(score, held[slot - 1]):
-            held[slot], best[slot] = held[slot - 1], best[slot - 1]
-            slot -= 1
-        held[slot], best[slot] = score, i
-    return best
-
-
-@_kernel
-def _beats(score: Any, other: Any) -> bool:
-    return bool(score > other or (other != other and score == score))  # x != x: x is NaN
 
 
 # --- temporal_bind ----------------------------------------------------------------------------
@@ -395,7 +280,7 @@ def temporal_bind(times: Float64s, window: float) -> Indices:
     return groups
 
 
-@_kernel
+@kernel
 def _temporal_bind(times: Float64s, window: float) -> Indices:
     groups = np.zeros(times.shape[0], np.int64)
     for m in range(1, times.shape[0]):
@@ -425,7 +310,7 @@ def associations(
     return found
 
 
-@_kernel
+@kernel
 def _associations(
     spots: Float64s, x: float, y: float, phase: float, sigma: float, floor: float, most: int
 ) -> tuple[Indices, Float64s]:
@@ -471,7 +356,7 @@ def energy(u: Field, u_prev: Field, c2dt2: float) -> float:
     return float(_energy(u, u_prev, float(np.float32(c2dt2))))
 
 
-@_kernel
+@kernel
 def _energy(u: Field, u_prev: Field, c2dt2: float) -> float:
     """On float32 views: real and imaginary parts are independent fields whose energies add."""
     u_f, u_prev_f = u.view(np.float32), u_prev.view(np.float32)
@@ -481,7 +366,7 @@ def _energy(u: Field, u_prev: Field, c2dt2: float) -> float:
     return total
 
 
-@_kernel
+@kernel
 def _energy_row(u: Floats, u_prev: Floats, i: int, c2dt2: float) -> float:
     kinetic, potential = 0.0, 0.0
     for j in range(u.shape[1] + 2):  # the last two columns are the right boundary's edges
@@ -493,7 +378,7 @@ def _energy_row(u: Floats, u_prev: Floats, i: int, c2dt2: float) -> float:
     return kinetic + c2dt2 * potential
 
 
-@_kernel
+@kernel
 def _at(values: Floats, i: int, j: int) -> float:
     """values[i, j] as float64, or the zero boundary outside the array."""
     if 0 <= i < values.shape[0] and 0 <= j < values.shape[1]:
@@ -509,10 +394,3 @@ def _require_field(name: str, field: Field) -> None:
         raise ValueError(f"{name} must be a 2-D complex64 array")
     if field.strides[1] != field.itemsize:
         raise ValueError(f"{name}'s rows must be contiguous")
-
-
-def _require_floats(name: str, values: Floats, ndim: int) -> None:
-    if not isinstance(values, np.ndarray) or values.dtype != np.float32 or values.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D float32 array")
-    if not values.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import snowballstemmer
 
+from mem8.grid.dynamics import DAY
 from mem8.text import words
 
 K1 = 1.2  # term-frequency saturation
@@ -43,7 +44,6 @@ Terms = dict[str, float]  # term -> occurrences (a context's count as a fraction
 
 CONTEXT_WEIGHT = 0.5  # a word of the turn before counts half as much as the memory's own
 DATE = "@"  # what starts a date term; words never do
-DAY = 86_400.0
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -1,4 +1,5 @@
-"""Plain numpy versions of `mem8.grid.kernels`, same signatures: the tests' source of truth.
+"""Plain numpy versions of `mem8.grid.kernels` (and of the recall weight of
+`mem8.grid.dynamics`), same signatures: the tests' source of truth.
 
 Written for clarity, not speed; they skip the kernels' argument checks and ignore `parallel`."""
 
@@ -7,12 +8,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from mem8.grid.dynamics import RETENTION_FLOOR
+from mem8.grid.kernels import CUTOFF_SIGMAS
+
 Field = npt.NDArray[np.complex64]
 Floats = npt.NDArray[np.float32]
 Float64s = npt.NDArray[np.float64]
 Indices = npt.NDArray[np.int64]
-
-CUTOFF_SIGMAS = 3.0
 
 
 def imprint(
@@ -64,20 +66,6 @@ def decay(tile: Field, factor: float, *, parallel: bool = False) -> None:
     tile *= np.float32(factor)
 
 
-def resonance(
-    query: Floats, vectors: Floats, weights: Floats, out: Floats, *, parallel: bool = False
-) -> None:
-    """Exact dot products (in float64), times the weights, rounded to float32."""
-    exact = vectors.astype(np.float64) @ query.astype(np.float64)
-    out[...] = exact * weights.astype(np.float64)
-
-
-def top_k(scores: Floats, k: int) -> Indices:
-    """A stable sort puts equal scores in index order and NaN last."""
-    order: Indices = np.argsort(-scores, kind="stable")[:k].astype(np.int64)
-    return order
-
-
 def temporal_bind(times: Float64s, window: float) -> Indices:
     """A new group starts wherever the gap to the previous event is at least `window`."""
     starts = np.diff(np.asarray(times, np.float64)) >= window
@@ -110,3 +98,28 @@ def energy(u: Field, u_prev: Field, c2dt2: float) -> float:
         trim = (slice(None), slice(1, -1)) if axis == 0 else (slice(1, -1), slice(None))
         potential += np.sum((grad_now[trim] * np.conj(grad_before[trim])).real)
     return float(kinetic + float(np.float32(c2dt2)) * potential)
+
+
+def fading(now: float, created: Float64s, tau: Float64s) -> Float64s:
+    """exp(-age / tau), age never negative; 1 where tau is infinite."""
+    age = np.maximum(now - created, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left: Float64s = np.where(np.isinf(tau), 1.0, np.exp(-age / tau))
+    return left
+
+
+def recall_weights(
+    now: float,
+    created: Float64s,
+    tau: Float64s,
+    amplitude: Floats,
+    recalls: npt.NDArray[np.int32],
+    standing: Floats,
+    exponent: float = 1.0,
+) -> Floats:
+    """((floor + (1 - floor) fading) sqrt(amplitude) (1 + 0.1 ln(1 + recalls))) ** exponent
+    x standing, in float64, rounded to float32."""
+    retention = RETENTION_FLOOR + (1.0 - RETENTION_FLOOR) * fading(now, created, tau)
+    use = 1.0 + 0.1 * np.log1p(recalls)
+    weights = (retention * np.sqrt(amplitude.astype(np.float64)) * use) ** exponent * standing
+    return weights.astype(np.float32)

@@ -25,6 +25,7 @@ from mem8.scope import Scope
 from mem8.storage.files import FileShelf
 
 BUSY_TIMEOUT_MS = 5000
+GRID_STATE = "grid"  # the state row holding the field saved at the last clean stop
 _BATCH = 1000  # rows per query when streaming every memory back at start
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import trio
 
-from mem8.actors.grid import SPREAD, TICK, GridActor, GridRegionActor, tiles
+from mem8.actors.grid import TICK, GridActor, GridRegionActor
 from mem8.actors.messages import (
     Ack,
     Digest,
@@ -29,7 +29,9 @@ from mem8.actors.messages import (
 )
 from mem8.actors.runtime import ActorRef, Supervisor
 from mem8.encoders.hashed import LexicalEncoder
+from mem8.grid.chain import SPREAD
 from mem8.grid.placement import Placer
+from mem8.grid.tiling import tiles
 from mem8.memory import Emotion, Memory, memory_to_wire
 from mem8.scope import Scope
 

@@ -8,10 +8,11 @@ import trio.testing
 
 from mem8 import errors
 from mem8.actors.messages import (
+    Ack,
     Digest,
     StateDigest,
 )
-from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor, handles
+from mem8.actors.runtime import YIELD_EVERY, Actor, Reply, Supervisor, ask_each, handles
 from mem8.storage.sqlite import StorageError
 
 
@@ -239,6 +240,21 @@ def test_an_override_of_a_handler_takes_its_place() -> None:
         async with trio.open_nursery() as nursery:
             ref = Supervisor(nursery, ask_timeout=1, mailbox_size=4).start("r", Recounting)
             assert (await ref.ask(StateDigest("a"), Digest)).sha256 == "again"
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_ask_each_asks_every_actor_and_checks_each_reply() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4)
+            one, two = supervisor.start("one", Counter), supervisor.start("two", Counter)
+            asks = {1: (one, StateDigest("a")), 2: (two, StateDigest("b"))}
+            answers = await ask_each(asks, Digest)
+            assert {key: a.request_id for key, a in answers.items()} == {1: "a", 2: "b"}
+            with pytest.raises(errors.ActorUnavailable, match="two answered digest, not ack"):
+                await ask_each({2: (two, StateDigest("c"))}, Ack)
             nursery.cancel_scope.cancel()
 
     run(main)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mem8.grid import lexical
 from mem8.grid.index import Candidates, RegionIndex
 from mem8.grid.lexical import Frequencies
+from mem8.scope import Scope
 
 DIMENSIONS = 64
 TEXTS = ["Anna married in Lisbon", "the cat Miso", "Lisbon hills", "a lighthouse keeper"] * 20
@@ -24,7 +25,7 @@ def test_scoring_given_ids_equals_the_recall_scores() -> None:
     for i, (text, row) in enumerate(zip(TEXTS, rows, strict=True)):
         found = lexical.memory_terms(text, "", 100.0 * i)
         corpus.add(found)
-        scope = ("t", "alice" if i % 2 else "bob", "p")
+        scope = Scope("t", "alice" if i % 2 else "bob", "p")
         index.add(scope, f"m{i:03d}", i, row, 100.0 * i, 86_400.0, 1.0, i % 3, (i, i), found)
     words = lexical.weigh("Lisbon wedding", [corpus])
     hits = index.search(rows[2], 10_000.0, 8, "t", None, None, words=words)

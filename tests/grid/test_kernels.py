@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import brute_force
 from mem8.grid import kernels, reference
 from mem8.grid.kernels import Field, Floats
 
@@ -125,49 +126,6 @@ def unit_rows(rng: np.random.Generator, rows: int, dimensions: int) -> Floats:
     vectors = rng.standard_normal((rows, dimensions))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors.astype(np.float32)
-
-
-@examples
-@given(seeds, st.integers(0, 200), st.integers(1, 96))
-def test_resonance_matches_reference(seed: int, rows: int, dimensions: int) -> None:
-    rng = np.random.default_rng(seed)
-    query = unit_rows(rng, 1, dimensions)[0]
-    vectors = unit_rows(rng, rows, dimensions)
-    weights = rng.uniform(0.0, 2.0, rows).astype(np.float32)
-    actual, expected = np.empty(rows, np.float32), np.empty(rows, np.float32)
-    kernels.resonance(query, vectors, weights, actual)
-    reference.resonance(query, vectors, weights, expected)
-    assert_close(actual, expected, 2.0)
-
-
-def test_resonance_sums_in_the_same_order_on_every_path() -> None:
-    rng = np.random.default_rng(7)
-    query, vectors = unit_rows(rng, 1, 384)[0], unit_rows(rng, 5000, 384)
-    weights = np.ones(5000, np.float32)
-    serial, parallel = np.empty(5000, np.float32), np.empty(5000, np.float32)
-    kernels.resonance(query, vectors, weights, serial)
-    kernels.resonance(query, vectors, weights, parallel, parallel=True)
-    assert serial.tobytes() == parallel.tobytes()
-
-
-@examples
-@given(seeds, st.integers(0, 300), st.integers(0, 320), st.booleans())
-def test_top_k_matches_a_stable_sort(seed: int, length: int, k: int, with_nan: bool) -> None:
-    rng = np.random.default_rng(seed)
-    scores = rng.integers(0, 6, length).astype(np.float32)  # many ties
-    if with_nan and length:
-        scores[rng.integers(0, length, 3)] = np.nan
-    actual = kernels.top_k(scores, k)
-    assert actual.dtype == np.int64
-    assert actual.tolist() == reference.top_k(scores, k).tolist()
-
-
-def test_top_k_breaks_ties_by_lower_index() -> None:
-    scores = np.array([1.0, 3.0, 3.0, 2.0, 3.0, np.nan], np.float32)
-    assert kernels.top_k(scores, 2).tolist() == [1, 2]
-    assert kernels.top_k(scores, 4).tolist() == [1, 2, 4, 3]
-    assert kernels.top_k(scores, 10).tolist() == [1, 2, 4, 3, 0, 5]
-    assert kernels.top_k(scores, 0).tolist() == []
 
 
 def test_temporal_bind_links_chains_of_close_events() -> None:
@@ -311,8 +269,8 @@ def scenario() -> tuple[Field, Floats, npt.NDArray[np.int64]]:
     scores = np.empty(1000, np.float32)
     rows, cols = rng.integers(0, 48, (2, 1000))
     gains = np.abs(field[rows, cols]).astype(np.float32)  # the field at memories' cells
-    kernels.resonance(vectors[0], vectors, gains, scores)
-    return field, scores, kernels.top_k(scores, 10)
+    brute_force.resonance(vectors[0], vectors, gains, scores)
+    return field, scores, brute_force.top_k(scores, 10)
 
 
 def test_the_same_inputs_give_the_same_bytes() -> None:
@@ -401,10 +359,3 @@ def test_unstable_or_malformed_arguments_are_refused() -> None:
         kernels.associations(np.zeros((2, 2)), 0.0, 0.0, 0.0, 1.0, 0.3, 8)
     with pytest.raises(ValueError, match="sigma"):
         kernels.associations(np.zeros((2, 3)), 0.0, 0.0, 0.0, 0.0, 0.3, 8)
-    with pytest.raises(ValueError, match="dimensions"):
-        kernels.resonance(
-            np.zeros(3, np.float32),
-            np.zeros((2, 4), np.float32),
-            np.zeros(2, np.float32),
-            np.zeros(2, np.float32),
-        )
