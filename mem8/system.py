@@ -15,6 +15,7 @@ import msgpack
 import trio
 
 from mem8 import errors
+from mem8.actors.encoding import EncodingActor
 from mem8.actors.grid import GridActor, GridRegionActor, Tile, tiles
 from mem8.actors.journal import JournalActor
 from mem8.actors.memory import GRID_STATE, MemoryActor
@@ -59,8 +60,9 @@ class System:
     grid: ActorRef
     store: MemoryStore
     encoder: Encoder
-    hearing: ActorRef  # the audio channel: transcribes
-    reading: ActorRef  # the document and image channel: reads in a child process
+    hearing: ActorRef  # the audio channel: transcribes and remembers
+    reading: ActorRef  # the document and image channel: reads in a child process, keeps
+    encoding: ActorRef  # texts to their waves (/v1/embeddings)
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
@@ -136,6 +138,7 @@ async def open_system(
                 for pid, persona in settings.personas.items()
             }
             sources["memory"] = memory
+            hearing, reading = _start_senses(supervisor, settings, encoder, memory, clock)
             system = System(
                 settings,
                 clock,
@@ -147,7 +150,9 @@ async def open_system(
                 grid,
                 store,
                 encoder,
-                *_start_senses(supervisor, settings),
+                hearing,
+                reading,
+                supervisor.start("encoding", lambda: EncodingActor(encoder)),
             )
             await restore_grid(system)
             await restore_actors(system)
@@ -161,15 +166,19 @@ async def open_system(
         store.close()
 
 
-def _start_senses(supervisor: Supervisor, settings: Settings) -> tuple[ActorRef, ActorRef]:
+def _start_senses(
+    supervisor: Supervisor, settings: Settings, encoder: Encoder, memory: ActorRef, clock: Clock
+) -> tuple[ActorRef, ActorRef]:
     """The sensory channels; their models and packages load on first use, so a server
     without them starts and answers those routes with an error naming what is missing."""
     transcriber = WhisperTranscriber(settings.audio_threads)
     limits = documents.Limits(
         seconds=settings.extract_seconds, memory=settings.extract_memory_mb << 20
     )
-    hearing = supervisor.start("senses:hearing", lambda: HearingActor(transcriber))
-    reading = supervisor.start("senses:reading", lambda: ReadingActor(limits))
+    hearing = supervisor.start(
+        "senses:hearing", lambda: HearingActor(transcriber, encoder, memory, clock)
+    )
+    reading = supervisor.start("senses:reading", lambda: ReadingActor(limits, encoder, memory))
     return hearing, reading
 
 

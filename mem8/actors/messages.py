@@ -591,3 +591,61 @@ class FileForget(Message):
     tenant: str
     file_id: str
     at: float
+
+
+# --- flows that start at an actor: a route, a simulation or the CLI sends one message -------
+
+
+@message("listen")
+class Listen(Message):
+    """A recording heard in a scope (the hearing actor): transcribed, and each segment kept as
+    a memory dated when it was heard; answered by Heard (or Failed: 400/413/503)."""
+
+    request_id: str
+    audio: bytes
+    filename: str
+    tenant: str
+    user: str
+    persona: str
+    max_seconds: float
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    words: bool = False
+
+
+@message("upload")
+class Upload(Message):
+    """A file handed in at `at` (the reading actor): stored, and if its purpose is knowledge,
+    read and kept as memories tied to it; answered by FilePage with its stored record."""
+
+    request_id: str
+    tenant: str
+    user: str
+    persona: str  # "" for every persona of the scope
+    filename: str
+    purpose: str
+    content: bytes
+    at: float
+
+
+@message("embed")
+class Embed(Message):
+    """Texts to turn into waves of `dimensions` samples (the encoding actor), each counted in
+    the encoder's tokens and refused over the limits before any is encoded; Embedded."""
+
+    request_id: str
+    texts: list[str]
+    dimensions: int
+    max_input_tokens: int
+    max_request_tokens: int
+
+
+@message("embedded")
+class Embedded(Message):
+    """The waves, one row per text (little-endian float32, row-major), and their tokens."""
+
+    request_id: str
+    waves: bytes
+    tokens: int
+
