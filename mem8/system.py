@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import trio
 
 from mem8 import errors
 from mem8.actors.encoding import EncodingActor
 from mem8.actors.grid import GridActor, GridRegionActor, Tile, tiles
 from mem8.actors.journal import JournalActor
-from mem8.actors.memory import GRID_STATE, MemoryActor
-from mem8.actors.messages import (
-    Ack,
-    Digest,
-    GridExport,
-    GridField,
-    JournalClose,
-    Recollect,
-    Restore,
-    Snapshot,
-    SnapshotState,
-    StateDigest,
-)
+from mem8.actors.memory import MemoryActor
+from mem8.actors.messages import Ack, Digest, JournalClose, Persist, Recollect, Resume, StateDigest
 from mem8.actors.persona import PersonaActor
-from mem8.actors.runtime import ActorRef, Supervisor
+from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
 from mem8.actors.senses import HearingActor, ReadingActor
 from mem8.backends.base import LLMBackend
 from mem8.backends.select import choose_backends
@@ -73,13 +60,9 @@ class System:
     async def state_digests(self) -> dict[str, str]:
         """The memory actor's state hash (windows, tallies, commit count, and the grid's) and the
         grid's on its own: replay compares these."""
-        memory = await self.memory.ask(StateDigest(uuid.uuid4().hex), Digest)
-        grid = await self.grid.ask(StateDigest(uuid.uuid4().hex), Digest)
+        memory = await self.memory.ask(StateDigest(new_request_id()), Digest)
+        grid = await self.grid.ask(StateDigest(new_request_id()), Digest)
         return {"memory": memory.sha256, "grid": grid.sha256}
-
-    def stateful(self) -> dict[str, ActorRef]:
-        """The actors whose state is saved at a clean stop and restored at start."""
-        return {"memory": self.memory}  # personas keep no state: their tallies live there
 
 
 def journal_header(settings: Settings, clock: Clock) -> dict[str, Any]:
@@ -99,9 +82,11 @@ async def open_system(
     backends: Mapping[str, LLMBackend] | None = None,
     journal: bool = True,
     encoder: Encoder | None = None,
+    persist: bool = True,
 ) -> AsyncIterator[System]:
-    """Starts every actor, restoring memory from storage; on exit saves the grid, writes the
-    journal's final state and stops them."""
+    """Starts every actor, restoring memory from storage; on exit saves the grid and the memory
+    actor's state (unless not `persist`: the CLI beside a server), writes the journal's final
+    state and stops them."""
     clock = clock or WallClock()
     if encoder is None:
         encoder = await trio.to_thread.run_sync(
@@ -155,12 +140,12 @@ async def open_system(
                 supervisor.start("encoding", lambda: EncodingActor(encoder)),
             )
             await restore_grid(system)
-            await restore_actors(system)
+            await system.memory.ask(Resume(new_request_id()), Ack)
             try:
                 yield system
             finally:
                 with trio.CancelScope(shield=True):
-                    await _close(system)
+                    await _close(system, persist)
                 nursery.cancel_scope.cancel()
     finally:
         store.close()
@@ -198,38 +183,8 @@ def _start_grid(
 
 
 async def restore_grid(system: System) -> None:
-    recollect = Recollect(uuid.uuid4().hex, system.settings.grid_size, system.settings.grid_tiles)
+    recollect = Recollect(new_request_id(), system.settings.grid_size, system.settings.grid_tiles)
     await system.memory.ask(recollect, Ack, timeout=math.inf)  # a large store takes a while
-
-
-async def save_actors(system: System) -> None:
-    """Each actor's state into the store, so that a clean restart continues exactly."""
-    for name, ref in system.stateful().items():
-        state = (await ref.ask(Snapshot(uuid.uuid4().hex, for_journal=False), SnapshotState)).state
-        packed = msgpack.packb(state, use_bin_type=True)
-        await trio.to_thread.run_sync(system.store.put_state, f"actor:{name}", packed)
-
-
-async def restore_actors(system: System) -> None:
-    for name, ref in system.stateful().items():
-        saved = await trio.to_thread.run_sync(system.store.get_state, f"actor:{name}")
-        if saved is not None:
-            await ref.ask(Restore(uuid.uuid4().hex, msgpack.unpackb(saved, raw=False)), Digest)
-
-
-async def save_grid(system: System) -> None:
-    field = await system.grid.ask(GridExport(uuid.uuid4().hex), GridField)
-    state = msgpack.packb(
-        {
-            "grid_size": system.settings.grid_size,
-            "tiles": system.settings.grid_tiles,
-            "current": field.current,
-            "previous": field.previous,
-            "last_step": field.last_step,
-        },
-        use_bin_type=True,
-    )
-    await trio.to_thread.run_sync(system.store.put_state, GRID_STATE, state)
 
 
 def _start_journal(
@@ -251,13 +206,15 @@ def _start_journal(
     )
 
 
-async def _close(system: System) -> None:
+async def _close(system: System, persist: bool) -> None:
     try:
-        await save_grid(system)
-        await save_actors(system)
+        if persist:
+            settings = system.settings
+            save = Persist(new_request_id(), settings.grid_size, settings.grid_tiles)
+            await system.memory.ask(save, Ack, timeout=math.inf)  # a large field takes a while
         digests = await system.state_digests()
         if system.journal is not None:
-            await system.journal.ask(JournalClose(uuid.uuid4().hex, digests), Ack)
+            await system.journal.ask(JournalClose(new_request_id(), digests), Ack)
     except errors.Mem8Error as error:
         log.warning("could not close the journal cleanly: %s", error)
     for backend in {id(b): b for b in system.backends.values()}.values():

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from mem8 import heatmap
+from mem8.actors.memory import GRID_STATE
 from mem8.cli import main
 from mem8.cli_memory import unpack_field
 from mem8.encoders.hashed import LexicalEncoder
@@ -26,7 +27,6 @@ from mem8.grid.placement import Placer
 from mem8.memory import NEVER, Emotion, Memory, Modality
 from mem8.scope import Scope
 from mem8.storage.sqlite import MemoryStore
-from mem8.system import GRID_STATE
 
 GRID = 64  # a small grid keeps the pictures and the timings quick
 TILES = 2

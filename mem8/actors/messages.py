@@ -649,3 +649,21 @@ class Embedded(Message):
     waves: bytes
     tokens: int
 
+
+@message("persist")
+class Persist(Message):
+    """At a clean stop: the memory actor saves the field (of a grid this size and tiling) and
+    its own state (tallies, windows, the commit count) in the store, so a restart continues
+    exactly; answered by Ack."""
+
+    request_id: str
+    grid_size: int
+    tiles: int
+
+
+@message("resume")
+class Resume(Message):
+    """At start, after Recollect: the memory actor takes back the state it saved at the last
+    clean stop, if any; answered by Ack."""
+
+    request_id: str
