@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import math
 import typing
-import uuid
 from typing import Any
 
 from quart import Response, jsonify, request
 
 from mem8.actors.messages import Ack, MemoryForget, MemoryPage, MemoryQuery, MemorySearch
+from mem8.actors.runtime import new_request_id
 from mem8.errors import InvalidRequest
-from mem8.grid.placement import BANDS
 from mem8.http.context import caller
 from mem8.http.pages import list_page, page_limit
 from mem8.http.validation import parse_json
-from mem8.memory import MODALITIES
 from mem8.system import System
 
 MAX_LIMIT = 100
+# The API's names for the domain's vocabulary (tests/test_layers.py checks they are the same):
+# a memory's band by its number (mem8.grid.placement.BANDS) and the modalities (mem8.memory).
+BANDS = ("conversational", "technical", "abstract", "sensory")
+MODALITIES = ("text", "audio", "document", "image")
 
 
 def memory_object(wire: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +73,7 @@ class Memories:
                 f"modality must be one of {', '.join(MODALITIES)}", param="modality"
             )
         query = MemoryQuery(
-            uuid.uuid4().hex,
+            new_request_id(),
             tenant,
             user=args.get("user"),
             persona=self._persona_filter(args.get("persona")),
@@ -83,7 +85,7 @@ class Memories:
 
     async def retrieve(self, memory_id: str) -> Response:
         tenant, _ = caller("")
-        query = MemoryQuery(uuid.uuid4().hex, tenant, memory_id=memory_id)
+        query = MemoryQuery(new_request_id(), tenant, memory_id=memory_id)
         page = await self.system.memory.ask(query, MemoryPage)
         return jsonify(memory_object(page.memories[0]))
 
@@ -99,7 +101,7 @@ class Memories:
                 raise InvalidRequest(f"'{key}' must be a string", param=key)
         tenant, _ = caller("")
         search = MemorySearch(
-            uuid.uuid4().hex,
+            new_request_id(),
             tenant,
             text,
             user=body.get("user"),
@@ -111,6 +113,6 @@ class Memories:
 
     async def forget(self, memory_id: str) -> Response:
         tenant, _ = caller("")
-        forget = MemoryForget(uuid.uuid4().hex, tenant, memory_id, self.system.clock.now())
+        forget = MemoryForget(new_request_id(), tenant, memory_id, self.system.clock.now())
         await self.system.memory.ask(forget, Ack)
         return jsonify({"id": memory_id, "object": "memory.deleted", "deleted": True})
