@@ -199,11 +199,3 @@ async def encoded(encoder: Encoder, percepts: list[dict[str, Any]]) -> list[dict
 
 def transcript_to_wire(transcript: audio.Transcript) -> dict[str, Any]:
     return asdict(transcript)
-
-
-def transcript_from_wire(wire: dict[str, Any]) -> audio.Transcript:
-    segments = [
-        audio.Segment(**{**s, "words": [audio.Word(**w) for w in s["words"]]})
-        for s in wire["segments"]
-    ]
-    return audio.Transcript(wire["language"], wire["duration"], segments)
