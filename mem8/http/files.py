@@ -1,6 +1,6 @@
 """The Files API. An upload is stored in the SQLite file, read (documents and images, in a child
-process with limits) and kept as memories tied to it; deleting the file forgets them. A caller
-(API key) sees only its own files."""
+process with limits) and kept as memories tied to it, all by the reading actor (`Upload`);
+deleting the file forgets them. A caller (API key) sees only its own files."""
 
 from __future__ import annotations
 
