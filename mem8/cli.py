@@ -97,9 +97,9 @@ def _positive(text: str) -> int:
 
 
 _FORGET_NOTE = (
-    "A running server keeps the memory in its in-memory grid index until it restarts, and its "
-    "journal does not see this deletion: while serving, forget through "
-    "DELETE /v1/memories/{id} instead."
+    "The memory actor of a system run headless forgets it, as the server's would. A running "
+    "server keeps the memory in its in-memory grid index until it restarts, and its journal "
+    "does not see this deletion: while serving, forget through DELETE /v1/memories/{id} instead."
 )
 
 
@@ -298,8 +298,9 @@ def _memory_search(arguments: argparse.Namespace) -> int:
 
 
 def _memory_forget(arguments: argparse.Namespace) -> int:
-    with _opened(_settings(arguments)) as store:
-        tenant = cli_memory.forget(store, arguments.memory_id, arguments.tenant)
+    _configure_logging("WARNING")  # the headless system's start is not news
+    settings = _settings(arguments)
+    tenant = trio.run(cli_memory.forget, settings, arguments.memory_id, arguments.tenant)
     print(f"forgot {arguments.memory_id} (tenant {tenant})")
     return 0
 

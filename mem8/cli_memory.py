@@ -1,11 +1,13 @@
 """What the `mem8` command shows about a storage file: status, listings, search, export, timings.
 
-Plain functions over a `MemoryStore`, read-only except `forget`; safe beside a running server,
-whose WAL-mode file lets readers in while it writes.
+Plain functions over a `MemoryStore`, read-only; safe beside a running server, whose WAL-mode
+file lets readers in while it writes. `forget` changes memory, so it asks the memory actor of a
+system run headless (no personas, no journal, no HTTP) to do it, as the server's would.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
@@ -20,6 +22,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from mem8.config import Settings
 from mem8.encoders.base import Encoder
 from mem8.errors import NotFound
 from mem8.grid import tiling
@@ -81,13 +84,31 @@ def _age_order(memory: Memory) -> tuple[float, str]:
     return memory.created, memory.id
 
 
-def forget(store: MemoryStore, memory_id: str, tenant: str | None = None) -> str:
-    """Deletes one memory, finding its tenant when not given; returns the tenant."""
-    owner = tenant if tenant is not None else tenant_of(store, memory_id)
-    if owner is None or not store.forget(memory_id, owner):
+async def forget(settings: Settings, memory_id: str, tenant: str | None = None) -> str:
+    """Deletes one memory through the memory actor (out of the store and the grid, what it
+    superseded reinstated), finding its tenant when not given; returns the tenant."""
+    with open_existing(Path(settings.storage)) as store:
+        owner = tenant if tenant is not None else tenant_of(store, memory_id)
+    if owner is None or not await _forgotten(settings, memory_id, owner):
         where = f" in tenant '{tenant}'" if tenant is not None else ""
         raise NotFound(f"No memory '{memory_id}'{where}", param="memory_id")
     return owner
+
+
+async def _forgotten(settings: Settings, memory_id: str, tenant: str) -> bool:
+    """The saved field and state are left as they were: a server may be running beside."""
+    from mem8.actors.messages import Ack, MemoryForget  # pulls in the actors: only here
+    from mem8.actors.runtime import new_request_id
+    from mem8.system import open_system
+
+    headless = dataclasses.replace(settings, personas={})
+    async with open_system(headless, backends={}, journal=False, persist=False) as system:
+        forget = MemoryForget(new_request_id(), tenant, memory_id, time.time())
+        try:
+            await system.memory.ask(forget, Ack)
+        except NotFound:
+            return False
+    return True
 
 
 def tenant_of(store: MemoryStore, memory_id: str) -> str | None:

@@ -10,25 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import trio
 
 from mem8 import errors
+from mem8.actors.encoding import EncodingActor
 from mem8.actors.grid import GridActor, GridRegionActor
 from mem8.actors.journal import JournalActor
 from mem8.actors.memory import MemoryActor
-from mem8.actors.messages import (
-    Ack,
-    Digest,
-    GridExport,
-    GridField,
-    JournalClose,
-    Recollect,
-    Restore,
-    Snapshot,
-    SnapshotState,
-    StateDigest,
-)
+from mem8.actors.messages import Ack, Digest, JournalClose, Persist, Recollect, Resume, StateDigest
 from mem8.actors.persona import PersonaActor
 from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
 from mem8.actors.senses import HearingActor, ReadingActor
@@ -42,7 +31,7 @@ from mem8.grid.placement import Placer
 from mem8.grid.tiling import Tile, tiles
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
-from mem8.storage.sqlite import GRID_STATE, MemoryStore
+from mem8.storage.sqlite import MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +48,9 @@ class System:
     grid: ActorRef
     store: MemoryStore
     encoder: Encoder
-    hearing: ActorRef  # the audio channel: transcribes
-    reading: ActorRef  # the document and image channel: reads in a child process
+    hearing: ActorRef  # the audio channel: transcribes and remembers
+    reading: ActorRef  # the document and image channel: reads in a child process, keeps
+    encoding: ActorRef  # texts to their waves (/v1/embeddings)
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
@@ -74,10 +64,6 @@ class System:
         memory = await self.memory.ask(StateDigest(new_request_id()), Digest)
         grid = await self.grid.ask(StateDigest(new_request_id()), Digest)
         return {"memory": memory.sha256, "grid": grid.sha256}
-
-    def stateful(self) -> dict[str, ActorRef]:
-        """The actors whose state is saved at a clean stop and restored at start."""
-        return {"memory": self.memory}  # personas keep no state: their tallies live there
 
 
 def journal_header(settings: Settings, clock: Clock) -> dict[str, Any]:
@@ -97,9 +83,11 @@ async def open_system(
     backends: Mapping[str, LLMBackend] | None = None,
     journal: bool = True,
     encoder: Encoder | None = None,
+    persist: bool = True,
 ) -> AsyncIterator[System]:
-    """Starts every actor, restoring memory from storage; on exit saves the grid, writes the
-    journal's final state and stops them."""
+    """Starts every actor, restoring memory from storage; on exit saves the grid and the memory
+    actor's state (unless not `persist`: the CLI beside a server), writes the journal's final
+    state and stops them."""
     clock = clock or WallClock()
     if encoder is None:
         encoder = await trio.to_thread.run_sync(
@@ -136,6 +124,7 @@ async def open_system(
                 for pid, persona in settings.personas.items()
             }
             sources["memory"] = memory
+            hearing, reading = _start_senses(supervisor, settings, encoder, memory, clock)
             system = System(
                 settings,
                 clock,
@@ -147,29 +136,35 @@ async def open_system(
                 grid,
                 store,
                 encoder,
-                *_start_senses(supervisor, settings),
+                hearing,
+                reading,
+                supervisor.start("encoding", lambda: EncodingActor(encoder)),
             )
             await restore_grid(system)
-            await restore_actors(system)
+            await system.memory.ask(Resume(new_request_id()), Ack)
             try:
                 yield system
             finally:
                 with trio.CancelScope(shield=True):
-                    await _close(system)
+                    await _close(system, persist)
                 nursery.cancel_scope.cancel()
     finally:
         store.close()
 
 
-def _start_senses(supervisor: Supervisor, settings: Settings) -> tuple[ActorRef, ActorRef]:
+def _start_senses(
+    supervisor: Supervisor, settings: Settings, encoder: Encoder, memory: ActorRef, clock: Clock
+) -> tuple[ActorRef, ActorRef]:
     """The sensory channels; their models and packages load on first use, so a server
     without them starts and answers those routes with an error naming what is missing."""
     transcriber = WhisperTranscriber(settings.audio_threads)
     limits = documents.Limits(
         seconds=settings.extract_seconds, memory=settings.extract_memory_mb << 20
     )
-    hearing = supervisor.start("senses:hearing", lambda: HearingActor(transcriber))
-    reading = supervisor.start("senses:reading", lambda: ReadingActor(limits))
+    hearing = supervisor.start(
+        "senses:hearing", lambda: HearingActor(transcriber, encoder, memory, clock)
+    )
+    reading = supervisor.start("senses:reading", lambda: ReadingActor(limits, encoder, memory))
     return hearing, reading
 
 
@@ -193,36 +188,6 @@ async def restore_grid(system: System) -> None:
     await system.memory.ask(recollect, Ack, timeout=math.inf)  # a large store takes a while
 
 
-async def save_actors(system: System) -> None:
-    """Each actor's state into the store, so that a clean restart continues exactly."""
-    for name, ref in system.stateful().items():
-        state = (await ref.ask(Snapshot(new_request_id(), for_journal=False), SnapshotState)).state
-        packed = msgpack.packb(state, use_bin_type=True)
-        await trio.to_thread.run_sync(system.store.put_state, f"actor:{name}", packed)
-
-
-async def restore_actors(system: System) -> None:
-    for name, ref in system.stateful().items():
-        saved = await trio.to_thread.run_sync(system.store.get_state, f"actor:{name}")
-        if saved is not None:
-            await ref.ask(Restore(new_request_id(), msgpack.unpackb(saved, raw=False)), Digest)
-
-
-async def save_grid(system: System) -> None:
-    field = await system.grid.ask(GridExport(new_request_id()), GridField)
-    state = msgpack.packb(
-        {
-            "grid_size": system.settings.grid_size,
-            "tiles": system.settings.grid_tiles,
-            "current": field.current,
-            "previous": field.previous,
-            "last_step": field.last_step,
-        },
-        use_bin_type=True,
-    )
-    await trio.to_thread.run_sync(system.store.put_state, GRID_STATE, state)
-
-
 def _start_journal(
     supervisor: Supervisor, settings: Settings, clock: Clock, sources: dict[str, ActorRef]
 ) -> ActorRef | None:
@@ -242,10 +207,12 @@ def _start_journal(
     )
 
 
-async def _close(system: System) -> None:
+async def _close(system: System, persist: bool) -> None:
     try:
-        await save_grid(system)
-        await save_actors(system)
+        if persist:
+            settings = system.settings
+            save = Persist(new_request_id(), settings.grid_size, settings.grid_tiles)
+            await system.memory.ask(save, Ack, timeout=math.inf)  # a large field takes a while
         digests = await system.state_digests()
         if system.journal is not None:
             await system.journal.ask(JournalClose(new_request_id(), digests), Ack)

@@ -147,3 +147,38 @@ def test_the_journal_can_be_turned_off(settings: Settings) -> None:
         body = {"model": "mem8-creative-v1", "messages": HELLO}
         assert httpx.post(server.base_url + "/chat/completions", json=body).status_code == 200
     assert not Path(settings.storage + ".journal").exists()
+
+
+def test_what_the_senses_kept_and_a_forget_replay(settings: Settings) -> None:
+    """An upload, a transcription (each kept by its sense actor) and a forget between chats."""
+    fixtures = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+    llm = ScriptedLLM()
+    with (
+        running_server(settings, dict.fromkeys(settings.personas, llm)) as server,
+        httpx.Client(base_url=server.base_url, timeout=60) as http,
+    ):
+        pdf = (fixtures / "pdf" / "crazyones.pdf").read_bytes()
+        uploaded = http.post(
+            "/files", files={"file": ("crazyones.pdf", pdf)}, data={"purpose": "user_data"}
+        )
+        assert uploaded.json()["status"] == "processed", uploaded.text
+        wav = (fixtures / "audio" / "english.wav").read_bytes()
+        heard = http.post(
+            "/audio/transcriptions",
+            files={"file": ("english.wav", wav)},
+            data={"model": "mem8-technical-v1"},
+        )
+        assert heard.status_code == 200, heard.text
+        question = [{"role": "user", "content": "Who are the crazy ones?"}]
+        chat = {"model": "mem8-technical-v1", "messages": question}
+        assert http.post("/chat/completions", json=chat).status_code == 200
+        first = http.get("/memories", params={"limit": 1}).json()["data"][0]["id"]
+        assert http.delete(f"/memories/{first}").status_code == 200
+        assert http.post("/chat/completions", json=chat).status_code == 200
+    journal = settings.journal_dir()
+    assert journal is not None
+    kinds = [record.kind for record in read_journal(journal).records]
+    assert {"file", "remember", "forget"} <= set(kinds)
+    report = trio.run(replay, journal)
+    assert report.problems == [] and report.mismatches == []
+    assert report.requests == report.matched == 2 and report.state_matched is True

@@ -47,11 +47,13 @@ from mem8.actors.messages import (
     MemoryQuery,
     MemorySearch,
     Percept,
+    Persist,
     RecalledMemory,
     Recollect,
     Remember,
     Remembered,
     Restore,
+    Resume,
     Snapshot,
     SnapshotState,
     StateDigest,
@@ -70,6 +72,7 @@ from mem8.scope import EVERY_PERSONA, Audience, Scope
 from mem8.storage.files import MemoryTrace, StoredFile
 from mem8.storage.sqlite import GRID_STATE, MemoryStore
 
+ACTOR_STATE = "actor:memory"  # the row holding this actor's state saved at the last clean stop
 RESTORE_BATCH = 500
 TALLIES = ("answered", "subconscious", "failed", "cancelled", "prompt_tokens", "completion_tokens")
 log = logging.getLogger(__name__)
@@ -609,13 +612,16 @@ class MemoryActor(Actor):
     @handles(Restore)
     async def on_restore(self, message: Restore, reply: Reply) -> None:
         """Takes a snapshot's windows and commit count (the store and field come separately)."""
-        self.seq = message.state["seq"]
-        self.tallies = {p: dict(t) for p, t in message.state.get("tallies", {}).items()}
+        self._take(message.state)
+        await reply.send(Digest(message.request_id, "memory", ""))
+
+    def _take(self, state: dict[str, Any]) -> None:
+        self.seq = state["seq"]
+        self.tallies = {p: dict(t) for p, t in state.get("tallies", {}).items()}
         self.windows = {
             key: deque((Turn.from_map(turn) for turn in turns), maxlen=WINDOW)
-            for key, turns in message.state["windows"].items()
+            for key, turns in state["windows"].items()
         }
-        await reply.send(Digest(message.request_id, "memory", ""))
 
     def export(self) -> dict[str, Any]:
         return {
@@ -623,6 +629,33 @@ class MemoryActor(Actor):
             "seq": self.seq,
             "windows": {k: [t.to_map() for t in v] for k, v in sorted(self.windows.items())},
         }
+
+    @handles(Persist)
+    async def on_persist(self, message: Persist, reply: Reply) -> None:
+        """At a clean stop: the field, then this actor's state, into the store."""
+        field = await self.grid.ask(GridExport(new_request_id()), GridField)
+        grid = {
+            "grid_size": message.grid_size,
+            "tiles": message.tiles,
+            "current": field.current,
+            "previous": field.previous,
+            "last_step": field.last_step,
+        }
+        await self._put_state(GRID_STATE, grid)
+        await self._put_state(ACTOR_STATE, self.export())
+        await reply.send(Ack(message.request_id))
+
+    async def _put_state(self, name: str, state: dict[str, Any]) -> None:
+        packed = msgpack.packb(state, use_bin_type=True)
+        await trio.to_thread.run_sync(self.store.put_state, name, packed)
+
+    @handles(Resume)
+    async def on_resume(self, message: Resume, reply: Reply) -> None:
+        """At start: the state saved at the last clean stop, if there is one."""
+        saved = await trio.to_thread.run_sync(self.store.get_state, ACTOR_STATE)
+        if saved is not None:
+            self._take(msgpack.unpackb(saved, raw=False))
+        await reply.send(Ack(message.request_id))
 
 
 def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:

@@ -810,19 +810,6 @@ class Recollect(Message):
 # --- senses and files -------------------------------------------------------------------------
 
 
-@message("hear")
-class Hear(Message):
-    """Audio to transcribe (the hearing actor); answered by Heard, or Failed (400/413/503)."""
-
-    request_id: str
-    audio: bytes
-    max_seconds: float
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float = 0.0
-    words: bool = False
-
-
 @message("heard")
 class Heard(Message):
     """A transcript: language, duration and segments (each with its words when asked)."""
@@ -831,19 +818,9 @@ class Heard(Message):
     transcript: dict[str, Any]
 
 
-@message("read")
-class Read(Message):
-    """A document or image to read (the reading actor), in a child process with limits;
-    answered by ReadOut."""
-
-    request_id: str
-    data: bytes
-    filename: str
-
-
 @message("read_out")
 class ReadOut(Message):
-    """What was read, in chunks; or the error that stopped it (missing:
+    """What the reading actor read of an upload, in chunks; or the error that stopped it (missing:
     a package or program is not installed, not a fault of the file)."""
 
     request_id: str
@@ -898,3 +875,79 @@ class FileForget(Message):
     tenant: str
     file_id: str
     at: float
+
+
+# --- flows that start at an actor: a route, a simulation or the CLI sends one message -------
+
+
+@message("listen")
+class Listen(Message):
+    """A recording heard in a scope (the hearing actor): transcribed, and each segment kept as
+    a memory dated when it was heard; answered by Heard (or Failed: 400/413/503)."""
+
+    request_id: str
+    audio: bytes
+    filename: str
+    tenant: str
+    user: str
+    persona: str
+    max_seconds: float
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    words: bool = False
+
+
+@message("upload")
+class Upload(Message):
+    """A file handed in at `at` (the reading actor): stored, and if its purpose is knowledge,
+    read and kept as memories tied to it; answered by FilePage with its stored record."""
+
+    request_id: str
+    tenant: str
+    user: str
+    persona: str  # "" for every persona of the scope
+    filename: str
+    purpose: str
+    content: bytes
+    at: float
+
+
+@message("embed")
+class Embed(Message):
+    """Texts to turn into waves of `dimensions` samples (the encoding actor), each counted in
+    the encoder's tokens and refused over the limits before any is encoded; Embedded."""
+
+    request_id: str
+    texts: list[str]
+    dimensions: int
+    max_input_tokens: int
+    max_request_tokens: int
+
+
+@message("embedded")
+class Embedded(Message):
+    """The waves, one row per text (little-endian float32, row-major), and their tokens."""
+
+    request_id: str
+    waves: bytes
+    tokens: int
+
+
+@message("persist")
+class Persist(Message):
+    """At a clean stop: the memory actor saves the field (of a grid this size and tiling) and
+    its own state (tallies, windows, the commit count) in the store, so a restart continues
+    exactly; answered by Ack."""
+
+    request_id: str
+    grid_size: int
+    tiles: int
+
+
+@message("resume")
+class Resume(Message):
+    """At start, after Recollect: the memory actor takes back the state it saved at the last
+    clean stop, if any; answered by Ack."""
+
+    request_id: str

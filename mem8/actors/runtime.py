@@ -118,6 +118,8 @@ class Actor:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "handles" in vars(cls):  # the old spelling: a map to names, which nothing would read
+            raise TypeError(f"{cls.__name__}: mark handlers with @handles(Message) instead")
         names: dict[type[Message], str] = {}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():

@@ -52,6 +52,7 @@ class ScriptedLLM(LLMBackend):
         self.history: list[GenerationRequest] = []
         self.token_delay = token_delay
         self.cancelled = 0  # generations closed before their Finish
+        self.closed_early = threading.Event()  # set at the first of them: a test thread waits
 
     def enqueue(self, replies: Iterable[str | Exception]) -> None:
         with self._lock:
@@ -99,6 +100,7 @@ class ScriptedLLM(LLMBackend):
         finally:
             if not finished:
                 self.cancelled += 1
+                self.closed_early.set()
 
 
 def _split_tokens(text: str) -> list[str]:

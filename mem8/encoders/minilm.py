@@ -53,6 +53,7 @@ def tokenizer_file() -> Path:
 
 class MiniLMEncoder(Encoder):
     name: ClassVar[str] = "all-MiniLM-L6-v2-int8"
+    semantic: ClassVar[bool] = True
     DIMENSIONS: ClassVar[int] = 384
 
     def __init__(self, threads: int = 1) -> None:

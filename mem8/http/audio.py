@@ -1,5 +1,6 @@
 """POST /v1/audio/transcriptions: speech to text, and what was heard into the persona's memory
-for the caller's scope (modality audio, each segment a memory, bound in time as heard)."""
+for the caller's scope (modality audio, each segment a memory, bound in time as heard): the
+hearing actor does it all (`Listen`); this renders its transcript (`Heard`) in OpenAI's shapes."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ from typing import Any
 
 from quart import Response, jsonify
 
-from mem8.actors.messages import Hear, Heard, Percept, Remember, Remembered
+from mem8.actors.messages import Heard, Listen
 from mem8.actors.runtime import new_request_id
-from mem8.actors.senses import SENSED_IMPORTANCE, encoded, transcript_from_wire
 from mem8.errors import InvalidRequest
 from mem8.http.context import caller
 from mem8.http.forms import Form, read_form
-from mem8.senses.audio import Transcript
 from mem8.system import System
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024  # OpenAI's limit for an audio upload
@@ -37,37 +36,24 @@ class Transcriptions:
                 f"'response_format' must be one of {', '.join(FORMATS)}", param="response_format"
             )
         granularities = _granularities(form, response_format)
-        hear = Hear(
+        language, prompt = form.text("language") or None, _prompt(form)
+        temperature = form.number("temperature", 0.0, 1.0) or 0.0
+        tenant, user = caller(form.text("user") or "")
+        listen = Listen(
             new_request_id(),
             form.upload.data,
+            form.upload.filename,
+            tenant,
+            user,
+            model,
             self.system.settings.audio_max_seconds,
-            language=form.text("language") or None,
-            prompt=_prompt(form),
-            temperature=form.number("temperature", 0.0, 1.0) or 0.0,
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
             words="word" in granularities,
         )
-        heard = await self.system.hearing.ask(hear, Heard, timeout=math.inf)
-        transcript = transcript_from_wire(heard.transcript)
-        await self._remember(transcript, form, model, hear.request_id)
-        return render(transcript, response_format, granularities)
-
-    async def _remember(self, transcript: Transcript, form: Form, model: str, heard: str) -> None:
-        """Each segment a memory, dated when it was heard: the recording ended now."""
-        tenant, user = caller(form.text("user") or "")
-        ended = self.system.clock.now()
-        percepts = [
-            Percept(
-                text=segment.text,
-                source=f"audio:{heard}:{form.upload.filename}:segment:{segment.id}",
-                modality="audio",
-                created=ended - transcript.duration + segment.start,
-            )
-            for segment in transcript.segments
-        ]
-        percepts = await encoded(self.system.encoder, percepts)
-        if percepts:
-            remember = Remember(heard, tenant, user, model, percepts, SENSED_IMPORTANCE)
-            await self.system.memory.ask(remember, Remembered)
+        heard = await self.system.hearing.ask(listen, Heard, timeout=math.inf)
+        return render(heard.transcript, response_format, granularities)
 
 
 def _granularities(form: Form, response_format: str) -> list[str]:
@@ -93,9 +79,26 @@ def _prompt(form: Form) -> str | None:
     return prompt or None
 
 
+# A transcript as Heard carries it: {language, duration, segments: [{id, seek, start, end,
+# text, tokens, temperature, avg_logprob, compression_ratio, no_speech_prob, words}]}.
+Transcript = dict[str, Any]
+SEGMENT_FIELDS = (
+    "id",
+    "seek",
+    "start",
+    "end",
+    "text",
+    "tokens",
+    "temperature",
+    "avg_logprob",
+    "compression_ratio",
+    "no_speech_prob",
+)
+
+
 def render(transcript: Transcript, response_format: str, granularities: list[str]) -> Response:
     if response_format == "json":
-        return jsonify({"text": transcript.text, "usage": _usage(transcript)})
+        return jsonify({"text": _text(transcript), "usage": _usage(transcript)})
     if response_format == "verbose_json":
         return jsonify(_verbose(transcript, granularities))
     if response_format == "srt":
@@ -103,41 +106,33 @@ def render(transcript: Transcript, response_format: str, granularities: list[str
     if response_format == "vtt":
         body = "WEBVTT\n\n" + subtitles(transcript, ".", numbered=False)
         return Response(body, content_type="text/vtt; charset=utf-8")
-    return Response(transcript.text + "\n", content_type="text/plain; charset=utf-8")
+    return Response(_text(transcript) + "\n", content_type="text/plain; charset=utf-8")
+
+
+def _text(transcript: Transcript) -> str:
+    """The segments' words in one line (as mem8.senses.audio.Transcript.text)."""
+    texts = (s["text"].strip() for s in transcript["segments"])
+    return " ".join(text for text in texts if text)
 
 
 def _usage(transcript: Transcript) -> dict[str, Any]:
-    return {"type": "duration", "seconds": math.ceil(transcript.duration)}
+    return {"type": "duration", "seconds": math.ceil(transcript["duration"])}
 
 
 def _verbose(transcript: Transcript, granularities: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "task": "transcribe",
-        "language": transcript.language,
-        "duration": transcript.duration,
-        "text": transcript.text,
+        "language": transcript["language"],
+        "duration": transcript["duration"],
+        "text": _text(transcript),
     }
     if "segment" in granularities:
-        body["segments"] = [
-            {
-                "id": s.id,
-                "seek": s.seek,
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "tokens": s.tokens,
-                "temperature": s.temperature,
-                "avg_logprob": s.avg_logprob,
-                "compression_ratio": s.compression_ratio,
-                "no_speech_prob": s.no_speech_prob,
-            }
-            for s in transcript.segments
-        ]
+        body["segments"] = [{key: s[key] for key in SEGMENT_FIELDS} for s in transcript["segments"]]
     if "word" in granularities:
         body["words"] = [
-            {"word": w.word, "start": w.start, "end": w.end}
-            for s in transcript.segments
-            for w in s.words
+            {"word": w["word"], "start": w["start"], "end": w["end"]}
+            for s in transcript["segments"]
+            for w in s["words"]
         ]
     body["usage"] = _usage(transcript)
     return body
@@ -146,10 +141,10 @@ def _verbose(transcript: Transcript, granularities: list[str]) -> dict[str, Any]
 def subtitles(transcript: Transcript, decimal: str, numbered: bool = True) -> str:
     """SubRip (numbered cues, comma decimals) or WebVTT cues (dot decimals)."""
     cues = []
-    for number, segment in enumerate(transcript.segments, start=1):
-        timing = f"{_clock(segment.start, decimal)} --> {_clock(segment.end, decimal)}"
+    for number, segment in enumerate(transcript["segments"], start=1):
+        timing = f"{_clock(segment['start'], decimal)} --> {_clock(segment['end'], decimal)}"
         lines = [str(number)] if numbered else []
-        cues.append("\n".join([*lines, timing, segment.text]) + "\n")
+        cues.append("\n".join([*lines, timing, segment["text"]]) + "\n")
     return "\n".join(cues)
 
 

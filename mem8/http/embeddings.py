@@ -1,11 +1,12 @@
 """POST /v1/embeddings: texts in, their wave representation (mem8/encoders/wave.py) out.
 
-Embedding reads no memory and writes none: it is the encoder and the wave transform alone."""
+Embedding reads no memory and writes none: the encoding actor counts, checks and encodes."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,8 @@ import numpy.typing as npt
 import trio
 from quart import Response, request
 
-from mem8 import errors
-from mem8.encoders.base import Encoder
-from mem8.encoders.minilm import MiniLMEncoder
-from mem8.encoders.wave import MAX_DIMENSIONS, to_wave
+from mem8.actors.messages import Embed, Embedded
+from mem8.actors.runtime import new_request_id
 from mem8.errors import InvalidRequest
 from mem8.http.validation import integer_field, optional_field, parse_json, required_string
 from mem8.system import System
@@ -27,6 +26,7 @@ MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8192
 MAX_REQUEST_TOKENS = 32_768  # summed over a request's inputs: ~15 s of encoding on one thread
 ENCODING_FORMATS = ("float", "base64")
+MAX_DIMENSIONS = 1536  # the wave's samples at most: mem8.encoders.wave.MAX_DIMENSIONS
 
 
 @dataclass(frozen=True)
@@ -73,38 +73,14 @@ def _texts(value: Any) -> list[str]:
     return texts
 
 
-def _check_tokens(counts: list[int]) -> None:
-    for i, count in enumerate(counts):
-        if count > MAX_INPUT_TOKENS:
-            raise InvalidRequest(
-                f"input[{i}] has {count} tokens; at most {MAX_INPUT_TOKENS} are allowed",
-                param="input",
-            )
-    if sum(counts) > MAX_REQUEST_TOKENS:
-        raise InvalidRequest(
-            f"'input' has {sum(counts)} tokens in all; at most {MAX_REQUEST_TOKENS} are allowed",
-            param="input",
-        )
-
-
-def _semantic(encoder: Encoder) -> MiniLMEncoder:
-    if not isinstance(encoder, MiniLMEncoder):
-        raise errors.BackendUnavailable(
-            f"Embeddings need the semantic encoder, not {encoder.name}: set MEM8_ENCODER=minilm"
-        )
-    return encoder
-
-
-def _response_body(encoder: MiniLMEncoder, body: EmbeddingRequest) -> bytes:
-    """Counts, checks, encodes and serialises: all of it slow enough for a worker thread."""
-    counts = encoder.count_tokens(body.texts)
-    _check_tokens(counts)
-    vectors = to_wave(encoder.embed_batch(body.texts), body.dimensions)
+def _response_body(embedded: Embedded, body: EmbeddingRequest) -> bytes:
+    """The JSON answer, serialised on a worker thread: 2048 waves are 3 million floats."""
+    waves = np.frombuffer(embedded.waves, "<f4").reshape(len(body.texts), body.dimensions)
     data = [
         {"object": "embedding", "index": i, "embedding": _encoded(v, body.encoding_format)}
-        for i, v in enumerate(vectors)
+        for i, v in enumerate(waves)
     ]
-    usage = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
+    usage = {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens}
     payload = {"object": "list", "data": data, "model": body.model, "usage": usage}
     return json.dumps(payload).encode()
 
@@ -123,6 +99,10 @@ class Embeddings:
     async def create(self) -> Response:
         body = parse_embedding(parse_json(typing.cast(bytes, await request.get_data())))
         self.system.persona(body.model)  # an unknown persona is the spec's 404
-        encoder = _semantic(self.system.encoder)
-        payload = await trio.to_thread.run_sync(_response_body, encoder, body)
+        embed = Embed(
+            new_request_id(), body.texts, body.dimensions, MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS
+        )
+        # as long as the limits allow: 32,768 tokens are ~15 s of encoding on one thread
+        embedded = await self.system.encoding.ask(embed, Embedded, timeout=math.inf)
+        payload = await trio.to_thread.run_sync(_response_body, embedded, body)
         return Response(payload, content_type="application/json")

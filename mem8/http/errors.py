@@ -12,12 +12,6 @@ from mem8 import errors
 
 log = logging.getLogger(__name__)
 
-_HTTP_ERRORS: dict[int, type[errors.Mem8Error]] = {
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-    413: errors.InputTooLarge,
-}
-
 
 def error_body(error: errors.Mem8Error) -> dict[str, object]:
     return {
@@ -39,14 +33,13 @@ def render(error: errors.Mem8Error) -> Response:
 def from_http_exception(exception: HTTPException) -> errors.Mem8Error:
     """Translates Quart/werkzeug's own 404, 405, 413 ... into domain errors."""
     code = exception.code or 500
-    cls = _HTTP_ERRORS.get(code)
     if code == 404:
         return errors.NotFound("Unknown route: see GET /v1/models and the API documentation")
     if code == 405:
         return errors.MethodNotAllowed(f"Method not allowed here: {exception.description}")
     if code == 413:
         return errors.InputTooLarge("Request body too large")
-    error = (cls or errors.InvalidRequest)(exception.description or exception.name)
+    error = errors.InvalidRequest(exception.description or exception.name)
     error.status = code
     return error
 

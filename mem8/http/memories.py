@@ -11,14 +11,16 @@ from quart import Response, jsonify, request
 from mem8.actors.messages import Ack, MemoryForget, MemoryPage, MemoryQuery, MemorySearch
 from mem8.actors.runtime import new_request_id
 from mem8.errors import InvalidRequest
-from mem8.grid.placement import BANDS
 from mem8.http.context import caller
 from mem8.http.pages import list_page, page_limit
 from mem8.http.validation import parse_json
-from mem8.memory import MODALITIES
 from mem8.system import System
 
 MAX_LIMIT = 100
+# The API's names for the domain's vocabulary (tests/test_layers.py checks they are the same):
+# a memory's band by its number (mem8.grid.placement.BANDS) and the modalities (mem8.memory).
+BANDS = ("conversational", "technical", "abstract", "sensory")
+MODALITIES = ("text", "audio", "document", "image")
 
 
 def memory_object(wire: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from typing import Any
 from quart import Response, jsonify
 
 from mem8.errors import UnknownModel
-from mem8.personas import Persona
 from mem8.system import System
 
 
-def model_object(persona: Persona) -> dict[str, Any]:
-    return {"id": persona.id, "object": "model", "created": persona.created, "owned_by": "mem8"}
+def model_object(model: str, created: int) -> dict[str, Any]:
+    """A persona as OpenAI's Model object."""
+    return {"id": model, "object": "model", "created": created, "owned_by": "mem8"}
 
 
 class Models:
@@ -20,11 +20,11 @@ class Models:
         self.system = system
 
     async def list(self) -> Response:
-        data = [model_object(p) for p in self.system.settings.personas.values()]
+        data = [model_object(p.id, p.created) for p in self.system.settings.personas.values()]
         return jsonify({"object": "list", "data": data})
 
     async def retrieve(self, model: str) -> Response:
         persona = self.system.settings.personas.get(model)
         if persona is None:
             raise UnknownModel(model)
-        return jsonify(model_object(persona))
+        return jsonify(model_object(persona.id, persona.created))

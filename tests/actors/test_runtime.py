@@ -258,3 +258,10 @@ def test_ask_each_asks_every_actor_and_checks_each_reply() -> None:
             nursery.cancel_scope.cancel()
 
     run(main)
+
+
+def test_the_old_map_of_handler_names_is_refused_loudly() -> None:
+    with pytest.raises(TypeError, match="@handles"):
+
+        class Old(Actor):
+            handles = (StateDigest, "on_digest")  # type: ignore[assignment]

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from werkzeug.exceptions import HTTPException
 
 from mem8 import errors
 from mem8.backends.fake import ScriptedLLM
+from mem8.config import Settings
+from mem8.http.app import create_app
+from mem8.system import System
 from tests.support.openapi import violations
 from tests.support.server import RunningServer
 
@@ -122,6 +128,8 @@ def test_one_model_is_a_model(http: httpx.Client) -> None:
     assert_matches("Model", json_body(response))
 
 
+WAV = {"file": ("speech.wav", b"RIFF not really audio", "audio/wav")}
+TEXT_FILE = {"file": ("notes.txt", b"Lisbon in June.", "text/plain")}
 ERRORS = {
     "unknown model": ("POST", "/v1/chat/completions", {"json": UNKNOWN_MODEL}, 404),
     "unknown model id": ("GET", "/v1/models/mem8-x", {}, 404),
@@ -138,7 +146,66 @@ ERRORS = {
         400,
     ),
     "wrong method on embeddings": ("GET", "/v1/embeddings", {}, 405),
+    "wrong method on health": ("POST", "/health", {}, 405),
+    "audio without a model": ("POST", "/v1/audio/transcriptions", {"files": WAV}, 400),
+    "audio that is not audio": (
+        "POST",
+        "/v1/audio/transcriptions",
+        {"files": WAV, "data": {"model": MODEL}},
+        400,
+    ),
+    "audio as JSON": ("POST", "/v1/audio/transcriptions", {"json": {"model": MODEL}}, 400),
+    "upload for no purpose": (
+        "POST",
+        "/v1/files",
+        {"files": TEXT_FILE, "data": {"purpose": "fun"}},
+        400,
+    ),
+    "upload for an unknown persona": (
+        "POST",
+        "/v1/files",
+        {"files": TEXT_FILE, "data": {"purpose": "user_data", "model": "mem8-x"}},
+        404,
+    ),
+    "files in no order": ("GET", "/v1/files", {"params": {"order": "sideways"}}, 400),
+    "an unknown file": ("GET", "/v1/files/file-nope", {}, 404),
+    "an unknown file's content": ("GET", "/v1/files/file-nope/content", {}, 404),
+    "deleting an unknown file": ("DELETE", "/v1/files/file-nope", {}, 404),
+    "memories of no modality": ("GET", "/v1/memories", {"params": {"modality": "smell"}}, 400),
+    "memories of an unknown persona": (
+        "GET",
+        "/v1/memories",
+        {"params": {"persona": "mem8-x"}},
+        404,
+    ),
+    "a search without a query": ("POST", "/v1/memories/search", {"json": {"limit": 3}}, 400),
+    "an unknown memory": ("GET", "/v1/memories/mem-nope", {}, 404),
+    "forgetting an unknown memory": ("DELETE", "/v1/memories/mem-nope", {}, 404),
 }
+# Routes that take nothing a request could get wrong but the method (the 405 cases above).
+NOTHING_TO_GET_WRONG = {"health", "list_models"}
+
+
+def _names_unknown_model(request_args: dict[str, Any]) -> bool:
+    sent = {**request_args.get("json", {}), **request_args.get("data", {})}
+    return bool(sent.get("model") == "mem8-x" or sent.get("persona") == "mem8-x") or (
+        request_args.get("params", {}).get("persona") == "mem8-x"
+    )
+
+
+def test_every_route_has_a_malformed_request_above() -> None:
+    """Walks the app's routes: each is matched by at least one failing request of ERRORS."""
+    app = create_app(typing.cast(System, SimpleNamespace(settings=Settings())))
+    routes = app.url_map.bind("localhost")
+    covered = set()
+    for method, path, _, _ in ERRORS.values():
+        try:
+            endpoint, _ = routes.match(path, method)
+        except HTTPException:
+            continue  # no route, or not this method: the 404 and 405 cases
+        covered.add(endpoint)
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()} - {"static"}
+    assert endpoints - NOTHING_TO_GET_WRONG - covered == set()
 
 
 @pytest.mark.parametrize(("method", "path", "request_args", "status"), ERRORS.values(), ids=ERRORS)
@@ -148,7 +215,7 @@ def test_error_is_an_error_response(
     response = http.request(method, path, **request_args)
     assert response.status_code == status, response.text
     body = json_body(response)
-    if path == "/v1/models/mem8-x" or request_args.get("json", {}).get("model") == "mem8-x":
+    if path == "/v1/models/mem8-x" or _names_unknown_model(request_args):
         # The one deliberate deviation: the user's spec (OPENAI_API.md, "Model Not Found") shows
         # an integer `"code": 404` where OpenAI's schema has a string. The spec is our contract.
         assert body["error"]["code"] == 404

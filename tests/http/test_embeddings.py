@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import base64
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import numpy as np
 import openai
 import pytest
+import trio
+import trio.testing
 from openai import OpenAI
 
 from mem8.encoders import open_encoder
@@ -146,10 +146,22 @@ def test_a_bad_body_is_a_400_naming_its_field(
 
 def test_encoding_does_not_hold_up_other_requests(server: RunningServer) -> None:
     """A long input encodes on a worker thread (measured ~3 s for 8,000 tokens) while the event
-    loop answers others."""
-    with ThreadPoolExecutor(1) as pool:
-        encoding = pool.submit(post, server, {"model": MODEL, "input": LONG})
-        time.sleep(0.3)  # let it reach the encoder
-        assert httpx.get(server.root + "/health", timeout=10).text == "OK"
-        assert not encoding.done()
-        assert encoding.result().status_code == 200
+    loop answers others: once every task of the server's loop waits, the long request waiting
+    on its thread, a health check is still answered."""
+
+    async def meanwhile() -> None:
+        async with httpx.AsyncClient(base_url=server.root, headers=AUTH, timeout=60) as http:
+            encoded = trio.Event()
+
+            async def encode() -> None:
+                response = await http.post("/v1/embeddings", json={"model": MODEL, "input": LONG})
+                assert response.status_code == 200, response.text
+                encoded.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(encode)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)  # it is at the encoder
+                assert (await http.get("/health")).text == "OK"
+                assert not encoded.is_set()
+
+    trio.from_thread.run(meanwhile, trio_token=server.token)
