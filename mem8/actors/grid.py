@@ -19,8 +19,10 @@ from mem8.actors.messages import (
     Association,
     Digest,
     Edges,
+    Excitation,
     GridCandidates,
     GridEdges,
+    GridExcite,
     GridExport,
     GridField,
     GridForget,
@@ -126,8 +128,8 @@ class GridRegionActor(Actor):
             del self.centres[message.memory_id]
         await reply.send(Ack(message.request_id))
 
-    @handles(GridReinforce)
-    async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
+    @handles(GridExcite)
+    async def on_excite(self, message: GridExcite, reply: Reply) -> None:
         for memory_id, recalls, tau, x, y in message.updates:
             if memory_id in self.centres:
                 self.index.reinforce(memory_id, recalls, tau)
@@ -329,16 +331,16 @@ class GridActor(Actor):
     async def on_reinforce(self, message: GridReinforce, reply: Reply) -> None:
         """Updates each memory's owner and excites every tile its packet touches."""
         await self._advance(message.now)
-        routes: dict[int, list[list[Any]]] = {}
+        routes: dict[int, list[Excitation]] = {}
         for memory_id, recalls, tau in message.updates:
             if memory_id not in self.centres:
                 continue
             x, y = self.centres[memory_id]
             for i, tile in enumerate(self.tiles):
                 if tile.touches(x, y, self.reach) or i == self.owner[memory_id]:
-                    routes.setdefault(i, []).append([memory_id, recalls, tau, x, y])
+                    routes.setdefault(i, []).append(Excitation(memory_id, recalls, tau, x, y))
         await self._ask_regions(
-            {i: GridReinforce(new_request_id(), batch, message.now) for i, batch in routes.items()},
+            {i: GridExcite(new_request_id(), batch, message.now) for i, batch in routes.items()},
             Ack,
         )
         await reply.send(Ack(message.request_id))

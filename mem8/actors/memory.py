@@ -50,6 +50,7 @@ from mem8.actors.messages import (
     Persist,
     RecalledMemory,
     Recollect,
+    Reinforcement,
     Remember,
     Remembered,
     Restore,
@@ -445,7 +446,7 @@ class MemoryActor(Actor):
     async def _reinforce(self, message: Commit) -> None:
         """Each recalled memory: one more recall, a longer decay constant (in store and grid)."""
         updates = [
-            (m.id, m.recalls + 1, reinforced_tau(m.tau, m.recalls + 1))
+            Reinforcement(m.id, m.recalls + 1, reinforced_tau(m.tau, m.recalls + 1))
             for m in self._load(message.recalled, message.tenant)
             if m is not None
         ]
@@ -454,7 +455,7 @@ class MemoryActor(Actor):
                 (memory_id, recalls, message.arrival, tau) for memory_id, recalls, tau in updates
             ]
             await trio.to_thread.run_sync(self.store.record_recalls, rows)
-            ask = GridReinforce(new_request_id(), [list(u) for u in updates], message.arrival)
+            ask = GridReinforce(new_request_id(), updates, message.arrival)
             await self.grid.ask(ask, Ack)
 
     @handles(Recollect)

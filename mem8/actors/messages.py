@@ -392,6 +392,25 @@ class Hit(NamedTuple):
     score: float
 
 
+class Reinforcement(NamedTuple):
+    """A recalled memory's new recall count and decay constant."""
+
+    memory_id: str
+    recalls: int
+    tau: float
+
+
+class Excitation(NamedTuple):
+    """A reinforcement as a region takes it: with the memory's centre, so that every tile its
+    packet touches is excited."""
+
+    memory_id: str
+    recalls: int
+    tau: float
+    x: float
+    y: float
+
+
 class Association(NamedTuple):
     """Two memories that belong together (bound in time, or overlapping in place and phase)."""
 
@@ -666,11 +685,20 @@ class GridForget(Message):
 
 @message("grid_reinforce")
 class GridReinforce(Message):
-    """Records recalls: [memory id, recalls, tau] each (to a region also the centre x, y, so
-    that every tile its excitation touches can take its share); answered by Ack."""
+    """Records recalls (to the grid actor); answered by Ack."""
 
     request_id: str
-    updates: list[list[Any]]
+    updates: list[Reinforcement]
+    now: float
+
+
+@message("grid_excite")
+class GridExcite(Message):
+    """Records recalls in a region, which excites each memory's neighbourhood; answered by
+    Ack."""
+
+    request_id: str
+    updates: list[Excitation]
     now: float
 
 

@@ -178,13 +178,7 @@ class ActorRef:
     async def ask(self, message: Message, reply_type: type[M], timeout: float | None = None) -> M:
         """Sends message and waits for its single reply of reply_type."""
         with await self.open_stream(message, timeout) as replies:
-            async for answer in replies:
-                if isinstance(answer, reply_type):
-                    return answer
-                raise errors.ActorUnavailable(
-                    f"{self.name} answered {answer.type}, not {reply_type.type}"
-                )
-        raise errors.ActorUnavailable(f"{self.name} closed the ask without an answer")
+            return _checked(self.name, await anext(replies, None), reply_type)
 
     async def open_stream(
         self, message: Message, first_timeout: float | None = None, idle_timeout: float = math.inf
@@ -420,12 +414,17 @@ async def ask_each(
             streams.append((key, actor.name, await actor.open_stream(message)))
         answers: dict[_Key, M] = {}
         for key, name, stream in streams:
-            answer = await anext(stream, None)
-            if not isinstance(answer, reply_type):
-                found = "nothing" if answer is None else answer.type
-                raise errors.ActorUnavailable(f"{name} answered {found}, not {reply_type.type}")
-            answers[key] = answer
+            answers[key] = _checked(name, await anext(stream, None), reply_type)
         return answers
     finally:
         for _, _, stream in streams:
             stream.close()
+
+
+def _checked(actor: str, answer: Message | None, reply_type: type[M]) -> M:
+    """The one reply an ask waits for, if it is of the type asked for."""
+    if isinstance(answer, reply_type):
+        return answer
+    if answer is None:
+        raise errors.ActorUnavailable(f"{actor} closed the ask without an answer")
+    raise errors.ActorUnavailable(f"{actor} answered {answer.type}, not {reply_type.type}")

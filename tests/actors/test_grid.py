@@ -25,6 +25,7 @@ from mem8.actors.messages import (
     GridReinforce,
     GridScore,
     GridScored,
+    Reinforcement,
     StateDigest,
 )
 from mem8.actors.runtime import ActorRef, Supervisor
@@ -101,7 +102,12 @@ async def exercise(grid: ActorRef) -> tuple[list[list[list[object]]], str, bytes
         now += TICK * 1.5  # a propagation step (with halo exchange) between batches
         await grid.ask(GridImprint(uuid.uuid4().hex, wires[start : start + 8], now), GridImprinted)
     await grid.ask(
-        GridReinforce(uuid.uuid4().hex, [["m003", 2, 1e6], ["m010", 1, 2e6]], now + 3 * TICK), Ack
+        GridReinforce(
+            uuid.uuid4().hex,
+            [Reinforcement("m003", 2, 1e6), Reinforcement("m010", 1, 2e6)],
+            now + 3 * TICK,
+        ),
+        Ack,
     )
     await grid.ask(GridForget(uuid.uuid4().hex, "m007"), Ack)
     encoder = LexicalEncoder()
