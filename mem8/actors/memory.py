@@ -126,13 +126,13 @@ class MemoryActor(Actor):
         self.journal = journal
         self.seq = 0  # commits so far: replay skips those a snapshot already holds
         self.binder = Binder()
-        self.population: Counter[tuple[str, str, str]] = Counter()  # memories per scope
+        self.population: Counter[Scope] = Counter()  # memories per scope
         # Per persona: answered, subconscious, failed, cancelled, prompt and completion tokens.
         # Kept here, in commit order, so that one snapshot holds them consistently with seq.
         self.tallies: dict[str, dict[str, int]] = {}
         self.windows: dict[str, deque[Turn]] = {}
         # Per scope, its latest memory: the context the next one is encoded with.
-        self.latest: dict[tuple[str, str, str], Memory] = {}
+        self.latest: dict[Scope, Memory] = {}
 
     @handles(Begin)
     async def on_begin(self, message: Begin, reply: Reply) -> None:
@@ -397,8 +397,7 @@ class MemoryActor(Actor):
             self._follow(memory)
         # durable before we answer
         await trio.to_thread.run_sync(lambda: self.store.add(memories, file_id=file_id))
-        scope = memories[0].scope
-        self.population[(scope.tenant, scope.user, scope.persona)] += len(memories)
+        self.population[memories[0].scope] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
         # The associations the grid answers with are not kept: nothing reads them (yet).
         await self.grid.ask(GridImprint(new_request_id(), wires, now), GridImprinted)
@@ -406,11 +405,10 @@ class MemoryActor(Actor):
 
     def _follow(self, memory: Memory) -> None:
         """Links a memory to its scope's latest one, if that was within CONTEXT_SPAN."""
-        key = (memory.scope.tenant, memory.scope.user, memory.scope.persona)
-        before = self.latest.get(key)
+        before = self.latest.get(memory.scope)
         if before is not None and 0 <= memory.created - before.created <= CONTEXT_SPAN:
             memory.context, memory.follows = before.text, before.id
-        self.latest[key] = memory
+        self.latest[memory.scope] = memory
 
     def _memory(
         self,
@@ -469,8 +467,8 @@ class MemoryActor(Actor):
         ):
             batch = [memory_to_wire(m) for m in memories]
             for memory in memories:
-                self.latest[(memory.scope.tenant, memory.scope.user, memory.scope.persona)] = memory
-            self.population.update((w["tenant"], w["user"], w["persona"]) for w in batch)
+                self.latest[memory.scope] = memory
+            self.population.update(memory.scope for memory in memories)
             imprint = GridImprint(new_request_id(), batch, batch[-1]["created"], wave=field is None)
             await self.grid.ask(imprint, GridImprinted)
         if field is not None:
@@ -513,13 +511,11 @@ class MemoryActor(Actor):
         also sees its scope's memories shared with every persona)."""
         if user is not None and persona is not None:  # a request's own scope
             return (
-                self.population[(tenant, user, persona)] > 0
-                or self.population[(tenant, user, EVERY_PERSONA)] > 0
+                self.population[Scope(tenant, user, persona)] > 0
+                or self.population[Scope(tenant, user, EVERY_PERSONA)] > 0
             )
         audience = Audience(tenant, user, persona)
-        return any(
-            count > 0 and audience.admits(Scope(*scope)) for scope, count in self.population.items()
-        )
+        return any(count > 0 and audience.admits(scope) for scope, count in self.population.items())
 
     @handles(MemorySearch)
     async def on_search(self, message: MemorySearch, reply: Reply) -> None:
@@ -574,13 +570,13 @@ class MemoryActor(Actor):
         if reinstated:
             updates = [Supersession(memory_id, False) for memory_id in reinstated]
             await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
-        key = (memory.tenant, memory.user, memory.persona)
+        key = Scope(memory.tenant, memory.user, memory.persona)
         self.population[key] -= 1
         latest = self.latest.get(key)
         if latest is not None and latest.id == memory.id:
             del self.latest[key]
         forget = GridForget(
-            new_request_id(), memory.id, Scope(*key), memory.text, memory.context, memory.created
+            new_request_id(), memory.id, key, memory.text, memory.context, memory.created
         )
         await self.grid.ask(forget, Ack)
 
