@@ -129,7 +129,9 @@ def test_garbage_is_reported(tmp_path: Path) -> None:
 def test_rotation_bounds_the_journal_and_replay_starts_from_a_snapshot(
     settings: Settings,
 ) -> None:
-    small = dataclasses.replace(settings, journal_segment_bytes=1500, journal_keep_segments=2)
+    small = dataclasses.replace(
+        settings, journal_segment_bytes=1500, journal_snapshot_bytes=1500, journal_keep_segments=2
+    )
     journal = record_session(small, requests=30)
     segments = sorted(journal.glob("segment-*.m8j"))
     assert len(segments) <= 3  # the kept ones and the one being written

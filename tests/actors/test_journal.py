@@ -9,7 +9,14 @@ from typing import Any
 import trio
 import trio.testing
 
-from mem8.actors.journal import JournalActor, Record, SegmentWriter, read_journal, segment_path
+from mem8.actors.journal import (
+    JournalActor,
+    Record,
+    SegmentWriter,
+    read_journal,
+    read_snapshot,
+    segment_path,
+)
 from mem8.actors.messages import Ack, JournalAppend, JournalClose, Snapshot, SnapshotState
 from mem8.actors.runtime import Actor, Reply, Supervisor, handles, new_request_id
 
@@ -106,6 +113,7 @@ def test_the_actor_rotates_into_a_segment_opening_with_a_snapshot_and_open_chats
     assert reading.problems == [] and reading.closed_cleanly
     kinds = [r.kind for r in reading.records]
     assert kinds == ["header", "chat", "remember", "header", "snapshot", "chat", "state", "close"]
-    snapshot = reading.records[4].body
-    assert snapshot == {"states": {"source": {"seq": 3}}}
+    snapshot = reading.records[4].body  # a file of its own beside the segment
+    assert snapshot["file"] == "snapshot-00000002.m8s"
+    assert read_snapshot(tmp_path, snapshot) == {"source": {"seq": 3}}
     assert reading.records[-2].body == {"digests": {"memory": "abc"}}
