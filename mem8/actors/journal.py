@@ -432,10 +432,17 @@ class JournalActor(Actor):
         log.info("journal file %s rotated away (covered by a later snapshot)", old.name)
 
     async def _sync_periodically(self) -> None:
-        while True:
-            await trio.sleep(FSYNC_INTERVAL)
+        """Fsyncs the open segment every second; closes it when the actor stops (a crash
+        included: its successor opens a segment of its own)."""
+        try:
+            while True:
+                await trio.sleep(FSYNC_INTERVAL)
+                if self.writer is not None:
+                    self.writer.sync()
+        finally:
             if self.writer is not None:
-                self.writer.sync()
+                self.writer.close()
+                self.writer = None
 
     @handles(JournalClose)
     async def on_close(self, message: JournalClose, reply: Reply) -> None:
