@@ -271,3 +271,17 @@ def test_a_snapshot_larger_than_a_segment_rotates_with_the_chats_not_every_recor
     assert len(segments) >= 2
     report = trio.run(replay, journal)
     assert report.restored_from_snapshot and report.ok, report.summary()
+
+
+def test_a_missing_or_altered_snapshot_file_is_reported(settings: Settings) -> None:
+    journal = record_session(settings, requests=2)
+    snapshot = journal / "snapshot-00000001.m8s"
+    packed = snapshot.read_bytes()
+    snapshot.write_bytes(packed[:-1] + bytes([packed[-1] ^ 1]))
+    report = trio.run(replay, journal)
+    assert report.problems == [
+        "run 1 cannot be verified: its snapshot snapshot-00000001.m8s was altered (digest differs)"
+    ]
+    snapshot.unlink()
+    report = trio.run(replay, journal)
+    assert not report.ok and "snapshot-00000001.m8s cannot be read" in report.problems[0]
