@@ -48,6 +48,11 @@ class Settings:
     journal_segment_bytes: int = _setting(
         16 * 1024 * 1024, "MEM8_JOURNAL_SEGMENT_BYTES", "Size at which a journal segment rotates."
     )
+    journal_snapshot_bytes: int = _setting(
+        16 * 1024 * 1024,
+        "MEM8_JOURNAL_SNAPSHOT_BYTES",
+        "Journal records written between snapshots at least (a rotation takes one then).",
+    )
     journal_keep_segments: int = _setting(
         4, "MEM8_JOURNAL_KEEP", "Journal segments kept; older ones (covered by a snapshot) go."
     )
@@ -368,6 +373,7 @@ def _validate(settings: Settings) -> None:
         "mailbox_size",
         "max_body_bytes",
         "journal_segment_bytes",
+        "journal_snapshot_bytes",
         "journal_keep_segments",
         "backend_timeout",
         "ask_timeout",

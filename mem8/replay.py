@@ -1,6 +1,8 @@
 """Deterministic replay: a fresh system on a virtual clock re-runs a journal's requests against
 the recorded backend outputs, in the order the memory actor took them, and checks every
-response and the final state hashes."""
+response and the final state hashes. Each run of the server (a start, after a clean stop or a
+crash) is replayed from its own starting snapshot; chats a crash cut off are counted, not
+replayed."""
 
 from __future__ import annotations
 
@@ -15,7 +17,14 @@ from typing import Any, ClassVar
 import trio
 
 from mem8 import errors
-from mem8.actors.journal import Record, read_journal
+from mem8.actors.journal import (
+    OPENINGS,
+    Record,
+    SnapshotMissing,
+    read_journal,
+    read_snapshot,
+    run_of,
+)
 from mem8.actors.messages import (
     Accepted,
     Ack,
@@ -39,11 +48,35 @@ from mem8.actors.runtime import new_request_id
 from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
 from mem8.clock import VirtualClock
 from mem8.config import Settings
+from mem8.encoders import open_encoder
+from mem8.encoders.base import Encoder
 from mem8.personas import Persona
 from mem8.system import System, open_system
 
 REQUEST_TIMEOUT = 60.0
+CRASHED = "ended in a crash"
 UNLIMITED_CONTEXT = 1 << 30
+
+
+@dataclass
+class RunReport:
+    """One run of the server, from its start to its close or crash."""
+
+    number: int
+    started_from: str = "an empty store"
+    requests: int = 0
+    matched: int = 0
+    unfinished: int = 0  # chats begun that no commit closed (cut off by a crash)
+    ending: str = "closed"
+    state_matched: bool | None = None
+
+    def summary(self) -> str:
+        state = {True: ", final state hash matches", False: ", final state hash DIFFERS", None: ""}
+        unfinished = f", {self.unfinished} unfinished" if self.unfinished else ""
+        return (
+            f"run {self.number} (from {self.started_from}): {self.requests} requests, "
+            f"{self.matched} matching{unfinished}; {self.ending}{state[self.state_matched]}"
+        )
 
 
 @dataclass
@@ -52,17 +85,37 @@ class ReplayReport:
     matched: int = 0
     mismatches: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    state_matched: bool | None = None  # None: the journal holds no final state to compare
-    restored_from_snapshot: bool = False
+    notes: list[str] = field(default_factory=list)
+    runs: list[RunReport] = field(default_factory=list)
+    restored_from_snapshot: bool = False  # a run starts from a rotated segment's snapshot
+
+    @property
+    def state_matched(self) -> bool | None:
+        """Whether every run that recorded its final state ends in it (None: none did)."""
+        recorded = [run.state_matched for run in self.runs if run.state_matched is not None]
+        return all(recorded) if recorded else None
+
+    @property
+    def unfinished(self) -> int:
+        return sum(run.unfinished for run in self.runs)
 
     @property
     def ok(self) -> bool:
         return not self.problems and not self.mismatches and self.state_matched is True
 
     def summary(self) -> str:
-        lines = [f"requests replayed: {self.requests}, responses matching: {self.matched}"]
+        lines = [run.summary() for run in self.runs]
+        crashed = sum(run.ending == CRASHED for run in self.runs)
+        lines.append(
+            f"runs verified: {len(self.runs)} "
+            f"(restarts: {max(0, len(self.runs) - 1)}, after a crash: {crashed})"
+        )
+        lines.append(f"requests replayed: {self.requests}, responses matching: {self.matched}")
+        if self.unfinished:
+            lines.append(f"chats unfinished when their run ended: {self.unfinished}")
         if self.restored_from_snapshot:
             lines.append("started from the snapshot of the oldest kept segment")
+        lines += [f"NOTE {n}" for n in self.notes]
         lines += [f"MISMATCH {m}" for m in self.mismatches]
         lines += [f"PROBLEM {p}" for p in self.problems]
         state = {True: "matches", False: "DIFFERS", None: "not recorded (no clean close)"}
@@ -118,20 +171,67 @@ class _Running:
 
 async def replay(directory: Path) -> ReplayReport:
     reading = read_journal(directory)
-    report = ReplayReport(problems=list(reading.problems))
-    records = reading.records
-    if not records or records[0].kind != "header":
+    report = ReplayReport(problems=list(reading.problems), notes=list(reading.notes))
+    runs = _runs(reading.records)
+    if not runs or runs[0][0].kind != "header":
         report.problems.append("the journal does not start with a header record")
         return report
-    snapshot = (
-        records[1].body["states"] if len(records) > 1 and records[1].kind == "snapshot" else None
+    defaults = Settings()
+    encoder = await trio.to_thread.run_sync(
+        open_encoder, defaults.encoder, defaults.encoder_threads
     )
-    with tempfile.TemporaryDirectory(prefix="mem8-replay-") as scratch:
-        settings = _settings(records[0].body, Path(scratch), directory, snapshot)
-        await _replay_in(settings, records, snapshot, report)
+    for number, records in enumerate(runs, 1):
+        run = RunReport(number)
+        report.runs.append(run)
+        if records[-1].kind != "close":
+            run.ending = CRASHED if number < len(runs) else "not closed"
+        await _replay_run(directory, records, run, report, encoder)
     if not reading.closed_cleanly and not report.problems:
         report.problems.append("the journal ends without a close record (crash or truncation)")
     return report
+
+
+def _runs(records: list[Record]) -> list[list[Record]]:
+    """The records of each run of the server, in order (a journal written before runs were
+    recorded is one run)."""
+    runs: list[list[Record]] = []
+    current: str | None = None
+    for record in records:
+        run = run_of(record)
+        if not runs or (run is not None and run != current):
+            runs.append([])
+            current = run
+        runs[-1].append(record)
+    return runs
+
+
+async def _replay_run(
+    directory: Path, records: list[Record], run: RunReport, report: ReplayReport, encoder: Encoder
+) -> None:
+    """Replays one run from the snapshot it opens with (a journal's first run may have none:
+    it started on an empty store)."""
+    snapshot = None
+    opening = records[1] if len(records) > 1 and records[1].kind in OPENINGS else None
+    if opening is not None:
+        try:
+            snapshot = read_snapshot(directory, opening.body)
+        except SnapshotMissing as error:
+            report.problems.append(f"run {run.number} cannot be verified: {error}")
+            return
+        rotated = opening.kind == "snapshot"
+        run.started_from = "a rotation's snapshot" if rotated else "its start snapshot"
+        report.restored_from_snapshot |= rotated
+    elif run.number > 1:
+        report.problems.append(f"run {run.number} has no snapshot to start from")
+        return
+    with tempfile.TemporaryDirectory(prefix="mem8-replay-") as scratch:
+        settings = _settings(records[0].body, Path(scratch), directory, snapshot)
+        await _replay_in(settings, records, snapshot, run, report, encoder)
+    report.requests += run.requests
+    report.matched += run.matched
+    unrecorded = sum(r.kind == "unrecorded" for r in records)
+    if unrecorded:
+        report.problems.append(f"run {run.number}: {unrecorded} records could not be journaled")
 
 
 def _settings(
@@ -150,26 +250,33 @@ def _settings(
 
 
 async def _replay_in(
-    settings: Settings, records: list[Record], snapshot: dict[str, Any] | None, report: ReplayReport
+    settings: Settings,
+    records: list[Record],
+    snapshot: dict[str, Any] | None,
+    run: RunReport,
+    report: ReplayReport,
+    encoder: Encoder,
 ) -> None:
     commits = {r.body["request_id"]: r.body for r in records if r.kind == "commit"}
     backend = RecordedLLM({rid: Outcome.from_map(body["outcome"]) for rid, body in commits.items()})
     clock = VirtualClock(records[0].body.get("started", 0.0))
     backends = dict.fromkeys(settings.personas, backend)
-    async with open_system(settings, clock=clock, backends=backends, journal=False) as system:
+    async with open_system(
+        settings, clock=clock, backends=backends, journal=False, encoder=encoder
+    ) as system:
         done_seq = await _restore(system, snapshot, report)
+        driver = _Driver(system, clock, backend, commits, done_seq, run, report)
         async with trio.open_nursery() as nursery:
-            await _drive(system, clock, backend, records, commits, done_seq, nursery, report)
+            await driver.drive(records, nursery)
         final = [r for r in records if r.kind == "state"]
         if final:
-            report.state_matched = final[-1].body["digests"] == await system.state_digests()
+            run.state_matched = final[-1].body["digests"] == await system.state_digests()
 
 
 async def _restore(system: System, snapshot: dict[str, Any] | None, report: ReplayReport) -> int:
-    """Restores the snapshot opening the oldest kept segment; the commits it already holds."""
+    """Restores the snapshot a run opens with; the commits it already holds."""
     if snapshot is None:
         return 0
-    report.restored_from_snapshot = True
     for owner, state in snapshot.items():
         ref = system.memory if owner == "memory" else system.personas.get(owner)
         if ref is None:
@@ -184,44 +291,62 @@ async def _restore(system: System, snapshot: dict[str, Any] | None, report: Repl
     return seq
 
 
-async def _drive(
-    system: System,
-    clock: VirtualClock,
-    backend: RecordedLLM,
-    records: list[Record],
-    commits: dict[str, dict[str, Any]],
-    done_seq: int,
-    nursery: trio.Nursery,
-    report: ReplayReport,
-) -> None:
-    running: dict[str, _Running] = {}
-    for record in records:
-        if record.kind == "chat":
-            chat = _chat(record, report)
-            commit = commits.get(chat.request_id) if chat else None
-            if chat is None or commit is None or commit["seq"] <= done_seq:
-                continue  # unfinished when the journal ended, or already in the snapshot
-            clock.set(chat.arrival)
-            request = running[chat.request_id] = _Running(chat)
-            nursery.start_soon(_run, system, request)
-            with trio.fail_after(REQUEST_TIMEOUT):
-                await request.accepted.wait()
-        elif record.kind == "commit" and record.body["seq"] > done_seq:
-            await _finish(
-                running.pop(record.body["request_id"], None), record.body, backend, report
-            )
-        elif record.kind in ("remember", "file") and record.body["seq"] > done_seq:
-            kept = from_map(record.body["message"])  # a file's bytes are not journaled
-            if isinstance(kept, Remember | FileKeep):
-                await system.memory.ask(kept, Remembered)
-        elif record.kind == "file_forget":
-            body = record.body
-            forget_file = FileForget(new_request_id(), body["tenant"], body["file_id"], record.at)
-            await _forget(system, forget_file, f"file_forget {body['file_id']}", report)
-        elif record.kind == "forget":
-            body = record.body
-            forget = MemoryForget(new_request_id(), body["tenant"], body["memory_id"], record.at)
-            await _forget(system, forget, f"forget {body['memory_id']}", report)
+@dataclass
+class _Driver:
+    """Follows one run's records in the memory actor's order."""
+
+    system: System
+    clock: VirtualClock
+    backend: RecordedLLM
+    commits: dict[str, dict[str, Any]]
+    done_seq: int  # commits the starting snapshot already holds
+    run: RunReport
+    report: ReplayReport
+    running: dict[str, _Running] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # chats begun (a rotation copies open ones)
+
+    async def drive(self, records: list[Record], nursery: trio.Nursery) -> None:
+        for record in records:
+            if record.kind == "chat":
+                await self._begin(record, nursery)
+            elif record.kind == "commit" and record.body["seq"] > self.done_seq:
+                request = self.running.pop(record.body["request_id"], None)
+                await _finish(request, record.body, self.backend, self.run, self.report)
+            elif record.kind in ("remember", "file") and record.body["seq"] > self.done_seq:
+                kept = from_map(record.body["message"])  # a file's bytes are not journaled
+                if isinstance(kept, Remember | FileKeep):
+                    await self.system.memory.ask(kept, Remembered)
+            elif record.kind == "file_forget":
+                body = record.body
+                forget_file = FileForget(
+                    new_request_id(), body["tenant"], body["file_id"], record.at
+                )
+                await _forget(
+                    self.system, forget_file, f"file_forget {body['file_id']}", self.report
+                )
+            elif record.kind == "forget":
+                body = record.body
+                forget = MemoryForget(
+                    new_request_id(), body["tenant"], body["memory_id"], record.at
+                )
+                await _forget(self.system, forget, f"forget {body['memory_id']}", self.report)
+
+    async def _begin(self, record: Record, nursery: trio.Nursery) -> None:
+        chat = _chat(record, self.report)
+        if chat is None or chat.request_id in self.seen:
+            return
+        self.seen.add(chat.request_id)
+        commit = self.commits.get(chat.request_id)
+        if commit is None:
+            self.run.unfinished += 1  # in flight when the run ended
+            return
+        if commit["seq"] <= self.done_seq:
+            return  # already in the snapshot
+        self.clock.set(chat.arrival)
+        request = self.running[chat.request_id] = _Running(chat)
+        nursery.start_soon(_run, self.system, request)
+        with trio.fail_after(REQUEST_TIMEOUT):
+            await request.accepted.wait()
 
 
 async def _forget(
@@ -262,17 +387,21 @@ async def _run(system: System, request: _Running) -> None:
 
 
 async def _finish(
-    request: _Running | None, commit: dict[str, Any], backend: RecordedLLM, report: ReplayReport
+    request: _Running | None,
+    commit: dict[str, Any],
+    backend: RecordedLLM,
+    run: RunReport,
+    report: ReplayReport,
 ) -> None:
     if request is None:
         report.problems.append(f"commit {commit['request_id']} has no chat record before it")
         return
-    report.requests += 1
+    run.requests += 1
     backend.release(commit["request_id"])
     with trio.fail_after(REQUEST_TIMEOUT):
         await request.finished.wait()
     if request.outcome().digest() == commit["response_sha256"]:
-        report.matched += 1
+        run.matched += 1
     else:
         report.mismatches.append(
             f"request {commit['request_id']} ({request.chat.persona}): response differs"

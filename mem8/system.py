@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +18,16 @@ from mem8.actors.encoding import EncodingActor
 from mem8.actors.grid import GridActor, GridRegionActor
 from mem8.actors.journal import JournalActor
 from mem8.actors.memory import MemoryActor
-from mem8.actors.messages import Ack, Digest, JournalClose, Persist, Recollect, Resume, StateDigest
+from mem8.actors.messages import (
+    Ack,
+    Digest,
+    JournalClose,
+    JournalStart,
+    Persist,
+    Recollect,
+    Resume,
+    StateDigest,
+)
 from mem8.actors.persona import PersonaActor
 from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
 from mem8.actors.senses import HearingActor, ReadingActor
@@ -67,8 +77,10 @@ class System:
 
 
 def journal_header(settings: Settings, clock: Clock) -> dict[str, Any]:
-    """What replay needs to rebuild the same system: the personas and the start time."""
+    """What replay needs to rebuild the same system: the personas and the start time; and the
+    run it heads (one per start of the system, restarts of the journal actor included)."""
     return {
+        "run": secrets.token_hex(8),
         "started": clock.now(),
         "personas": {pid: p.to_wire() for pid, p in settings.personas.items()},
         "grid": {"grid_size": settings.grid_size, "grid_tiles": settings.grid_tiles},
@@ -142,6 +154,8 @@ async def open_system(
             )
             await restore_grid(system)
             await system.memory.ask(Resume(new_request_id()), Ack)
+            if journal_ref is not None:  # the state this run starts from, as recovered
+                await journal_ref.ask(JournalStart(new_request_id()), Ack, timeout=math.inf)
             try:
                 yield system
             finally:
@@ -203,6 +217,7 @@ def _start_journal(
             segment_bytes=settings.journal_segment_bytes,
             keep_segments=settings.journal_keep_segments,
             sources=sources,
+            snapshot_bytes=settings.journal_snapshot_bytes,
         ),
     )
 

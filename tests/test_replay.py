@@ -4,6 +4,7 @@ reported, not crashed on; rotation keeps the journal bounded and replayable."""
 from __future__ import annotations
 
 import dataclasses
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from mem8.config import Settings
 from mem8.errors import BackendUnavailable
 from mem8.replay import replay
 from tests.support.server import running_server
+from tests.test_cli import free_port, mem8_serve, wait_healthy
 
 HELLO = [{"role": "user", "content": "Hello!"}]
 
@@ -129,7 +131,9 @@ def test_garbage_is_reported(tmp_path: Path) -> None:
 def test_rotation_bounds_the_journal_and_replay_starts_from_a_snapshot(
     settings: Settings,
 ) -> None:
-    small = dataclasses.replace(settings, journal_segment_bytes=1500, journal_keep_segments=2)
+    small = dataclasses.replace(
+        settings, journal_segment_bytes=1500, journal_snapshot_bytes=1500, journal_keep_segments=2
+    )
     journal = record_session(small, requests=30)
     segments = sorted(journal.glob("segment-*.m8j"))
     assert len(segments) <= 3  # the kept ones and the one being written
@@ -182,3 +186,102 @@ def test_what_the_senses_kept_and_a_forget_replay(settings: Settings) -> None:
     report = trio.run(replay, journal)
     assert report.problems == [] and report.mismatches == []
     assert report.requests == report.matched == 2 and report.state_matched is True
+
+
+def _serve_chats(tmp_path: Path, chats: int, stop: signal.Signals, tag: str) -> None:
+    """Runs `mem8 serve` on tmp_path's storage for some chats, then stops it by the signal."""
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    with mem8_serve(tmp_path, "--port", str(port), env={"MEM8_LLM_BACKEND": "scripted"}) as process:
+        wait_healthy(root, process)
+        for i in range(chats):
+            content = f"{tag}: message {i} about the garden"
+            body = {
+                "model": "mem8-creative-v1",
+                "user": "u",
+                "messages": [{"role": "user", "content": content}],
+            }
+            answer = httpx.post(root + "/v1/chat/completions", json=body, timeout=60)
+            assert answer.status_code == 200, answer.text
+        process.send_signal(stop)
+        assert process.wait(30) == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
+
+
+def _replay_command(journal: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mem8", "replay", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_journal_spanning_a_kill_replays_each_run_from_its_start(tmp_path: Path) -> None:
+    """10 chats, kill -9, restart on the same storage, 10 chats, SIGTERM: both runs verified."""
+    _serve_chats(tmp_path, 10, signal.SIGKILL, "first")
+    _serve_chats(tmp_path, 10, signal.SIGTERM, "second")
+    done = _replay_command(tmp_path / "mem8.db.journal")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run 1 (from its start snapshot): 10 requests, 10 matching; ended in a crash" in (
+        done.stdout
+    )
+    assert "run 2 (from its start snapshot): 10 requests, 10 matching; closed" in done.stdout
+    assert "runs verified: 2 (restarts: 1, after a crash: 1)" in done.stdout
+    assert "REPLAY OK" in done.stdout
+
+
+def test_a_run_cut_inside_a_record_by_a_kill_is_reported_and_the_next_run_verified(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "mem8.db.journal"
+    _serve_chats(tmp_path, 3, signal.SIGKILL, "first")
+    segment = sorted(journal.glob("segment-*.m8j"))[-1]
+    segment.write_bytes(segment.read_bytes()[:-5])  # the kill came inside the last commit
+    _serve_chats(tmp_path, 3, signal.SIGKILL, "second")
+    _serve_chats(tmp_path, 3, signal.SIGTERM, "third")
+    report = trio.run(replay, journal)
+    assert report.problems == [] and report.mismatches == [], report.summary()
+    assert [run.ending for run in report.runs] == ["ended in a crash"] * 2 + ["closed"]
+    assert [run.requests for run in report.runs] == [2, 3, 3]
+    assert report.runs[0].unfinished == 1  # its commit was cut off
+    assert report.notes == [
+        f"{segment.name}: truncated inside record {2 + 2 * 3 - 1}: that run ended there "
+        "(a crash), the next one follows"
+    ]
+    assert report.ok
+
+
+def test_a_snapshot_larger_than_a_segment_rotates_with_the_chats_not_every_record(
+    settings: Settings,
+) -> None:
+    """The field alone outweighs a segment; segments still hold many records each, and a
+    rotation takes a snapshot only every journal_snapshot_bytes of records."""
+    small = dataclasses.replace(
+        settings,
+        journal_segment_bytes=4096,
+        journal_snapshot_bytes=8192,
+        journal_keep_segments=2,
+    )
+    journal = record_session(small, requests=30)
+    snapshots = [int(p.stem.split("-")[1]) for p in sorted(journal.glob("snapshot-*.m8s"))]
+    assert all((journal / f"snapshot-{n:08d}.m8s").stat().st_size > 64 * 4096 for n in snapshots)
+    segments = [int(p.stem.split("-")[1]) for p in sorted(journal.glob("segment-*.m8j"))]
+    assert 3 <= segments[-1] <= 12  # 60 records: rotated by what the chats wrote
+    assert segments[0] == snapshots[0]  # kept back to a segment opening with a snapshot
+    assert len(segments) >= 2
+    report = trio.run(replay, journal)
+    assert report.restored_from_snapshot and report.ok, report.summary()
+
+
+def test_a_missing_or_altered_snapshot_file_is_reported(settings: Settings) -> None:
+    journal = record_session(settings, requests=2)
+    snapshot = journal / "snapshot-00000001.m8s"
+    packed = snapshot.read_bytes()
+    snapshot.write_bytes(packed[:-1] + bytes([packed[-1] ^ 1]))
+    report = trio.run(replay, journal)
+    assert report.problems == [
+        "run 1 cannot be verified: its snapshot snapshot-00000001.m8s was altered (digest differs)"
+    ]
+    snapshot.unlink()
+    report = trio.run(replay, journal)
+    assert not report.ok and "snapshot-00000001.m8s cannot be read" in report.problems[0]

@@ -595,7 +595,7 @@ class MemoryActor(Actor):
         """Everything replay needs to start here: windows, the store's copy, the field."""
         state = self.export()
         if self.snapshots is not None and message.for_journal:
-            name = f"store-{self.seq:012d}.db"
+            name = message.store_name or f"store-{self.seq:012d}.db"
             await trio.to_thread.run_sync(self.store.copy_to, self.snapshots / name)
             field = await self.grid.ask(GridExport(new_request_id()), GridField)
             state["store"] = name

@@ -505,6 +505,7 @@ class Snapshot(Message):
 
     request_id: str
     for_journal: bool = True
+    store_name: str = ""  # the name of the store's copy beside the journal (else by commit seq)
 
 
 @message("snapshot_state")
@@ -537,6 +538,13 @@ class JournalAppend(Message):
     kind: str
     at: float
     body: dict[str, Any]
+
+
+@message("journal_start")
+class JournalStart(Message):
+    """Opens a run of the server with a snapshot of the state it starts from; answered by Ack."""
+
+    request_id: str
 
 
 @message("journal_close")

@@ -392,10 +392,20 @@ class MemoryStore:
         self._db.close()
 
     def copy_to(self, target: Path) -> None:
-        """Writes a consistent copy of the whole file (a journal snapshot's store)."""
+        """Writes a consistent copy of the whole file as last committed (a journal snapshot's
+        store). On a connection of its own: VACUUM refuses to run inside a transaction, and
+        this connection may be in one (WAL lets the copy read beside it)."""
         if target.exists():
             target.unlink()
-        self._db.execute("VACUUM INTO ?", (str(target),))
+        try:
+            copier = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                copier.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                copier.execute("VACUUM INTO ?", (str(target),))
+            finally:
+                copier.close()
+        except sqlite3.Error as error:
+            raise StorageError(f"Storage file {self.path}: cannot copy it: {error}") from error
 
     def __enter__(self) -> Self:
         return self

@@ -403,3 +403,16 @@ def test_acknowledged_memories_survive_a_crash(path: Path) -> None:
         stored = {memory.id for memory in store.iter_all()}
         assert stored == {i for batch in acknowledged for i in batch}
         assert store.get_state("grid") == b"4"
+
+
+def test_a_copy_is_taken_while_a_transaction_is_open(store: MemoryStore, tmp_path: Path) -> None:
+    # "cannot VACUUM from within a transaction": the copy takes what is committed, beside it.
+    store.add([make_memory("kept")])
+    store._db.execute("BEGIN IMMEDIATE")
+    store._db.execute("DELETE FROM memories")
+    try:
+        store.copy_to(tmp_path / "copy.db")
+    finally:
+        store._db.execute("ROLLBACK")
+    with MemoryStore.open(tmp_path / "copy.db") as copy:
+        assert [m.id for m in copy.iter_all()] == ["kept"]
