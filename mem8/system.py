@@ -153,7 +153,9 @@ async def open_system(
                 supervisor.start("encoding", lambda: EncodingActor(encoder)),
             )
             await restore_grid(system)
-            await system.memory.ask(Resume(new_request_id()), Ack)
+            # a server drops what it resumed from (the next clean stop saves it again); the CLI
+            # beside a running server leaves it alone
+            await system.memory.ask(Resume(new_request_id(), clear=persist), Ack)
             if journal_ref is not None:  # the state this run starts from, as recovered
                 await journal_ref.ask(JournalStart(new_request_id()), Ack, timeout=math.inf)
             try:

@@ -652,6 +652,8 @@ class MemoryActor(Actor):
         saved = await trio.to_thread.run_sync(self.store.get_state, ACTOR_STATE)
         if saved is not None:
             self._take(msgpack.unpackb(saved, raw=False))
+        if message.clear:
+            await trio.to_thread.run_sync(self.store.delete_states, [GRID_STATE, ACTOR_STATE])
         await reply.send(Ack(message.request_id))
 
 

@@ -984,6 +984,9 @@ class Persist(Message):
 @message("resume")
 class Resume(Message):
     """At start, after Recollect: the memory actor takes back the state it saved at the last
-    clean stop, if any; answered by Ack."""
+    clean stop, if any; with `clear`, it then drops the saved field and state, so that a crash
+    later in this run is recovered from the memories, not from a stop long past. Answered by
+    Ack."""
 
     request_id: str
+    clear: bool = False

@@ -553,6 +553,10 @@ class MemoryStore:
             seq = rows[-1]["seq"]
             yield from (_load_memory(row) for row in rows)
 
+    def delete_states(self, owners: Sequence[str]) -> None:
+        with self._write() as db:
+            db.executemany("DELETE FROM states WHERE owner = ?", [(owner,) for owner in owners])
+
     def get_state(self, owner: str) -> bytes | None:
         row = self._db.execute("SELECT state FROM states WHERE owner = ?", (owner,)).fetchone()
         return None if row is None else bytes(row["state"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from mem8.actors.memory import recalled_memory
+from mem8.actors.memory import ACTOR_STATE, recalled_memory
 from mem8.actors.messages import MemoryPage, MemorySearch, Percept, Remember, Remembered
 from mem8.actors.runtime import new_request_id
 from mem8.clock import VirtualClock
@@ -16,6 +16,7 @@ from mem8.config import Settings
 from mem8.memory import Emotion, Memory
 from mem8.passages import PASSAGE_CHARS
 from mem8.scope import Scope
+from mem8.storage.sqlite import GRID_STATE, MemoryStore
 from mem8.system import System, open_system
 
 FILLER = "The quarterly numbers were reviewed line by line and nothing stood out at all. " * 12
@@ -106,3 +107,38 @@ def test_percepts_the_sender_encoded_keep_their_vectors(tmp_path: Path) -> None:
         assert np.array_equal(stored.vector, vector)
 
     run_memory(test, tmp_path)
+
+
+def test_a_run_drops_the_state_it_resumed_from_so_a_crash_later_rebuilds_it(
+    tmp_path: Path,
+) -> None:
+    """The field and windows saved at a clean stop are taken back at the next start and then
+    dropped: were that run to crash, the start after it rebuilds the field from every memory
+    (the one added since included), not from the stop before."""
+    settings = Settings(
+        storage=str(tmp_path / "mem8.db"), journal="off", encoder="lexical", llm_backend="scripted"
+    )
+
+    async def remember(system: System, text: str) -> None:
+        percept = Percept(text, f"sim:{text}", "text", 1e9)
+        await system.memory.ask(
+            Remember(new_request_id(), "t", "u", "p", [percept], 1.0), Remembered
+        )
+
+    async def main() -> None:
+        async with open_system(settings, clock=VirtualClock(1e9), journal=False) as system:
+            await remember(system, "Maria moved to Porto.")
+        async with open_system(settings, clock=VirtualClock(1e9 + 60), journal=False) as system:
+            assert system.store.get_state(GRID_STATE) is None
+            assert system.store.get_state(ACTOR_STATE) is None
+            await remember(system, "She works at a bakery.")
+        with MemoryStore.open(Path(settings.storage)) as store:  # a clean stop saves them again
+            assert store.get_state(GRID_STATE) is not None
+        async with open_system(
+            settings, clock=VirtualClock(1e9 + 120), journal=False, persist=False
+        ) as system:  # the CLI beside a server leaves them alone
+            pass
+        with MemoryStore.open(Path(settings.storage)) as store:
+            assert store.get_state(GRID_STATE) is not None
+
+    trio.run(main)
