@@ -19,6 +19,7 @@ from mem8.http.app import create_app
 from mem8.system import open_system
 
 log = logging.getLogger(__name__)
+HEADER_BUFFER_BYTES = 1024 * 1024
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -26,6 +27,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.graceful_timeout = settings.shutdown_grace
     config.accesslog = None
+    # h11 answers a header block over its limit (16 KiB) with an empty 431 before the app sees
+    # it; with room here, mem8.http.edge answers up to this with its own, in the error shape.
+    config.h11_max_incomplete_size = HEADER_BUFFER_BYTES
     return config
 
 
