@@ -62,7 +62,11 @@ class SegmentWriter:
 
     def append(self, record: Record) -> None:
         # at as a float always: the reader repacks what it reads, so an int would not chain.
-        packed = msgpack.packb([record.kind, float(record.at), record.body], use_bin_type=True)
+        try:  # before any change: a record msgpack cannot hold leaves the journal as it was
+            packed = msgpack.packb([record.kind, float(record.at), record.body], use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as error:
+            message = f"the journal cannot hold a {record.kind} record: {error}"
+            raise errors.InvalidRequest(message) from error
         self._previous = _chain(self._previous, packed)
         # [kind, at, body, chain]: the same items behind a 4-array header, packed only once.
         frame = b"\x94" + packed[1:] + msgpack.packb(self._previous, use_bin_type=True)
@@ -191,8 +195,12 @@ class JournalActor(Actor):
         if self.writer is None:
             log.warning("journal closed: %s record dropped", record.kind)
             return
+        try:
+            self.writer.append(record)
+        except errors.InvalidRequest as error:  # a told record: no caller to fail, and no crash
+            log.error("journal record dropped: %s", error)
+            return
         self._track(record)
-        self.writer.append(record)
         if self.writer.bytes >= self.segment_bytes and not self.rotating:
             self.rotating = True
             self.spawn(self._rotate)

@@ -109,3 +109,27 @@ def test_the_actor_rotates_into_a_segment_opening_with_a_snapshot_and_open_chats
     snapshot = reading.records[4].body
     assert snapshot == {"states": {"source": {"seq": 3}}}
     assert reading.records[-2].body == {"digests": {"memory": "abc"}}
+
+
+def test_a_record_msgpack_cannot_hold_is_dropped_and_the_journal_goes_on(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=5, mailbox_size=16)
+            header: dict[str, Any] = {"personas": {}, "started": 0.0}
+            ref = supervisor.start(
+                "journal",
+                lambda: JournalActor(
+                    tmp_path, header, segment_bytes=1 << 20, keep_segments=2, sources={}
+                ),
+            )
+            bad = {"message": {"request_id": "bad", "text": "\ud800"}, "conversation": "c"}
+            await ref.tell(JournalAppend("chat", 1.0, bad))
+            await ref.tell(JournalAppend("remember", 2.0, {"seq": 1}))
+            await ref.ask(JournalClose(new_request_id(), {"memory": "abc"}), Ack)
+            assert supervisor.restarts["journal"] == 0
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    reading = read_journal(tmp_path)
+    assert reading.problems == [] and reading.closed_cleanly
+    assert [r.kind for r in reading.records] == ["header", "remember", "state", "close"]
