@@ -135,6 +135,18 @@ class Settings:
     max_body_bytes: int = _setting(
         32 * 1024 * 1024, "MEM8_MAX_BODY_BYTES", "Largest request body accepted (else 413)."
     )
+    allowed_hosts: str = _setting(
+        "",
+        "MEM8_ALLOWED_HOSTS",
+        "Host names (comma-separated, '*' any) served besides localhost, 127.0.0.1 and [::1]; "
+        "empty: those alone on a loopback address, any Host elsewhere.",
+    )
+    cors_origins: str = _setting(
+        "",
+        "MEM8_CORS_ORIGINS",
+        "Browser origins (comma-separated, e.g. http://localhost:3000; '*' any) that get CORS "
+        "headers; requests from any other origin are refused.",
+    )
     shutdown_grace: float = _setting(
         10.0, "MEM8_SHUTDOWN_GRACE", "Seconds in-flight streams get to finish on SIGINT/SIGTERM."
     )

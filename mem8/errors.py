@@ -69,6 +69,36 @@ class MethodNotAllowed(Mem8Error):
     code = "method_not_allowed"
 
 
+class HostNotAllowed(Mem8Error):
+    """The Host header names no host this server answers for (DNS rebinding, a wrong name)."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "host_not_allowed"
+
+
+class OriginNotAllowed(Mem8Error):
+    """A browser page of an origin not in the CORS settings sent this request."""
+
+    status = 403
+    error_type = "invalid_request_error"
+    code = "origin_not_allowed"
+
+
+class UnsupportedMediaType(Mem8Error):
+    """The body's content type is not the one the route reads (JSON, or a multipart form)."""
+
+    status = 415
+    error_type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(Mem8Error):
+    status = 431
+    error_type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+
 class InputTooLarge(Mem8Error):
     status = 413
     error_type = "invalid_request_error"

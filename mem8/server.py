@@ -15,10 +15,12 @@ from hypercorn.trio import serve as hypercorn_serve
 from mem8.backends.base import LLMBackend
 from mem8.clock import Clock
 from mem8.config import Settings
+from mem8.encoders.base import Encoder
 from mem8.http.app import create_app
 from mem8.system import open_system
 
 log = logging.getLogger(__name__)
+HEADER_BUFFER_BYTES = 1024 * 1024
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -26,6 +28,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.graceful_timeout = settings.shutdown_grace
     config.accesslog = None
+    # h11 answers a header block over its limit (16 KiB) with an empty 431 before the app sees
+    # it; with room here, mem8.http.edge answers up to this with its own, in the error shape.
+    config.h11_max_incomplete_size = HEADER_BUFFER_BYTES
     return config
 
 
@@ -34,13 +39,14 @@ async def serve(
     *,
     backends: Mapping[str, LLMBackend] | None = None,
     clock: Clock | None = None,
+    encoder: Encoder | None = None,
     shutdown: trio.Event | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves until SIGINT/SIGTERM or `shutdown` is set; in-flight requests then get
     settings.shutdown_grace seconds, the journal is closed and the actors stop."""
     stop = trio.Event() if shutdown is None else shutdown
-    async with open_system(settings, backends=backends, clock=clock) as system:
+    async with open_system(settings, backends=backends, clock=clock, encoder=encoder) as system:
         app = create_app(system)
         async with trio.open_nursery() as nursery:
             if threading.current_thread() is threading.main_thread():

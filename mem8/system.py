@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import secrets
@@ -122,9 +123,12 @@ async def open_system(
             placer = Placer(encoder.dimensions, settings.grid_size)
             grid = _start_grid(supervisor, settings, encoder.dimensions, placer.packet_sigma())
             snapshots = settings.journal_dir() if journal_ref is not None else None
+            starts = itertools.count()  # the first start restores through Recollect, below
             memory = supervisor.start(
                 "memory",
-                lambda: MemoryActor(store, encoder, placer, grid, journal_ref, snapshots),
+                lambda: MemoryActor(
+                    store, encoder, placer, grid, journal_ref, snapshots, restarted=next(starts) > 0
+                ),
             )
             personas = {
                 pid: supervisor.start(
@@ -231,6 +235,12 @@ async def _close(system: System, persist: bool) -> None:
             save = Persist(new_request_id(), settings.grid_size, settings.grid_tiles)
             await system.memory.ask(save, Ack, timeout=math.inf)  # a large field takes a while
         digests = await system.state_digests()
+    except errors.Mem8Error as error:
+        log.warning("could not save the state at stop: %s", error)
+        # the journal is still closed (its file with it), its digests saying why they are not
+        # there: replay then reports the final state as differing, which it does
+        digests = {"memory": f"unavailable: {error}", "grid": "unavailable"}
+    try:
         if system.journal is not None:
             await system.journal.ask(JournalClose(new_request_id(), digests), Ack)
     except errors.Mem8Error as error:

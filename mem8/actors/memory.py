@@ -116,8 +116,11 @@ class MemoryActor(Actor):
         grid: ActorRef,
         journal: ActorRef | None,
         snapshots: Path | None = None,
+        *,
+        restarted: bool = False,
     ) -> None:
         super().__init__()
+        self.restarted = restarted  # by its supervisor, after a crash: recount from the store
         self.snapshots = snapshots  # where a snapshot's copy of the store goes (the journal's)
         self.store = store
         self.encoder = encoder
@@ -455,6 +458,19 @@ class MemoryActor(Actor):
             await trio.to_thread.run_sync(self.store.record_recalls, rows)
             ask = GridReinforce(new_request_id(), updates, message.arrival)
             await self.grid.ask(ask, Ack)
+
+    async def started(self) -> None:
+        """After a crash, the counts and chains that went with it, from the store: else every
+        scope looks empty and recall skips it. (The grid kept its memories; the rolling windows
+        and tallies, which the store holds only at a clean stop, start again.)"""
+        if self.restarted:
+            await trio.to_thread.run_sync(self._recount)
+            log.warning("memory restarted: %d memories recounted", self.population.total())
+
+    def _recount(self) -> None:
+        for memory in self.store.iter_all():
+            self.latest[memory.scope] = memory
+            self.population[memory.scope] += 1
 
     @handles(Recollect)
     async def on_recollect(self, message: Recollect, reply: Reply) -> None:

@@ -280,6 +280,7 @@ class Supervisor:
         self._restart_window = restart_window
         self.refs: dict[str, ActorRef] = {}
         self.restarts: dict[str, int] = {}
+        self.down: dict[str, str] = {}  # the actors given up on, with their last failure
 
     def start(self, name: str, factory: Callable[[], Actor]) -> ActorRef:
         send, receive = trio.open_memory_channel[Envelope](self._mailbox_size)
@@ -296,12 +297,15 @@ class Supervisor:
         async with mailbox:
             while True:
                 crashed = await self._run_once(name, factory(), mailbox)
-                if not crashed:
+                if crashed is None:
                     return
                 now = trio.current_time()
                 recent = [t for t in recent if now - t < self._restart_window] + [now]
                 self.restarts[name] += 1
                 if len(recent) > self._max_restarts:
+                    self.down[name] = (
+                        f"failed {len(recent)} times in {self._restart_window:g} s; last: {crashed}"
+                    )
                     log.error(
                         "actor %s failed %d times in %g s; giving up",
                         name,
@@ -313,9 +317,9 @@ class Supervisor:
 
     async def _run_once(
         self, name: str, actor: Actor, mailbox: trio.MemoryReceiveChannel[Envelope]
-    ) -> bool:
-        """Runs the actor until its mailbox closes (False) or a handler raises (True)."""
-        crashed = False
+    ) -> str | None:
+        """Runs the actor until its mailbox closes (None) or a handler raises (what failed)."""
+        crashed: str | None = None
         try:
             async with trio.open_nursery() as nursery:
                 actor.nursery, actor.name = nursery, name
@@ -324,13 +328,13 @@ class Supervisor:
                 while (envelope := await taking.next()) is not None:
                     await _handle(name, actor, envelope)
                 nursery.cancel_scope.cancel()
-        except* _Crash:
-            crashed = True
+        except* _Crash as group:
+            crashed = "; ".join(str(error) for error in group.exceptions)
         return crashed
 
 
 class _Crash(Exception):
-    pass
+    """A handler's bug, said as what it was handling and the error."""
 
 
 class _Taking:
@@ -393,7 +397,7 @@ async def _answering(
         log.exception("actor %s crashed on %s", name, message.type)
         await reply.fail(errors.ActorUnavailable(f"{name} failed handling {message.type}: {error}"))
         if restart_on_bug:
-            raise _Crash from error
+            raise _Crash(f"{message.type}: {type(error).__name__}: {error}") from error
     finally:
         if not reply.detached:
             await reply.close()

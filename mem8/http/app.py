@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -9,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from mem8 import errors
 from mem8.http.audio import Transcriptions
 from mem8.http.chat import ChatCompletions
+from mem8.http.edge import Edge
 from mem8.http.embeddings import Embeddings
 from mem8.http.errors import from_http_exception, from_unexpected, render
 from mem8.http.files import Files
@@ -23,6 +26,10 @@ def create_app(system: System) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 60  # seconds to receive a request body
     app.config["RESPONSE_TIMEOUT"] = None  # streams may last as long as the backend takes
     app.config["PROPAGATE_EXCEPTIONS"] = False
+    settings = system.settings
+    edge = Edge(settings.host, settings.allowed_hosts, settings.cors_origins)
+    app.before_request(edge.guard)
+    app.after_request(edge.sign)
     _routes(app, system)
     _error_handlers(app)
     return app
@@ -31,7 +38,7 @@ def create_app(system: System) -> QuartTrio:
 def _routes(app: QuartTrio, system: System) -> None:
     chat = ChatCompletions(system)
     models = Models(system)
-    app.add_url_rule("/health", "health", _health, methods=["GET"])
+    app.add_url_rule("/health", "health", partial(_health, system), methods=["GET"])
     app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
     app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
@@ -58,8 +65,13 @@ def _routes(app: QuartTrio, system: System) -> None:
     )
 
 
-async def _health() -> Response:
-    return Response("OK", content_type="text/plain")
+async def _health(system: System) -> Response:
+    """OK while every actor runs; 503 naming those the supervisor gave up on, and why."""
+    down = system.supervisor.down
+    if not down:
+        return Response("OK", content_type="text/plain")
+    reasons = "; ".join(f"{name}: {why}" for name, why in sorted(down.items()))
+    return render(errors.ActorUnavailable(f"actors down: {reasons}"))
 
 
 def _error_handlers(app: QuartTrio) -> None:

@@ -45,6 +45,13 @@ class Files:
 
     async def create(self) -> Response:
         form = await read_form(self.system.settings.max_body_bytes)
+        if any(key.startswith("expires_after") for key in form.fields):
+            # refused rather than ignored: a caller relying on expiry would keep the file for good
+            raise InvalidRequest(
+                "'expires_after' is not supported yet: mem8 keeps a file until it is deleted "
+                "(DELETE /v1/files/{file_id})",
+                param="expires_after",
+            )
         purpose = form.required("purpose")
         if purpose not in PURPOSES:
             raise InvalidRequest(f"'purpose' must be one of {', '.join(PURPOSES)}", param="purpose")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from quart import request
 
 from mem8.errors import InputTooLarge, InvalidRequest
+from mem8.http.validation import check_text
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ async def read_form(max_bytes: int) -> Form:
     form = await request.form
     files = await request.files
     fields = {key: form.getlist(key) for key in form}
+    for key, values in fields.items():
+        check_text(key, key)
+        for value in values:
+            check_text(value, key)
     uploads = files.getlist("file")
     if not uploads:
         raise InvalidRequest(
@@ -74,4 +79,6 @@ async def read_form(max_bytes: int) -> Form:
         raise InputTooLarge(
             f"The file is larger than the limit of {max_bytes // (1 << 20)} MB", param="file"
         )
-    return Form(fields, Upload(uploads[0].filename or "upload", data))
+    filename = uploads[0].filename or "upload"
+    check_text(filename, "file")
+    return Form(fields, Upload(filename, data))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +40,80 @@ class ChatRequest:
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object whose every string is valid Unicode and every number finite:
+    checked here, once, so no field of any route can carry a lone surrogate or an overflow in."""
     if not raw.strip():
         raise InvalidRequest("The request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant, parse_int=_bounded_int)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise InvalidRequest(f"The request body is not valid JSON: {error}") from error
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object")
+    _check_values(body)
     return body
+
+
+# Longer integers are refused, not parsed: Python's int() refuses 4,300 digits with a
+# ValueError, and no field of the API needs more than an int64.
+MAX_INT_DIGITS = 20
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _Unrepresentable(float):
+    """A number JSON gave that no field can take (Infinity, NaN, a 5,000-digit integer)."""
+
+
+def _no_constant(name: str) -> float:
+    return _Unrepresentable("nan")  # JSON has no Infinity or NaN; refused with its param
+
+
+def _bounded_int(digits: str) -> int | float:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        return _Unrepresentable("nan")
+    return int(digits)
+
+
+def _check_values(body: dict[str, Any]) -> None:
+    """Refuses any lone surrogate (in a key or a string) or non-finite number, naming it."""
+    pending: list[tuple[str, Any]] = [(key, value) for key, value in body.items()]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            check_text(value, where)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidRequest(
+                    f"'{where}' is not a number mem8 can take: JSON numbers must be finite "
+                    f"(no Infinity, NaN or overflowing exponent) and integers at most "
+                    f"{MAX_INT_DIGITS} digits",
+                    param=where,
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_key(key, where)
+                pending.append((f"{where}.{key}", item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    for key in body:
+        _check_key(key, "")
+
+
+def check_text(value: str, where: str) -> None:
+    """Refuses a string holding a lone surrogate (no encoder, journal or store can take it)."""
+    if not value.isascii() and _SURROGATE.search(value):
+        raise InvalidRequest(
+            f"'{where}' holds a lone UTF-16 surrogate, which is not valid Unicode text",
+            param=where,
+        )
+
+
+def _check_key(key: str, parent: str) -> None:
+    if not key.isascii() and _SURROGATE.search(key):
+        raise InvalidRequest(
+            "A key holds a lone UTF-16 surrogate, which is not valid Unicode text",
+            param=parent or None,
+        )
 
 
 def parse_chat(body: dict[str, Any]) -> ChatRequest:
@@ -108,7 +174,10 @@ def _message(item: Any, where: str) -> dict[str, str]:
             f"{where}.role must be one of system, developer, user, assistant; got {role!r}",
             param=f"{where}.role",
         )
-    return {"role": ROLES[role], "content": _content(item.get("content"), f"{where}.content")}
+    content = item.get("content")
+    if content is None and role == "assistant":
+        content = ""  # OpenAI's own shape for a turn that only called tools: no text
+    return {"role": ROLES[role], "content": _content(content, f"{where}.content")}
 
 
 def _content(value: Any, where: str) -> str:

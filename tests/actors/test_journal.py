@@ -226,3 +226,29 @@ def test_a_restarted_journal_actor_goes_on_with_its_run_and_its_open_chats(
         "state",
         "close",
     ]
+
+
+def test_a_record_msgpack_cannot_hold_is_marked_and_the_journal_goes_on(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=5, mailbox_size=16)
+            header: dict[str, Any] = {"personas": {}, "started": 0.0, "run": "run-a"}
+            ref = supervisor.start(
+                "journal",
+                lambda: JournalActor(
+                    tmp_path, header, segment_bytes=1 << 20, keep_segments=2, sources={}
+                ),
+            )
+            bad = {"message": {"request_id": "bad", "text": "\ud800"}, "conversation": "c"}
+            await ref.tell(JournalAppend("chat", 1.0, bad))
+            await ref.tell(JournalAppend("remember", 2.0, {"seq": 1}))
+            await ref.ask(JournalClose(new_request_id(), {"memory": "abc"}), Ack)
+            assert supervisor.restarts["journal"] == 0
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    reading = read_journal(tmp_path)
+    assert reading.problems == [] and reading.closed_cleanly
+    kinds = [r.kind for r in reading.records]
+    assert kinds[kinds.index("unrecorded") :] == ["unrecorded", "remember", "state", "close"]
+    assert reading.records[kinds.index("unrecorded")].body == {"kind": "chat"}

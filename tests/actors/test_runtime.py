@@ -93,6 +93,26 @@ def test_a_crashing_actor_fails_the_ask_and_is_restarted_fresh() -> None:
     run(main)
 
 
+def test_an_actor_given_up_on_is_down_with_why() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=1, mailbox_size=4, max_restarts=2)
+            ref = supervisor.start("c", Counter)
+            for _ in range(3):
+                assert supervisor.down == {}
+                with pytest.raises(errors.ActorUnavailable):
+                    await ref.ask(StateDigest("crash"), Digest)
+            await trio.testing.wait_all_tasks_blocked()
+            assert set(supervisor.down) == {"c"}
+            assert "failed 3 times" in supervisor.down["c"]
+            assert "state_digest: RuntimeError: bug" in supervisor.down["c"]
+            with pytest.raises(errors.ActorUnavailable, match="not running"):
+                await ref.ask(StateDigest("a"), Digest)
+            nursery.cancel_scope.cancel()
+
+    run(main)
+
+
 def test_a_full_mailbox_pushes_back() -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -125,9 +125,9 @@ def test_more_than_25_mb_is_413(client: OpenAI) -> None:
     assert raised.value.status_code == 413
 
 
-def test_a_json_body_is_a_clear_400(server: RunningServer) -> None:
+def test_a_json_body_is_a_clear_415(server: RunningServer) -> None:
     response = httpx.post(
         server.base_url + "/audio/transcriptions", json={"model": MODEL}, headers=AUTH
     )
-    assert response.status_code == 400
+    assert response.status_code == 415  # the media type is wrong, as for a JSON route
     assert "multipart/form-data" in response.json()["error"]["message"]

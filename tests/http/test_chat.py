@@ -304,7 +304,8 @@ def test_malformed_json_is_400(server: RunningServer, raw: bytes) -> None:
 
 def test_oversized_body_is_413(server: RunningServer) -> None:
     too_big = b'{"model": "' + b"x" * server.settings.max_body_bytes + b'"}'
-    response = httpx.post(server.base_url + "/chat/completions", content=too_big)
+    json_type = {"Content-Type": "application/json"}
+    response = httpx.post(server.base_url + "/chat/completions", content=too_big, headers=json_type)
     assert response.status_code == 413
     assert _error(response)["code"] == "request_too_large"
 

@@ -133,7 +133,12 @@ TEXT_FILE = {"file": ("notes.txt", b"Lisbon in June.", "text/plain")}
 ERRORS = {
     "unknown model": ("POST", "/v1/chat/completions", {"json": UNKNOWN_MODEL}, 404),
     "unknown model id": ("GET", "/v1/models/mem8-x", {}, 404),
-    "malformed JSON": ("POST", "/v1/chat/completions", {"content": b'{"model": "mem8-'}, 400),
+    "malformed JSON": (
+        "POST",
+        "/v1/chat/completions",
+        {"content": b'{"model": "mem8-', "headers": {"Content-Type": "application/json"}},
+        400,
+    ),
     "missing messages": ("POST", "/v1/chat/completions", {"json": {"model": MODEL}}, 400),
     "unknown route": ("GET", "/v1/no-such-route", {}, 404),
     "wrong method": ("GET", "/v1/chat/completions", {}, 405),
@@ -154,7 +159,7 @@ ERRORS = {
         {"files": WAV, "data": {"model": MODEL}},
         400,
     ),
-    "audio as JSON": ("POST", "/v1/audio/transcriptions", {"json": {"model": MODEL}}, 400),
+    "audio as JSON": ("POST", "/v1/audio/transcriptions", {"json": {"model": MODEL}}, 415),
     "upload for no purpose": (
         "POST",
         "/v1/files",

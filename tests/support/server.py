@@ -14,6 +14,7 @@ import trio
 
 from mem8.backends.base import LLMBackend
 from mem8.config import Settings
+from mem8.encoders.base import Encoder
 from mem8.server import serve
 
 
@@ -34,7 +35,10 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    settings: Settings, backends: Mapping[str, LLMBackend] | None = None, timeout: float = 60
+    settings: Settings,
+    backends: Mapping[str, LLMBackend] | None = None,
+    timeout: float = 60,
+    encoder: Encoder | None = None,
 ) -> Iterator[RunningServer]:
     """Serves until the block ends, then shuts down gracefully (drain, journal close)."""
     started: queue.Queue[Any] = queue.Queue()
@@ -42,7 +46,9 @@ def running_server(
     async def main() -> None:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(serve, settings, backends=backends, shutdown=stop))
+            binds = await nursery.start(
+                partial(serve, settings, backends=backends, encoder=encoder, shutdown=stop)
+            )
             started.put(RunningServer(binds[0], settings, stop, trio.lowlevel.current_trio_token()))
 
     def run() -> None:
