@@ -9,7 +9,22 @@ import numpy as np
 import trio
 
 from mem8.actors.memory import recalled_memory
-from mem8.actors.messages import MemoryPage, MemorySearch, Percept, Remember, Remembered
+from mem8.actors.messages import (
+    Ack,
+    Commit,
+    Digest,
+    Finished,
+    MemoryPage,
+    MemorySearch,
+    Outcome,
+    Percept,
+    Remember,
+    Remembered,
+    Restore,
+    Snapshot,
+    SnapshotState,
+    Turn,
+)
 from mem8.actors.runtime import new_request_id
 from mem8.clock import VirtualClock
 from mem8.config import Settings
@@ -104,5 +119,53 @@ def test_percepts_the_sender_encoded_keep_their_vectors(tmp_path: Path) -> None:
         stored = system.store.get(memory_id, "t")
         assert stored is not None and stored.modality == "audio"
         assert np.array_equal(stored.vector, vector)
+
+    run_memory(test, tmp_path)
+
+
+def commit(percepts: list[Percept], request_id: str = "r1", at: float = 1e9) -> Commit:
+    outcome = Outcome(["Noted."], Finished("stop", 3, 1), None)
+    exchange = [Turn("user", "Lisbon in June."), Turn("assistant", "Noted.")]
+    return Commit(
+        request_id, "p", "t", "alice", "conv", at, exchange, True, 0.9, [], outcome,
+        outcome.digest(), "scripted", percepts,
+    )  # fmt: skip
+
+
+def test_a_commit_is_stored_with_the_vectors_its_sender_encoded(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.zeros(system.encoder.dimensions, np.float32)
+        vector[7] = 1.0
+        sent = [Percept("Lisbon in June.", "chat:r1:user", "text", 1e9, vector.tobytes())]
+        await system.memory.ask(commit(sent), Ack)
+        stored = system.store.get("mem-r1-0", "t")
+        assert stored is not None and np.array_equal(stored.vector, vector)  # not re-encoded
+
+    run_memory(test, tmp_path)
+
+
+def test_a_commit_whose_caller_stopped_waiting_keeps_nothing(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.ones(system.encoder.dimensions, np.float32).tobytes()
+        sent = [Percept("Lisbon in June.", "chat:r1:user", "text", 1e9, vector)]
+        stream = await system.memory.open_stream(commit(sent), first_timeout=5.0)
+        stream.close()  # the caller gives up before the memory actor takes it
+        await system.memory.ask(commit([], "r2"), Ack)  # after the first, in the same mailbox
+        assert system.store.get("mem-r1-0", "t") is None
+        state = (await system.memory.ask(Snapshot(new_request_id(), False), SnapshotState)).state
+        assert state["tallies"]["p"]["failed"] == 1 and state["tallies"]["p"]["answered"] == 1
+        assert list(state["windows"]) == ["conv"]  # the answered one's window alone
+
+    run_memory(test, tmp_path)
+
+
+def test_windows_keep_their_order_through_a_snapshot(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        await system.memory.ask(commit([], "r1", 1e9), Ack)
+        state = (await system.memory.ask(Snapshot(new_request_id(), False), SnapshotState)).state
+        assert state["window_order"] == [["conv", 1e9]]
+        digest = await system.state_digests()
+        await system.memory.ask(Restore(new_request_id(), state), Digest)
+        assert await system.state_digests() == digest
 
     run_memory(test, tmp_path)
