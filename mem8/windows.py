@@ -28,6 +28,7 @@ class Windows:
         self._turns: dict[str, deque[Turn]] = {}  # least recently answered first
         self._used: dict[str, float | None] = {}  # None: restored without a time (stamped next)
         self._chars = 0
+        self._unstamped = 0  # windows restored without a time
 
     def get(self, conversation: str) -> list[Turn]:
         return list(self._turns.get(conversation, ()))
@@ -42,7 +43,7 @@ class Windows:
 
     def _take(self, conversation: str) -> deque[Turn] | None:
         window = self._turns.pop(conversation, None)
-        self._used.pop(conversation, None)
+        self._unstamped -= window is not None and self._used.pop(conversation) is None
         self._chars -= _chars(window or ())
         return window
 
@@ -50,11 +51,13 @@ class Windows:
         self._turns[conversation] = window
         self._used[conversation] = used
         self._chars += _chars(window)
+        self._unstamped += used is None
 
     def _stamp(self, now: float) -> None:
         """Windows restored from a state saved before they had times count as used now."""
-        if None in self._used.values():
+        if self._unstamped:
             self._used = {key: now if used is None else used for key, used in self._used.items()}
+            self._unstamped = 0
 
     def _expire(self, now: float) -> None:
         limits = self.limits

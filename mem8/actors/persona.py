@@ -37,6 +37,7 @@ from mem8.personas import Persona
 from mem8.prompt import Recollection, memory_line, persona_prompt
 
 log = logging.getLogger(__name__)
+LONG_QUERY_CHARS = passages.PASSAGE_CHARS  # encoded by the persona beyond this (a few ms)
 
 
 @dataclass
@@ -90,7 +91,10 @@ class PersonaActor(Actor):
         self.answer_apart(chat, reply, lambda owned: self._answer(chat, owned))
 
     async def _answer(self, chat: Chat, reply: Reply) -> None:
-        (vector,) = await self._embed([last_user_text(chat.messages)])
+        text = last_user_text(chat.messages)
+        # A long query is encoded here, not in the memory actor, which every chat waits on; a
+        # short one there, and only if the caller's scope holds memories to recall.
+        vector = (await self._embed([text]))[0] if len(text) > LONG_QUERY_CHARS else None
         begin = Begin(chat.request_id, chat, chat.conversation, vector)
         begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
