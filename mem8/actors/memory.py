@@ -215,12 +215,12 @@ class MemoryActor(Actor):
         self.seq += 1
         self._tally(message)
         answered = message.outcome.error is None
-        if answered:
-            self._remember_window(message)
+        if answered:  # the window last: a commit that fails on the way leaves none
             if message.imprint:
                 await self._imprint(message)
             await self._reinforce(message)
             await self._keep_key(message)
+            self._remember_window(message)
         body = {
             "request_id": message.request_id,
             "persona": message.persona,

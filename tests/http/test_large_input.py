@@ -177,3 +177,14 @@ def test_windows_are_bounded_by_conversations(eager: Settings, llm: ScriptedLLM)
         chat(live, "And the first goes on.", headers=opened)
         sent = [m.content for m in llm.history[-1].messages[1:]]
         assert "Alpha opens the first conversation." not in sent  # its window was dropped
+
+
+def test_a_client_that_gave_up_is_not_remembered_later(eager: Settings) -> None:
+    slow = ScriptedLLM(token_delay=0.05)
+    slow.enqueue([" ".join(["word"] * 40)])  # two seconds of tokens
+    with running_server(eager, dict.fromkeys(eager.personas, slow)) as live:
+        with pytest.raises(httpx.TimeoutException):
+            chat(live, "Remember that the pump is blue.", timeout=0.5)
+        slow.closed_early.wait(10)
+        time.sleep(0.5)  # what would have been stored by now is
+        assert memories(live) == []
