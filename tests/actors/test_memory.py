@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ from mem8.actors.messages import (
     Commit,
     Digest,
     Finished,
+    Idempotency,
+    IdempotentFind,
+    IdempotentFound,
     MemoryPage,
     MemorySearch,
     Outcome,
@@ -167,5 +171,21 @@ def test_windows_keep_their_order_through_a_snapshot(tmp_path: Path) -> None:
         digest = await system.state_digests()
         await system.memory.ask(Restore(new_request_id(), state), Digest)
         assert await system.state_digests() == digest
+
+    run_memory(test, tmp_path)
+
+
+def test_a_commit_racing_an_answered_one_with_its_key_keeps_nothing(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.ones(system.encoder.dimensions, np.float32).tobytes()
+        key = Idempotency("retry", "sha")
+        for request_id in ("r1", "r2"):
+            sent = [Percept("Lisbon in June.", f"chat:{request_id}:user", "text", 1e9, vector)]
+            await system.memory.ask(replace(commit(sent, request_id), idempotency=key), Ack)
+        assert system.store.get("mem-r1-0", "t") is not None
+        assert system.store.get("mem-r2-0", "t") is None
+        find = IdempotentFind(new_request_id(), "t", "retry", 1e9 + 1)
+        found = await system.memory.ask(find, IdempotentFound)
+        assert found.request_sha256 == "sha" and found.answer
 
     run_memory(test, tmp_path)

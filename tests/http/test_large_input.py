@@ -7,12 +7,15 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
+from mem8.replay import replay
 from tests.support.server import RunningServer, running_server
 
 PERSONA = "mem8-technical-v1"
@@ -188,3 +191,20 @@ def test_a_client_that_gave_up_is_not_remembered_later(eager: Settings) -> None:
         slow.closed_early.wait(10)
         time.sleep(0.5)  # what would have been stored by now is
         assert memories(live) == []
+
+
+def test_retries_conflicts_and_abandoned_requests_replay_identically(eager: Settings) -> None:
+    slow = ScriptedLLM(token_delay=0.05)
+    with running_server(eager, dict.fromkeys(eager.personas, slow)) as live:
+        headers = {"Idempotency-Key": "replayed"}
+        chat(live, "Remember that the pump is blue.", headers=headers)
+        chat(live, "Remember that the pump is blue.", headers=headers)  # the kept answer
+        assert chat(live, "The pump is red.", headers=headers).status_code == 409
+        slow.enqueue([" ".join(["word"] * 40)])
+        with pytest.raises(httpx.TimeoutException):
+            chat(live, "A long answer nobody waits for.", timeout=0.5)
+        slow.closed_early.wait(10)
+        chat(live, "And one more.")
+    report = trio.run(replay, Path(eager.storage + ".journal"))
+    assert report.ok, report.summary()
+    assert report.requests == 3  # the kept answer and the 409 never reached a persona
