@@ -147,6 +147,36 @@ class Settings:
         "Browser origins (comma-separated, e.g. http://localhost:3000; '*' any) that get CORS "
         "headers; requests from any other origin are refused.",
     )
+    max_chat_body_bytes: int = _setting(
+        4 * 1024 * 1024,
+        "MEM8_MAX_CHAT_BODY_BYTES",
+        "Largest chat completion request body (else 413).",
+    )
+    max_message_chars: int = _setting(
+        500_000,
+        "MEM8_MAX_MESSAGE_CHARS",
+        "Most characters in one chat message (else 400): more than any context holds.",
+    )
+    window_conversations: int = _setting(
+        10_000,
+        "MEM8_WINDOW_CONVERSATIONS",
+        "Conversations whose rolling window is kept (the least recently used go first).",
+    )
+    window_chars: int = _setting(
+        16_000_000,
+        "MEM8_WINDOW_CHARS",
+        "Characters all rolling windows hold together (the least recently used go first).",
+    )
+    window_idle_seconds: float = _setting(
+        7 * 86400.0,
+        "MEM8_WINDOW_IDLE_SECONDS",
+        "Seconds a conversation's window is kept after its last answered request.",
+    )
+    idempotency_seconds: float = _setting(
+        86400.0,
+        "MEM8_IDEMPOTENCY_SECONDS",
+        "Seconds a chat's Idempotency-Key is remembered (a retry gets the first answer).",
+    )
     shutdown_grace: float = _setting(
         10.0, "MEM8_SHUTDOWN_GRACE", "Seconds in-flight streams get to finish on SIGINT/SIGTERM."
     )

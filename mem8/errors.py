@@ -43,6 +43,19 @@ class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
 
+class StringTooLong(InvalidRequest):
+    """A string field is longer than mem8 takes (OpenAI's code for it)."""
+
+    code = "string_above_max_length"
+
+
+class IdempotencyConflict(InvalidRequest):
+    """An Idempotency-Key reused with another body, or by a request racing the first."""
+
+    status = 409
+    code = "idempotency_key_reused"
+
+
 class UnknownModel(Mem8Error):
     """No persona has this model id (the spec's 404 shape, with a numeric code)."""
 

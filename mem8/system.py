@@ -43,6 +43,7 @@ from mem8.grid.tiling import Tile, tiles
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
 from mem8.storage.sqlite import MemoryStore
+from mem8.windows import WindowLimits
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,22 @@ async def open_system(
             memory = supervisor.start(
                 "memory",
                 lambda: MemoryActor(
-                    store, encoder, placer, grid, journal_ref, snapshots, restarted=next(starts) > 0
+                    store,
+                    encoder,
+                    placer,
+                    grid,
+                    journal_ref,
+                    snapshots,
+                    window_limits(settings),
+                    settings.idempotency_seconds,
+                    restarted=next(starts) > 0,
                 ),
             )
             personas = {
                 pid: supervisor.start(
                     f"persona:{pid}",
                     lambda p=persona: PersonaActor(  # type: ignore[misc]
-                        p, chosen[p.id], memory, settings.memory_budget
+                        p, chosen[p.id], memory, settings.memory_budget, encoder
                     ),
                 )
                 for pid, persona in settings.personas.items()
@@ -170,6 +179,12 @@ async def open_system(
                 nursery.cancel_scope.cancel()
     finally:
         store.close()
+
+
+def window_limits(settings: Settings) -> WindowLimits:
+    return WindowLimits(
+        settings.window_conversations, settings.window_chars, settings.window_idle_seconds
+    )
 
 
 def _start_senses(

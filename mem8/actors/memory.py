@@ -27,6 +27,7 @@ from mem8.actors.messages import (
     Chat,
     Commit,
     Digest,
+    ErrorReport,
     FileAsk,
     FileForget,
     FileKeep,
@@ -41,11 +42,14 @@ from mem8.actors.messages import (
     GridReinforce,
     GridSupersede,
     Hit,
+    IdempotentFind,
+    IdempotentFound,
     JournalAppend,
     MemoryForget,
     MemoryPage,
     MemoryQuery,
     MemorySearch,
+    Outcome,
     Percept,
     Persist,
     RecalledMemory,
@@ -59,7 +63,6 @@ from mem8.actors.messages import (
     SnapshotState,
     StateDigest,
     Supersession,
-    Turn,
     last_user_text,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles, new_request_id
@@ -72,12 +75,12 @@ from mem8.memory import Memory, Modality, memory_to_wire
 from mem8.scope import EVERY_PERSONA, Audience, Scope
 from mem8.storage.files import MemoryTrace, StoredFile
 from mem8.storage.sqlite import GRID_STATE, MemoryStore
+from mem8.windows import WindowLimits, Windows
 
 ACTOR_STATE = "actor:memory"  # the row holding this actor's state saved at the last clean stop
 RESTORE_BATCH = 500
 TALLIES = ("answered", "subconscious", "failed", "cancelled", "prompt_tokens", "completion_tokens")
 log = logging.getLogger(__name__)
-WINDOW = 10  # messages kept per conversation (the spec's rolling context window)
 BINDING_WINDOW = 2.0  # seconds within which percepts are bound
 RECALL_K = 5
 CONTEXT_SPAN = 1800.0  # seconds: a turn within this of its scope's last one continues it
@@ -116,6 +119,8 @@ class MemoryActor(Actor):
         grid: ActorRef,
         journal: ActorRef | None,
         snapshots: Path | None = None,
+        windows: WindowLimits | None = None,
+        idempotency_seconds: float = 86400.0,
         *,
         restarted: bool = False,
     ) -> None:
@@ -133,7 +138,9 @@ class MemoryActor(Actor):
         # Per persona: answered, subconscious, failed, cancelled, prompt and completion tokens.
         # Kept here, in commit order, so that one snapshot holds them consistently with seq.
         self.tallies: dict[str, dict[str, int]] = {}
-        self.windows: dict[str, deque[Turn]] = {}
+        self.window_limits = windows or WindowLimits()
+        self.windows = Windows(self.window_limits)
+        self.idempotency_seconds = idempotency_seconds  # how long a retry gets the first answer
         # Per scope, its latest memory: the context the next one is encoded with.
         self.latest: dict[Scope, Memory] = {}
 
@@ -146,11 +153,14 @@ class MemoryActor(Actor):
         text = last_user_text(chat.messages)
         recalled = []
         if self._holds(chat.tenant, chat.user, chat.persona):  # else nothing to recall
-            (vector,) = await self._embed([text])
+            if message.vector is not None:  # encoded by the persona, so as not to hold us
+                vector = np.frombuffer(message.vector, "<f4")
+            else:
+                (vector,) = await self._embed([text])
             recalled = await self._recall(text, vector, chat, RECALL_K)
         best = max((r.resonance for r in recalled), default=0.0)
         emotion = perceive(text)
-        window = list(self.windows.get(message.conversation, ()))
+        window = self.windows.get(message.conversation)
         await reply.send(
             Begun(
                 message.request_id,
@@ -204,14 +214,16 @@ class MemoryActor(Actor):
 
     @handles(Commit)
     async def on_commit(self, message: Commit, reply: Reply) -> None:
+        message = self._refused(message, reply)
         self.seq += 1
         self._tally(message)
         answered = message.outcome.error is None
-        if answered:
-            self._remember_window(message)
+        if answered:  # the window last: a commit that fails on the way leaves none
             if message.imprint:
                 await self._imprint(message)
             await self._reinforce(message)
+            await self._keep_key(message)
+            self._remember_window(message)
         body = {
             "request_id": message.request_id,
             "persona": message.persona,
@@ -236,34 +248,70 @@ class MemoryActor(Actor):
         else:
             tally["cancelled" if error.name == "GenerationCancelled" else "failed"] += 1
 
+    def _refused(self, message: Commit, reply: Reply) -> Commit:
+        """The commit as it takes effect: failed, so that nothing of it is kept, if its caller
+        stopped waiting before it got here (the client was told of a failure) or if its
+        Idempotency-Key was answered already (a retry racing the first request)."""
+        if reply.abandoned:
+            why = ErrorReport("ActorUnavailable", "the request was abandoned before it was stored")
+        elif self._answered_already(message):
+            why = ErrorReport(
+                "IdempotencyConflict",
+                "a request with this Idempotency-Key was answered already",
+            )
+        else:
+            return message
+        outcome = Outcome(message.outcome.text, None, why)
+        return replace(message, outcome=outcome, response_sha256=outcome.digest(), passages=[])
+
+    def _answered_already(self, message: Commit) -> bool:
+        key = message.idempotency
+        if key is None or message.outcome.error is not None:
+            return False
+        since = message.arrival - self.idempotency_seconds
+        return self.store.idempotency.find(message.tenant, key.key, since) is not None
+
+    async def _keep_key(self, message: Commit) -> None:
+        """An answered request's Idempotency-Key, with what it answered, for its retries."""
+        key = message.idempotency
+        if key is None:
+            return
+        finish = message.outcome.finish
+        assert finish is not None
+        answer = {
+            "request_id": message.request_id,
+            "persona": message.persona,
+            "arrival": message.arrival,
+            "text": "".join(message.outcome.text),
+            "finish": list(finish),
+            "answered_by": message.answered_by,
+            "interest": message.interest,
+            "conscious": message.imprint,
+        }
+        packed = msgpack.packb(answer, use_bin_type=True)
+        expired = message.arrival - self.idempotency_seconds
+        await trio.to_thread.run_sync(
+            lambda: self.store.idempotency.keep(
+                message.tenant, key.key, key.request_sha256, message.arrival, packed, expired
+            )
+        )
+
+    @handles(IdempotentFind)
+    async def on_idempotent_find(self, message: IdempotentFind, reply: Reply) -> None:
+        since = message.now - self.idempotency_seconds
+        kept = self.store.idempotency.find(message.tenant, message.key, since)  # a keyed read
+        sha256, answer = kept if kept is not None else ("", b"")
+        await reply.send(IdempotentFound(message.request_id, sha256, answer))
+
     def _remember_window(self, message: Commit) -> None:
-        window = self.windows.setdefault(message.conversation, deque(maxlen=WINDOW))
-        window.extend(message.exchange)
+        self.windows.extend(message.conversation, message.exchange, message.arrival)
 
     async def _imprint(self, message: Commit) -> None:
-        """Both sides of the exchange, bound to each other and to what the same user's other
-        percepts (any persona, any modality) brought within +-2 s; durable, then imprinted."""
+        """Both sides of the exchange, cut into passages and encoded by the sender, bound to
+        each other and to what the same user's other percepts (any persona, any modality)
+        brought within +-2 s; durable, then imprinted."""
         scope = Scope(message.tenant, message.user, message.persona)
-        pieces = [
-            (passage, f"chat:{message.request_id}:{turn.role}")
-            for turn in message.exchange
-            for passage in passages.passages(turn.content)
-        ]
-        vectors = await self._embed([passage for passage, _ in pieces])
-        memories = [
-            self._memory(
-                f"mem-{message.request_id}-{i}",
-                passage,
-                source,
-                "text",
-                scope,
-                message.arrival,
-                message.interest,
-                vector,
-            )
-            for i, ((passage, source), vector) in enumerate(zip(pieces, vectors, strict=True))
-        ]
-        kept = await self._keep(memories, message.arrival)
+        kept = await self._perceive(message.request_id, scope, message.passages, message.interest)
         said = [m for m in kept if m.source.endswith(":user")]
         await self._supersede(said, message.recalled, message.tenant)
 
@@ -609,7 +657,7 @@ class MemoryActor(Actor):
     @handles(Snapshot)
     async def on_snapshot(self, message: Snapshot, reply: Reply) -> None:
         """Everything replay needs to start here: windows, the store's copy, the field."""
-        state = self.export()
+        state = self.saved()
         if self.snapshots is not None and message.for_journal:
             name = message.store_name or f"store-{self.seq:012d}.db"
             await trio.to_thread.run_sync(self.store.copy_to, self.snapshots / name)
@@ -631,17 +679,22 @@ class MemoryActor(Actor):
     def _take(self, state: dict[str, Any]) -> None:
         self.seq = state["seq"]
         self.tallies = {p: dict(t) for p, t in state.get("tallies", {}).items()}
-        self.windows = {
-            key: deque((Turn.from_map(turn) for turn in turns), maxlen=WINDOW)
-            for key, turns in state["windows"].items()
-        }
+        self.windows = Windows.restored(
+            self.window_limits, state["windows"], state.get("window_order")
+        )
 
     def export(self) -> dict[str, Any]:
+        """The state its hash covers: the windows' contents, not their times (so that a journal
+        written before windows were bounded still verifies)."""
         return {
             "tallies": {p: dict(t) for p, t in sorted(self.tallies.items())},
             "seq": self.seq,
-            "windows": {k: [t.to_map() for t in v] for k, v in sorted(self.windows.items())},
+            "windows": self.windows.contents(),
         }
+
+    def saved(self) -> dict[str, Any]:
+        """The state a snapshot and a clean stop keep: with the windows' order and times."""
+        return {**self.export(), "window_order": self.windows.order()}
 
     @handles(Persist)
     async def on_persist(self, message: Persist, reply: Reply) -> None:
@@ -655,7 +708,7 @@ class MemoryActor(Actor):
             "last_step": field.last_step,
         }
         await self._put_state(GRID_STATE, grid)
-        await self._put_state(ACTOR_STATE, self.export())
+        await self._put_state(ACTOR_STATE, self.saved())
         await reply.send(Ack(message.request_id))
 
     async def _put_state(self, name: str, state: dict[str, Any]) -> None:

@@ -88,11 +88,16 @@ class Message:
     """Base of all messages; subclasses are frozen dataclasses registered by their `type`."""
 
     type: ClassVar[str]
+    # Fields left out of the map while None, so messages journaled before they existed replay.
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
     def to_map(self) -> dict[str, Any]:
         """The message as a plain map (its parts as plain maps and arrays), its type and
         schema version included."""
         body = _to_plain(type(self), self)
+        for name in self.omitted_when_none:
+            if body[name] is None:
+                del body[name]
         body["type"] = self.type
         body["v"] = SCHEMA_VERSION
         return body
@@ -276,6 +281,8 @@ def from_map(body: Any) -> Message:
         raise MessageError(f"unknown message type {name!r}")
     if version != SCHEMA_VERSION:
         raise MessageError(f"{name}: schema version {version!r}, expected {SCHEMA_VERSION}")
+    if cls.omitted_when_none:
+        body = {**dict.fromkeys(cls.omitted_when_none), **body}
     return cls(**_from_plain(cls, body, name))
 
 
@@ -385,6 +392,15 @@ class Outcome(Part):
         return hashlib.sha256(msgpack.packb(summary, use_bin_type=True)).hexdigest()
 
 
+@part
+class Idempotency(Part):
+    """A request's `Idempotency-Key` within its tenant, and the hash of the body it came with:
+    a retry with the same key gets the first answer instead of being answered (and kept) again."""
+
+    key: str
+    request_sha256: str
+
+
 class Hit(NamedTuple):
     """A recalled memory's id and its score."""
 
@@ -445,6 +461,9 @@ class Chat(Message):
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     conversation: str = ""  # the rolling window's key within the caller's scope
+    idempotency: Idempotency | None = None
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"idempotency"})
 
 
 @message("accepted")
@@ -758,6 +777,9 @@ class Begin(Message):
     request_id: str
     chat: Chat
     conversation: str
+    vector: bytes | None = None  # the last user message's encoder vector (little-endian float32)
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"vector"})
 
 
 @message("begun")
@@ -786,6 +808,30 @@ class Commit(Message):
     outcome: Outcome
     response_sha256: str
     answered_by: str  # the backend's name, or "subconscious"
+    # The exchange cut into passages and encoded by the sender, so the memory actor (which
+    # every chat waits on) only stores and imprints; empty unless it is to be imprinted.
+    passages: list[Percept] = field(default_factory=list)
+    idempotency: Idempotency | None = None
+
+
+@message("idempotent_find")
+class IdempotentFind(Message):
+    """Asks what a request with this Idempotency-Key was answered, if one was recently;
+    answered by IdempotentFound."""
+
+    request_id: str
+    tenant: str
+    key: str
+    now: float
+
+
+@message("idempotent_found")
+class IdempotentFound(Message):
+    """The kept answer (msgpack) and the hash of the body it answered; empty when none is."""
+
+    request_id: str
+    request_sha256: str
+    answer: bytes
 
 
 @message("memory_query")

@@ -4,12 +4,13 @@ recalls), is judged for interest, answered by the LLM (or subconsciously), and c
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
-from mem8 import budget, errors
+from mem8 import budget, errors, passages
 from mem8.actors.messages import (
     Accepted,
     Ack,
@@ -20,6 +21,7 @@ from mem8.actors.messages import (
     Done,
     Finished,
     Outcome,
+    Percept,
     RecalledMemory,
     Token,
     Turn,
@@ -28,12 +30,14 @@ from mem8.actors.messages import (
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.backends.base import ChatMessage, Finish, GenerationRequest, LLMBackend, TextDelta
 from mem8.emotion import modulation
+from mem8.encoders.base import Encoder
 from mem8.interest import Stimulus, interest, subconscious_reply
 from mem8.memory import Emotion
 from mem8.personas import Persona
 from mem8.prompt import Recollection, memory_line, persona_prompt
 
 log = logging.getLogger(__name__)
+LONG_QUERY_CHARS = passages.PASSAGE_CHARS  # encoded by the persona beyond this (a few ms)
 
 
 @dataclass
@@ -71,12 +75,14 @@ class PersonaActor(Actor):
         backend: LLMBackend,
         memory: ActorRef,
         memory_share: float,
+        encoder: Encoder,
     ) -> None:
         super().__init__()
         self.persona = persona
         self.backend = backend
         self.memory = memory
         self.memory_share = memory_share  # of the context, for recalled memories
+        self.encoder = encoder
 
     @handles(Chat)
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
@@ -85,7 +91,11 @@ class PersonaActor(Actor):
         self.answer_apart(chat, reply, lambda owned: self._answer(chat, owned))
 
     async def _answer(self, chat: Chat, reply: Reply) -> None:
-        begin = Begin(chat.request_id, chat, chat.conversation)
+        text = last_user_text(chat.messages)
+        # A long query is encoded here, not in the memory actor, which every chat waits on; a
+        # short one there, and only if the caller's scope holds memories to recall.
+        vector = (await self._embed([text]))[0] if len(text) > LONG_QUERY_CHARS else None
+        begin = Begin(chat.request_id, chat, chat.conversation, vector)
         begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
         await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))
@@ -195,7 +205,10 @@ class PersonaActor(Actor):
             Turn("user", last_user_text(chat.messages)),
             Turn("assistant", "".join(outcome.text)),
         ]
+        if reply.abandoned and outcome.error is None:  # told nothing, so nothing is kept
+            outcome.error = errors.GenerationCancelled("the client went away")
         recorded = outcome.outcome()
+        imprinted = judgement.conscious and recorded.error is None
         commit = Commit(
             chat.request_id,
             self.persona.id,
@@ -210,9 +223,11 @@ class PersonaActor(Actor):
             recorded,
             recorded.digest(),
             backend,
+            await self._passages(chat, exchange) if imprinted else [],
+            chat.idempotency,
         )
-        try:
-            await self.memory.ask(commit, Ack)
+        try:  # storing is all the memory actor does with it: the answer waits for that
+            await self.memory.ask(commit, Ack, timeout=math.inf)
         except errors.Mem8Error as error:
             outcome.error = outcome.error or error
         try:
@@ -232,6 +247,22 @@ class PersonaActor(Actor):
                 )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the caller went away: the answer's task closes the reply all the same
+
+    async def _passages(self, chat: Chat, exchange: list[Turn]) -> list[Percept]:
+        """Both sides of the exchange as passages with their vectors, encoded here (on a worker
+        thread) so that a long message does not hold the memory actor, which every chat waits on."""
+        cut = [
+            Percept(passage, f"chat:{chat.request_id}:{turn.role}", "text", chat.arrival)
+            for turn in exchange
+            for passage in passages.passages(turn.content)
+        ]
+        vectors = await self._embed([p.text for p in cut]) if cut else []
+        return [replace(p, vector=vector) for p, vector in zip(cut, vectors, strict=True)]
+
+    async def _embed(self, texts: list[str]) -> list[bytes]:
+        """The texts' encoder vectors as little-endian float32 bytes, from a worker thread."""
+        vectors = await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
+        return [vector.astype("<f4").tobytes() for vector in vectors]
 
 
 def recollection(recalled: RecalledMemory) -> Recollection:

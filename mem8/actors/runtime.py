@@ -65,6 +65,12 @@ class Reply:
     def wanted(self) -> bool:
         return self._channel is not None
 
+    @property
+    def abandoned(self) -> bool:
+        """Whether the caller of an ask has stopped waiting for it (timed out, went away)."""
+        channel = self._channel
+        return channel is not None and channel.statistics().open_receive_channels == 0
+
     async def send(self, message: Message) -> None:
         """Sends one message; raises trio.BrokenResourceError when the caller has gone."""
         if self._channel is None:

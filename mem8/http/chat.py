@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import typing
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
+import msgpack
 from quart import Response, request
 
 from mem8 import errors
-from mem8.actors.messages import Accepted, Chat, Done, Message, Token, Turn
-from mem8.actors.runtime import ReplyStream, new_request_id
+from mem8.actors.messages import (
+    Accepted,
+    Chat,
+    Done,
+    Idempotency,
+    IdempotentFind,
+    IdempotentFound,
+    Message,
+    Token,
+    Turn,
+)
+from mem8.actors.runtime import new_request_id
 from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
 from mem8.http.validation import ChatRequest, parse_chat, parse_json
@@ -20,6 +32,17 @@ from mem8.system import System
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 UNFINISHED = "the persona ended its answer without finishing it"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_CHARS = 255
+ANSWER_SHAPE = ("stream", "stream_options")  # not part of what a request asks
+
+
+class Replies(Protocol):
+    """What a streamed answer is read from: the persona's replies, or a kept answer's."""
+
+    def __anext__(self) -> typing.Awaitable[Message]: ...
+
+    def close(self) -> None: ...
 
 
 class ChatCompletions:
@@ -27,9 +50,17 @@ class ChatCompletions:
         self.system = system
 
     async def create(self) -> Response:
-        body = parse_chat(parse_json(typing.cast(bytes, await request.get_data())))
+        raw = await self._body()
+        parsed = parse_json(raw)
+        body = parse_chat(parsed)
+        self._check_lengths(body)
         persona = self.system.persona(body.model)
-        chat = self._chat(body)
+        idempotency = _idempotency(parsed)
+        if idempotency is not None:
+            kept = await self._kept_answer(body, idempotency)
+            if kept is not None:
+                return kept
+        chat = self._chat(body, idempotency)
         idle = self.system.settings.backend_timeout
         replies = await persona.open_stream(chat, first_timeout=idle, idle_timeout=idle)
         try:
@@ -51,7 +82,43 @@ class ChatCompletions:
         response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
         return response
 
-    def _chat(self, body: ChatRequest) -> Chat:
+    async def _body(self) -> bytes:
+        """The body, refused before it is read if it says it is too long (and after, if not)."""
+        limit = self.system.settings.max_chat_body_bytes
+        if (request.content_length or 0) > limit:
+            raise _too_large(limit)
+        raw = typing.cast(bytes, await request.get_data())
+        if len(raw) > limit:
+            raise _too_large(limit)
+        return raw
+
+    def _check_lengths(self, body: ChatRequest) -> None:
+        limit = self.system.settings.max_message_chars
+        for i, message in enumerate(body.messages):
+            if len(message["content"]) > limit:
+                raise errors.StringTooLong(
+                    f"Invalid 'messages[{i}].content': string too long. Expected a string with "
+                    f"maximum length {limit}, but got a string with length "
+                    f"{len(message['content'])} instead.",
+                    param=f"messages[{i}].content",
+                )
+
+    async def _kept_answer(self, body: ChatRequest, idempotency: Idempotency) -> Response | None:
+        """The first answer to a request with this key, if it was answered; 409 if the key
+        came with another body."""
+        tenant, _ = caller(body.user)
+        find = IdempotentFind(new_request_id(), tenant, idempotency.key, self.system.clock.now())
+        found = await self.system.memory.ask(find, IdempotentFound)
+        if not found.answer:
+            return None
+        if found.request_sha256 != idempotency.request_sha256:
+            raise errors.IdempotencyConflict(
+                f"This {IDEMPOTENCY_HEADER} was used with another request body",
+                param=IDEMPOTENCY_HEADER,
+            )
+        return _kept_response(body, msgpack.unpackb(found.answer, raw=False))
+
+    def _chat(self, body: ChatRequest, idempotency: Idempotency | None) -> Chat:
         tenant, user = caller(body.user)
         conversation = conversation_key(tenant, user, body.model, body.messages)
         return Chat(
@@ -67,7 +134,62 @@ class ChatCompletions:
             stop=body.stop,
             seed=body.seed,
             conversation=conversation,
+            idempotency=idempotency,
         )
+
+
+def _too_large(limit: int) -> errors.InputTooLarge:
+    return errors.InputTooLarge(
+        f"The chat request body is larger than {limit} bytes (MEM8_MAX_CHAT_BODY_BYTES)"
+    )
+
+
+def _idempotency(parsed: dict[str, Any]) -> Idempotency | None:
+    """The request's Idempotency-Key and the hash of what it asks: the body, canonically,
+    without the answer's shape (a retry may ask for it whole or streamed)."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY_CHARS:
+        raise errors.InvalidRequest(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_CHARS} characters",
+            param=IDEMPOTENCY_HEADER,
+        )
+    asked = {k: v for k, v in parsed.items() if k not in ANSWER_SHAPE}
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return Idempotency(key, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _kept_response(body: ChatRequest, kept: dict[str, Any]) -> Response:
+    """A kept answer, answered again as the first request was (whole, or as a stream)."""
+    request_id, arrival = kept["request_id"], kept["arrival"]
+    reason, prompt_tokens, completion_tokens = kept["finish"]
+    chat = Chat(request_id, body.model, "", "", arrival, [])
+    done = Done(request_id, reason, prompt_tokens, completion_tokens, kept["answered_by"])
+    first = Token(request_id, kept["text"])
+    if body.stream:
+        response = _sse_response(_chunks(body, chat, first, _KeptReplies([done])))
+    else:
+        response = _completion(body, chat, [first, done])
+    response.headers["x-mem8-interest"] = f"{kept['interest']:.6f}"
+    response.headers["x-mem8-conscious"] = "true" if kept["conscious"] else "false"
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+class _KeptReplies:
+    """A kept answer's remaining replies, read like the persona's."""
+
+    def __init__(self, replies: list[Message]) -> None:
+        self._replies = list(replies)
+
+    async def __anext__(self) -> Message:
+        if not self._replies:
+            raise StopAsyncIteration
+        return self._replies.pop(0)
+
+    def close(self) -> None:
+        self._replies.clear()
 
 
 def _completion(body: ChatRequest, chat: Chat, replies: list[Message]) -> Response:
@@ -113,7 +235,7 @@ def _sse_response(events: AsyncIterator[bytes]) -> Response:
 
 
 async def _chunks(
-    body: ChatRequest, chat: Chat, first: Message, replies: ReplyStream
+    body: ChatRequest, chat: Chat, first: Message, replies: Replies
 ) -> AsyncIterator[bytes]:
     """SSE events: the role, each token, the finish reason, optional usage, then [DONE].
 

@@ -23,6 +23,7 @@ from mem8.errors import InvalidRequest, Mem8Error, NotFound
 from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality
 from mem8.scope import Scope
 from mem8.storage.files import FileShelf
+from mem8.storage.idempotency import IdempotencyShelf
 
 BUSY_TIMEOUT_MS = 5000
 GRID_STATE = "grid"  # the state row holding the field saved at the last clean stop
@@ -133,11 +134,27 @@ def _migrate_4(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX memories_by_superseder ON memories (superseded_by)")
 
 
+def _migrate_5(db: sqlite3.Connection) -> None:
+    """Answered chats by their Idempotency-Key, so a retry gets the first answer (issue 17)."""
+    db.execute(
+        """CREATE TABLE idempotency (
+            tenant TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_sha256 TEXT NOT NULL,
+            created REAL NOT NULL,
+            answer BLOB NOT NULL,
+            PRIMARY KEY (tenant, key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX idempotency_by_created ON idempotency (created)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
+    _migrate_5,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -425,6 +442,11 @@ class MemoryStore:
     def files(self) -> FileShelf:
         """Uploaded files, in the same file and connection (the same one-caller-at-a-time rule)."""
         return FileShelf(self._db, self._write)
+
+    @property
+    def idempotency(self) -> IdempotencyShelf:
+        """Answers by Idempotency-Key, in the same file and connection (the same rule)."""
+        return IdempotencyShelf(self._db, self._write)
 
     # --- writes: one transaction each, durable on return ---
 

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import trio
 
 from mem8.actors.memory import ACTOR_STATE, recalled_memory
-from mem8.actors.messages import MemoryPage, MemorySearch, Percept, Remember, Remembered
+from mem8.actors.messages import (
+    Ack,
+    Commit,
+    Digest,
+    Finished,
+    Idempotency,
+    IdempotentFind,
+    IdempotentFound,
+    MemoryPage,
+    MemorySearch,
+    Outcome,
+    Percept,
+    Remember,
+    Remembered,
+    Restore,
+    Snapshot,
+    SnapshotState,
+    Turn,
+)
 from mem8.actors.runtime import new_request_id
 from mem8.clock import VirtualClock
 from mem8.config import Settings
@@ -142,3 +161,67 @@ def test_a_run_drops_the_state_it_resumed_from_so_a_crash_later_rebuilds_it(
             assert store.get_state(GRID_STATE) is not None
 
     trio.run(main)
+
+
+def commit(percepts: list[Percept], request_id: str = "r1", at: float = 1e9) -> Commit:
+    outcome = Outcome(["Noted."], Finished("stop", 3, 1), None)
+    exchange = [Turn("user", "Lisbon in June."), Turn("assistant", "Noted.")]
+    return Commit(
+        request_id, "p", "t", "alice", "conv", at, exchange, True, 0.9, [], outcome,
+        outcome.digest(), "scripted", percepts,
+    )  # fmt: skip
+
+
+def test_a_commit_is_stored_with_the_vectors_its_sender_encoded(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.zeros(system.encoder.dimensions, np.float32)
+        vector[7] = 1.0
+        sent = [Percept("Lisbon in June.", "chat:r1:user", "text", 1e9, vector.tobytes())]
+        await system.memory.ask(commit(sent), Ack)
+        stored = system.store.get("mem-r1-0", "t")
+        assert stored is not None and np.array_equal(stored.vector, vector)  # not re-encoded
+
+    run_memory(test, tmp_path)
+
+
+def test_a_commit_whose_caller_stopped_waiting_keeps_nothing(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.ones(system.encoder.dimensions, np.float32).tobytes()
+        sent = [Percept("Lisbon in June.", "chat:r1:user", "text", 1e9, vector)]
+        stream = await system.memory.open_stream(commit(sent), first_timeout=5.0)
+        stream.close()  # the caller gives up before the memory actor takes it
+        await system.memory.ask(commit([], "r2"), Ack)  # after the first, in the same mailbox
+        assert system.store.get("mem-r1-0", "t") is None
+        state = (await system.memory.ask(Snapshot(new_request_id(), False), SnapshotState)).state
+        assert state["tallies"]["p"]["failed"] == 1 and state["tallies"]["p"]["answered"] == 1
+        assert list(state["windows"]) == ["conv"]  # the answered one's window alone
+
+    run_memory(test, tmp_path)
+
+
+def test_windows_keep_their_order_through_a_snapshot(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        await system.memory.ask(commit([], "r1", 1e9), Ack)
+        state = (await system.memory.ask(Snapshot(new_request_id(), False), SnapshotState)).state
+        assert state["window_order"] == [["conv", 1e9]]
+        digest = await system.state_digests()
+        await system.memory.ask(Restore(new_request_id(), state), Digest)
+        assert await system.state_digests() == digest
+
+    run_memory(test, tmp_path)
+
+
+def test_a_commit_racing_an_answered_one_with_its_key_keeps_nothing(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        vector = np.ones(system.encoder.dimensions, np.float32).tobytes()
+        key = Idempotency("retry", "sha")
+        for request_id in ("r1", "r2"):
+            sent = [Percept("Lisbon in June.", f"chat:{request_id}:user", "text", 1e9, vector)]
+            await system.memory.ask(replace(commit(sent, request_id), idempotency=key), Ack)
+        assert system.store.get("mem-r1-0", "t") is not None
+        assert system.store.get("mem-r2-0", "t") is None
+        find = IdempotentFind(new_request_id(), "t", "retry", 1e9 + 1)
+        found = await system.memory.ask(find, IdempotentFound)
+        assert found.request_sha256 == "sha" and found.answer
+
+    run_memory(test, tmp_path)

@@ -7,10 +7,11 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import trio
 
-from mem8 import errors
+from mem8 import errors, passages
 from mem8.actors.messages import (
     Accepted,
     Chat,
@@ -153,3 +154,24 @@ def test_a_window_turn_the_client_resent_is_not_repeated(settings: Settings) -> 
         assert contents == ["My name is Alice.", "Hello Alice.", "What is my name?"]
 
     with_system(settings, test)
+
+
+def test_the_persona_hands_the_memory_actor_the_exchange_cut_and_encoded(
+    settings: Settings,
+) -> None:
+    eager = {
+        pid: dataclasses.replace(p, interest_threshold=0.0) for pid, p in settings.personas.items()
+    }
+    long = "The night shift reads the pump's pressure every hour. " * 40
+
+    async def test(system: System, llm: ScriptedLLM) -> None:
+        llm.enqueue(["Noted."])
+        message = chat(long)
+        await replies(system, message)
+        kept = [system.store.get(f"mem-{message.request_id}-{i}", "tenant") for i in range(8)]
+        stored = [m for m in kept if m is not None]
+        assert [m.text for m in stored] == [*passages.passages(long), "Noted."]
+        expected = system.encoder.embed_batch([m.text for m in stored])
+        assert all(np.array_equal(m.vector, v) for m, v in zip(stored, expected, strict=True))
+
+    with_system(dataclasses.replace(settings, personas=eager), test)
