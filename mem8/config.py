@@ -177,6 +177,12 @@ class Settings:
         "MEM8_IDEMPOTENCY_SECONDS",
         "Seconds a chat's Idempotency-Key is remembered (a retry gets the first answer).",
     )
+    backlog: int = _setting(
+        1024,
+        "MEM8_BACKLOG",
+        "Connections the kernel queues while the server is busy (hypercorn's default of 100 "
+        "overflowed under bursts; the kernel caps it at net.core.somaxconn).",
+    )
     shutdown_grace: float = _setting(
         10.0, "MEM8_SHUTDOWN_GRACE", "Seconds in-flight streams get to finish on SIGINT/SIGTERM."
     )
@@ -400,6 +406,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"grid_tiles (MEM8_GRID_TILES): must be 1, 2, 4 or 8, got {settings.grid_tiles}"
         )
+    if settings.backlog < 1:
+        raise ConfigError(f"backlog (MEM8_BACKLOG): must be at least 1, got {settings.backlog}")
     if not 0 <= settings.port < 65536:  # 0: any free port
         raise ConfigError(f"port (MEM8_PORT): must be between 0 and 65535, got {settings.port}")
     positive = (

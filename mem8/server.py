@@ -27,6 +27,7 @@ def hypercorn_config(settings: Settings) -> Config:
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.graceful_timeout = settings.shutdown_grace
+    config.backlog = settings.backlog
     config.accesslog = None
     # h11 answers a header block over its limit (16 KiB) with an empty 431 before the app sees
     # it; with room here, mem8.http.edge answers up to this with its own, in the error shape.

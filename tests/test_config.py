@@ -11,6 +11,7 @@ import pytest
 from mem8.config import Settings, load_settings, setting_fields
 from mem8.errors import ConfigError
 from mem8.personas import Traits
+from mem8.server import hypercorn_config
 
 SCIENTIST = (
     "[personas.mem8-scientist-v1]\n"
@@ -128,3 +129,11 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         "personas",
         "config_path",
     }
+
+
+def test_the_listen_backlog_is_a_setting_that_reaches_hypercorn() -> None:
+    assert hypercorn_config(load_settings(cwd=Path("/nonexistent"), environ={})).backlog == 1024
+    chosen = load_settings(cwd=Path("/nonexistent"), environ={"MEM8_BACKLOG": "4096"})
+    assert hypercorn_config(chosen).backlog == 4096
+    with pytest.raises(ConfigError, match="backlog"):
+        load_settings(cwd=Path("/nonexistent"), environ={"MEM8_BACKLOG": "0"})
