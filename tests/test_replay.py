@@ -285,3 +285,18 @@ def test_a_missing_or_altered_snapshot_file_is_reported(settings: Settings) -> N
     snapshot.unlink()
     report = trio.run(replay, journal)
     assert not report.ok and "snapshot-00000001.m8s cannot be read" in report.problems[0]
+
+
+def test_a_journal_written_before_the_typed_messages_and_runs_still_replays(
+    tmp_path: Path,
+) -> None:
+    """Written at 284e959 by a real server (format 1: chats, a stream, an upload, a
+    transcription, a forget): every later wire or journal change must still read it."""
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    for segment in (Path(__file__).parent / "data" / "journal-284e959").iterdir():
+        (journal / segment.name).write_bytes(segment.read_bytes())
+    report = trio.run(replay, journal)
+    assert report.requests == report.matched == 7
+    assert report.state_matched is True
+    assert report.ok, report.summary()
