@@ -309,7 +309,7 @@ def last_user_text(turns: list[Turn]) -> str:
 class Percept(Part):
     """Something perceived, to keep as a memory: its text, where it came from (e.g.
     "audio:<id>:<file>:segment:3"), its modality and when; with its encoder vector
-    (little-endian float32 bytes) when the sender encoded it (see actors.senses.encoded)."""
+    (little-endian float32 bytes) when the sender encoded it (see actors.percepts.encoded)."""
 
     omitted_when_none: ClassVar[frozenset[str]] = frozenset({"vector"})
 
@@ -679,7 +679,7 @@ class GridRecalled(Message):
 class Remember(Message):
     """Percepts to keep as memories of one scope, in order: each {text, source, modality,
     created}, and optionally its encoder `vector` (little-endian float32 bytes; the senses
-    encode before sending, see actors.senses.encoded). Senses, simulations and benchmarks send
+    encode before sending, see actors.percepts.encoded). Senses, simulations and benchmarks send
     these; answered by Remembered."""
 
     request_id: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import trio
 
@@ -27,6 +27,7 @@ from mem8.actors.messages import (
     Turn,
     last_user_text,
 )
+from mem8.actors.percepts import encoded
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.backends.base import ChatMessage, Finish, GenerationRequest, LLMBackend, TextDelta
 from mem8.emotion import modulation
@@ -249,15 +250,13 @@ class PersonaActor(Actor):
             pass  # the caller went away: the answer's task closes the reply all the same
 
     async def _passages(self, chat: Chat, exchange: list[Turn]) -> list[Percept]:
-        """Both sides of the exchange as passages with their vectors, encoded here (on a worker
-        thread) so that a long message does not hold the memory actor, which every chat waits on."""
-        cut = [
-            Percept(passage, f"chat:{chat.request_id}:{turn.role}", "text", chat.arrival)
+        """Both sides of the exchange as passages with their vectors, encoded here so that a
+        long message does not hold the memory actor, which every chat waits on."""
+        said = [
+            Percept(turn.content, f"chat:{chat.request_id}:{turn.role}", "text", chat.arrival)
             for turn in exchange
-            for passage in passages.passages(turn.content)
         ]
-        vectors = await self._embed([p.text for p in cut]) if cut else []
-        return [replace(p, vector=vector) for p, vector in zip(cut, vectors, strict=True)]
+        return await encoded(self.encoder, said)
 
     async def _embed(self, texts: list[str]) -> list[bytes]:
         """The texts' encoder vectors as little-endian float32 bytes, from a worker thread."""

@@ -28,6 +28,7 @@ from mem8.actors.messages import (
     Remembered,
     Upload,
 )
+from mem8.actors.percepts import encoded
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.clock import Clock
 from mem8.encoders.base import Encoder
@@ -170,20 +171,6 @@ def uploaded_file(upload: Upload) -> StoredFile:
         status="processed",
         status_details=None,
     )
-
-
-async def encoded(encoder: Encoder, percepts: list[Percept]) -> list[Percept]:
-    """The percepts that hold text, a long one cut into passages, each with its encoder
-    vector, computed on a worker thread: a long recording or document must not hold the memory
-    actor's mailbox, which every chat waits on, while it is encoded."""
-    held = [passage for percept in percepts for passage in percept.passages()]
-    if not held:
-        return []
-    vectors = await trio.to_thread.run_sync(encoder.embed_batch, [p.text for p in held])
-    return [
-        replace(percept, vector=vector.astype("<f4").tobytes())
-        for percept, vector in zip(held, vectors, strict=True)
-    ]
 
 
 def transcript_to_wire(transcript: audio.Transcript) -> dict[str, Any]:
