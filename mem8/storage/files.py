@@ -4,13 +4,11 @@ memories were read from them. A tenant (API key) sees only its own files."""
 from __future__ import annotations
 
 import builtins
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from mem8.errors import NotFound
+from mem8.storage.shelf import Shelf
 
 Status = Literal["uploaded", "processed", "error"]
 _FIELDS = (
@@ -61,16 +59,8 @@ class MemoryTrace:
     created: float
 
 
-class FileShelf:
+class FileShelf(Shelf):
     """Reads and durable writes (one transaction each) of the `files` table."""
-
-    def __init__(
-        self,
-        db: sqlite3.Connection,
-        write: Callable[[], AbstractContextManager[sqlite3.Connection]],
-    ) -> None:
-        self._db = db
-        self._write = write
 
     def add(self, stored: StoredFile, content: bytes) -> None:
         row = {**stored.to_wire(), "content": content}

@@ -4,10 +4,9 @@ remembered for a while (the memory actor's setting), then forgotten."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import NamedTuple
+
+from mem8.storage.shelf import Shelf
 
 
 class KeptAnswer(NamedTuple):
@@ -15,16 +14,8 @@ class KeptAnswer(NamedTuple):
     answer: bytes  # what it was answered (msgpack)
 
 
-class IdempotencyShelf:
+class IdempotencyShelf(Shelf):
     """Reads and durable writes (one transaction each) of the `idempotency` table."""
-
-    def __init__(
-        self,
-        db: sqlite3.Connection,
-        write: Callable[[], AbstractContextManager[sqlite3.Connection]],
-    ) -> None:
-        self._db = db
-        self._write = write
 
     def find(self, tenant: str, key: str, since: float) -> KeptAnswer | None:
         """The answer kept for this key at or after `since`, if any."""
