@@ -82,10 +82,15 @@ def test_long_percepts_become_one_percept_per_passage_in_order() -> None:
     assert all(p.source == "audio:1" and len(p.text) <= PASSAGE_CHARS for p in cut[:-1])
 
 
-def run_memory(test: Callable[[System], Awaitable[None]], tmp_path: Path) -> None:
-    settings = Settings(
+def memory_settings(tmp_path: Path) -> Settings:
+    """A store in tmp_path, the model-free encoder, the scripted LLM, no journal."""
+    return Settings(
         storage=str(tmp_path / "mem8.db"), journal="off", encoder="lexical", llm_backend="scripted"
     )
+
+
+def run_memory(test: Callable[[System], Awaitable[None]], tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path)
 
     async def main() -> None:
         async with open_system(settings, clock=VirtualClock(1e9), journal=False) as system:
@@ -134,9 +139,7 @@ def test_a_run_drops_the_state_it_resumed_from_so_a_crash_later_rebuilds_it(
     """The field and windows saved at a clean stop are taken back at the next start and then
     dropped: were that run to crash, the start after it rebuilds the field from every memory
     (the one added since included), not from the stop before."""
-    settings = Settings(
-        storage=str(tmp_path / "mem8.db"), journal="off", encoder="lexical", llm_backend="scripted"
-    )
+    settings = memory_settings(tmp_path)
 
     async def remember(system: System, text: str) -> None:
         percept = Percept(text, f"sim:{text}", "text", 1e9)
