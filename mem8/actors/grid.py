@@ -103,6 +103,7 @@ class GridRegionActor(Actor):
             self.field.activation(),
             bits,
             LexicalQuery.from_wire(message.lexical) if message.lexical else None,
+            message.candidates,
         )
         await reply.send(
             GridCandidates(
@@ -245,7 +246,9 @@ class GridActor(Actor):
     @handles(GridRecall)
     async def on_recall(self, message: GridRecall, reply: Reply) -> None:
         await self._advance(message.now)
-        words = self._weighed(message)
+        corpora = self._corpora(message)
+        words = lexical.weigh(message.text, corpora).to_wire()
+        count = candidates_for(message.k, sum(corpus.documents for corpus in corpora))
         bits = self._sketched(np.frombuffer(message.query, dtype="<f4").astype(np.float32))
         asks = {
             i: GridRecall(
@@ -258,11 +261,12 @@ class GridActor(Actor):
                 message.now,
                 bits,
                 lexical=words,
+                candidates=count,
             )
             for i in range(len(self.regions))
         }
         found = _merged(await self._ask_regions(asks, GridCandidates))
-        spread = self.chain.spread(found, candidates_for(message.k))
+        spread = self.chain.spread(found, count)
         missing = spread.missing()  # neighbours the regions did not send
         if len(missing):
             spread = spread.knowing(*await self._scores(missing, message, words))
@@ -271,13 +275,12 @@ class GridActor(Actor):
         best = [Hit(names[h], s) for h, s in zip(chosen.handles.tolist(), scores, strict=True)]
         await reply.send(GridRecalled(message.request_id, best))
 
-    def _weighed(self, message: GridRecall) -> dict[str, Any]:
-        """The query's words weighed once, by the counts of every scope the recall sees, so
-        that every region scores alike."""
+    def _corpora(self, message: GridRecall) -> list[Frequencies]:
+        """The word counts of every scope the recall sees, in one order: the query's words are
+        weighed once by them, so that every region scores alike, and they say how many
+        memories the recall ranks."""
         audience = Audience(message.tenant, message.user, message.persona)
-        corpora = sorted(self.frequencies.items())
-        seen = (corpus for scope, corpus in corpora if audience.admits(scope))
-        return lexical.weigh(message.text, seen).to_wire()
+        return [c for scope, c in sorted(self.frequencies.items()) if audience.admits(scope)]
 
     def _sketched(self, query: npt.NDArray[np.float32]) -> bytes:
         """The query's sketch, made once for every region."""

@@ -631,6 +631,7 @@ class GridRecall(Message):
     sketch: bytes = b""  # the query's binary sketch, computed once by the grid for its regions
     text: str = ""  # the query's words, matched exactly (mem8.grid.lexical)
     lexical: dict[str, Any] | None = None  # their weights, computed once by the grid
+    candidates: int = 0  # how many each region rescores exactly (0: index.candidates_for(k))
 
 
 @message("grid_candidates")

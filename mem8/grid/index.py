@@ -22,6 +22,10 @@ from mem8.grid.shortlist import shortlist
 from mem8.scope import Audience, Scope
 
 MIN_CANDIDATES = 32
+# A recall over at most this many memories rescores every one of them exactly: the sketch's
+# estimate only saves time where scanning exactly would cost more (~0.1 ms per 1,000 here),
+# and ranked by it a chat's top 5 of a few hundred memories lost matches in meaning alone.
+EXACT_UP_TO = 2048
 # The shortlist weighs memories as they were at `now` rounded down to this many seconds: the
 # shortest decay constant is days, so that is within 0.2%; the answer is rescored exactly.
 WEIGHT_REFRESH = 600.0
@@ -36,11 +40,12 @@ DENSE_SHARE = 0.3
 WEIGHT_EXPONENT = 0.0
 
 
-def candidates_for(k: int) -> int:
-    """How many memories the sketch stage passes to exact rescoring for a top-k recall: the
-    sketch's estimate of a MiniLM cosine is off by 0.09 (sd), more than a query's cosines
-    spread (0.07), so fewer lose the matches in meaning alone."""
-    return max(MIN_CANDIDATES, 8 * k)
+def candidates_for(k: int, visible: int = 0) -> int:
+    """How many memories the sketch stage passes to exact rescoring for a top-k recall over
+    `visible` memories: all of them up to EXACT_UP_TO, else at least 8k (the sketch's estimate
+    of a MiniLM cosine is off by 0.09 (sd), more than a query's cosines spread (0.07), so fewer
+    lose the matches in meaning alone)."""
+    return max(MIN_CANDIDATES, 8 * k, min(visible, EXACT_UP_TO))
 
 
 Handles = npt.NDArray[np.int64]
@@ -405,13 +410,14 @@ class RegionIndex:
         activation: Activation | None = None,
         query_bits: sketch.Sketches | None = None,
         words: LexicalQuery | None = None,
+        count: int = 0,
     ) -> Candidates:
         """This region's share of a top-k recall over the buckets matching the filters (None:
         any user / any persona; a persona also gets those shared with every persona): its
-        best candidates_for(k) by estimate (and any tied with the last), each with its exact
-        score. `words` are the query's weighed terms (none: meaning only)."""
+        best `count` by estimate (0: candidates_for(k); and any tied with the last), each with
+        its exact score. `words` are the query's weighed terms (none: meaning only)."""
         words = words or LexicalQuery({}, 1.0)
-        count = candidates_for(k)
+        count = count or candidates_for(k)
         if query_bits is None:
             query_bits = sketch.sketch(query, self._axes)[0]
         found: list[Candidates] = []

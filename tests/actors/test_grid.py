@@ -325,3 +325,60 @@ def test_a_match_in_meaning_outranks_words_shared_by_chance() -> None:
     assert hits == trio.run(recall, 4)
     assert hits[0][0] == "m000"
     assert {h[0] for h in hits[1:]} <= {m.id for m in found[1:16]}  # then the near misses
+
+
+def scattered(count: int) -> tuple[list[Memory], np.ndarray]:  # type: ignore[type-arg]
+    """Unchained memories whose cosines with a random query lie within 0.05 of each other, less
+    than the sketch's estimate errs, so a shortlist by estimate would often miss the best."""
+    rng = np.random.default_rng(11)
+    query = rng.standard_normal(256).astype(np.float32)
+    query /= np.linalg.norm(query)
+    others = rng.standard_normal((count, 256)).astype(np.float32)
+    others -= np.outer(others @ query, query)
+    others /= np.linalg.norm(others, axis=1, keepdims=True)
+    cosines = rng.uniform(0.25, 0.30, count).astype(np.float32)
+    rows = cosines[:, None] * query + np.sqrt(1 - cosines**2)[:, None] * others
+    placer = Placer(256, GRID)
+    found = []
+    for i, vector in enumerate(rows.astype(np.float32)):
+        place = placer.place(vector, f"note {i}", "text")
+        found.append(
+            Memory(
+                *(f"m{i:03d}", f"note {i}", "test", "text", Scope("tenant", "alice", "p")),
+                *(1e6 + 3600 * i, Emotion(0.0, 0.0, 0.5), 0.8, place.band, place.phase),
+                *(86_400.0, place.x, place.y, 1.0, vector),
+            )
+        )
+    return found, query
+
+
+@pytest.mark.parametrize("per_side", [1, 4])
+def test_a_small_scope_is_ranked_exactly_whatever_k(per_side: int) -> None:
+    """Up to EXACT_UP_TO memories, a chat's top 1 is the memory with the best exact score,
+    not the best of a shortlist chosen by the sketch's estimate."""
+    found, query = scattered(600)
+
+    async def recall() -> tuple[list[str], str]:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=ASK_TIMEOUT, mailbox_size=16)
+            grid = start_grid(supervisor, per_side)
+            wires = [memory_to_wire(m) for m in found]
+            await grid.ask(GridImprint(uuid.uuid4().hex, wires, 3e6), GridImprinted)
+            wire = query.astype("<f4").tobytes()
+            tops = []
+            for k in (1, 5):
+                ask = GridRecall(uuid.uuid4().hex, wire, "tenant", "alice", None, k, 3e6)
+                tops.append((await grid.ask(ask, GridRecalled)).hits[0][0])
+            no_words: dict[str, Any] = {"weights": [], "average_length": 1.0}
+            score = GridScore(uuid.uuid4().hex, wire, [m.id for m in found], 3e6, no_words)
+            exact: dict[str, float] = {}
+            for name, region in supervisor.refs.items():
+                if name.startswith(f"r{per_side}:"):
+                    scored = await region.ask(score, GridScored)
+                    scores = np.frombuffer(scored.scores, "<f4").tolist()
+                    exact.update(zip(scored.ids, scores, strict=True))
+            nursery.cancel_scope.cancel()
+        return tops, max(sorted(exact), key=exact.__getitem__)
+
+    tops, best = trio.run(recall)
+    assert tops == [best, best]
