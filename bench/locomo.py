@@ -7,7 +7,8 @@ its session's date-time (a virtual clock; turns 30 s apart), as "Speaker: text" 
 caption of a shared photo. Each question of every category but 5 (adversarial: its answer is
 not in the conversation; evidence cleaned as the data's README says) is recalled through the
 grid exactly as a chat request recalls (recall_request), k = 50 at a clock one day after the
-last session. recall@k = share of the question's evidence turns among the first k. Baselines
+last session (`--k 5` asks for what a chat asks for: its @5 is what a chat's prompt gets).
+recall@k = share of the question's evidence turns among the first k. Baselines
 in the same run, over the same turn texts: BM25 (stopwords removed, k1 1.2, b 0.75) and cosine
 over the same MiniLM vectors. Latency is the grid recall alone (the query's encoding is not
 timed). Targets (issue 4): recall@10 >= 75 and recall@5 >= 62, every category above the best
@@ -192,7 +193,7 @@ class Results:
 
 
 async def run_conversation(
-    conversation: Conversation, encoder: Encoder, tiles: int, results: Results
+    conversation: Conversation, encoder: Encoder, tiles: int, results: Results, k: int = max(KS)
 ) -> None:
     turns = conversation.turns()
     texts = [t.text for t in turns]
@@ -220,7 +221,7 @@ async def run_conversation(
             clock.set(now)
             for question, query in zip(conversation.questions, queries, strict=True):
                 ask = recall_request(
-                    question.text, query, "locomo", conversation.sample_id, PERSONA, 50, now
+                    question.text, query, "locomo", conversation.sample_id, PERSONA, k, now
                 )
                 started = time.perf_counter()
                 hits = (await system.grid.ask(ask, GridRecalled)).hits
@@ -294,7 +295,7 @@ async def main_async(arguments: argparse.Namespace) -> Results:
     encoder = open_encoder("minilm", arguments.threads)
     results = Results()
     for conversation in load(arguments.data):
-        await run_conversation(conversation, encoder, arguments.tiles, results)
+        await run_conversation(conversation, encoder, arguments.tiles, results, arguments.k)
     return results
 
 
@@ -305,6 +306,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable results")
     parser.add_argument("--tiles", type=int, default=2, help="regions per side of the grid")
     parser.add_argument("--threads", type=int, default=2, help="encoder threads")
+    parser.add_argument("--k", type=int, default=max(KS), help="memories each recall asks for")
     arguments = parser.parse_args()
     results = trio.run(main_async, arguments)
     if arguments.json:

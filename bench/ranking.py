@@ -31,7 +31,7 @@ from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
 from mem8.grid import lexical
 from mem8.grid.chain import SPREAD
-from mem8.grid.index import DENSE_SHARE, MIN_CANDIDATES
+from mem8.grid.index import DENSE_SHARE
 from mem8.passages import passages
 
 CACHE = Path.home() / ".cache" / "mem8-bench"
@@ -45,7 +45,6 @@ class Variant:
     coverage: float = lexical.COVERAGE_EXPONENT
     spread: tuple[float, ...] = SPREAD
     context_weight: float = lexical.CONTEXT_WEIGHT
-    shortlist: int = 0  # 0: every memory is a candidate; else max(MIN_CANDIDATES, n * k)
 
 
 @dataclass
@@ -206,7 +205,9 @@ class Tally:
 def evaluate(prepared: list[Prepared], variant: Variant) -> Tally:
     tally = Tally()
     for item in prepared:
-        for question, answer in zip(item.conversation.questions, ranked(item, variant), strict=True):
+        for question, answer in zip(
+            item.conversation.questions, ranked(item, variant), strict=True
+        ):
             tally.add(item.conversation.sample_id, question, answer)
     return tally
 
