@@ -24,6 +24,7 @@ from mem8.encoders import open_encoder
 from mem8.grid.dynamics import DAY
 from mem8.grid.threads import configure_threads
 from mem8.memory import MODALITIES, Memory
+from mem8.reencoding import check_encoder
 from mem8.storage.sqlite import MemoryStore
 
 
@@ -284,6 +285,7 @@ def _memory_search(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     encoder = open_encoder(settings.encoder, settings.encoder_threads)
     with _opened(settings) as store:
+        check_encoder(store, encoder)
         hits = cli_memory.search(
             store, encoder, arguments.query, _filter(arguments), arguments.limit, time.time()
         )

@@ -48,7 +48,7 @@ from mem8.actors.runtime import new_request_id
 from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
 from mem8.clock import VirtualClock
 from mem8.config import Settings
-from mem8.encoders import open_encoder
+from mem8.encoders import open_named
 from mem8.encoders.base import Encoder
 from mem8.personas import Persona
 from mem8.system import System, open_system
@@ -176,19 +176,27 @@ async def replay(directory: Path) -> ReplayReport:
     if not runs or runs[0][0].kind != "header":
         report.problems.append("the journal does not start with a header record")
         return report
-    defaults = Settings()
-    encoder = await trio.to_thread.run_sync(
-        open_encoder, defaults.encoder, defaults.encoder_threads
-    )
     for number, records in enumerate(runs, 1):
         run = RunReport(number)
         report.runs.append(run)
         if records[-1].kind != "close":
             run.ending = CRASHED if number < len(runs) else "not closed"
-        await _replay_run(directory, records, run, report, encoder)
+        encoder = await _encoder(records[0].body.get("encoder"), run, report)
+        if encoder is not None:
+            await _replay_run(directory, records, run, report, encoder)
     if not reading.closed_cleanly and not report.problems:
         report.problems.append("the journal ends without a close record (crash or truncation)")
     return report
+
+
+async def _encoder(name: str | None, run: RunReport, report: ReplayReport) -> Encoder | None:
+    """The encoder the run used, as its header names it (None: a journal from before headers
+    named it), or None with the problem reported."""
+    try:
+        return await trio.to_thread.run_sync(open_named, name, Settings().encoder_threads)
+    except (ValueError, errors.Mem8Error) as error:
+        report.problems.append(f"run {run.number} cannot be verified: its encoder: {error}")
+        return None
 
 
 def _runs(records: list[Record]) -> list[list[Record]]:

@@ -40,6 +40,7 @@ from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
 from mem8.grid.placement import Placer
 from mem8.grid.tiling import Tile, tiles
+from mem8.reencoding import check_encoder, follow_encoder
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
 from mem8.storage.sqlite import MemoryStore
@@ -78,14 +79,16 @@ class System:
         return {"memory": memory.sha256, "grid": grid.sha256}
 
 
-def journal_header(settings: Settings, clock: Clock) -> dict[str, Any]:
-    """What replay needs to rebuild the same system: the personas and the start time; and the
-    run it heads (one per start of the system, restarts of the journal actor included)."""
+def journal_header(settings: Settings, clock: Clock, encoder: Encoder) -> dict[str, Any]:
+    """What replay needs to rebuild the same system: the personas, the grid, the encoder and
+    the start time; and the run it heads (one per start of the system, restarts of the journal
+    actor included)."""
     return {
         "run": secrets.token_hex(8),
         "started": clock.now(),
         "personas": {pid: p.to_wire() for pid, p in settings.personas.items()},
         "grid": {"grid_size": settings.grid_size, "grid_tiles": settings.grid_tiles},
+        "encoder": encoder.name,
     }
 
 
@@ -111,7 +114,12 @@ async def open_system(
     for backend in {id(b): b for b in chosen.values()}.values():
         await backend.start()
     store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
+    placer = Placer(encoder.dimensions, settings.grid_size)
     try:
+        if persist:  # a server brings its store to its encoder; the CLI beside it must not
+            await trio.to_thread.run_sync(follow_encoder, store, encoder, placer)
+        else:
+            check_encoder(store, encoder)
         async with trio.open_nursery() as nursery:
             supervisor = Supervisor(
                 nursery,
@@ -120,8 +128,9 @@ async def open_system(
                 wire="msgpack" if settings.actor_wire == "msgpack" else "objects",
             )
             sources: dict[str, ActorRef] = {}  # whose state a journal snapshot holds
-            journal_ref = _start_journal(supervisor, settings, clock, sources) if journal else None
-            placer = Placer(encoder.dimensions, settings.grid_size)
+            journal_ref = (
+                _start_journal(supervisor, settings, clock, encoder, sources) if journal else None
+            )
             grid = _start_grid(supervisor, settings, encoder.dimensions, placer.packet_sigma())
             snapshots = settings.journal_dir() if journal_ref is not None else None
             starts = itertools.count()  # the first start restores through Recollect, below
@@ -224,12 +233,16 @@ async def restore_grid(system: System) -> None:
 
 
 def _start_journal(
-    supervisor: Supervisor, settings: Settings, clock: Clock, sources: dict[str, ActorRef]
+    supervisor: Supervisor,
+    settings: Settings,
+    clock: Clock,
+    encoder: Encoder,
+    sources: dict[str, ActorRef],
 ) -> ActorRef | None:
     directory = settings.journal_dir()
     if directory is None:
         return None
-    header = journal_header(settings, clock)
+    header = journal_header(settings, clock, encoder)
     return supervisor.start(
         "journal",
         lambda: JournalActor(

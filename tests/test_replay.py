@@ -17,6 +17,7 @@ from openai import OpenAI
 from mem8.actors.journal import read_journal
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
+from mem8.encoders import open_named
 from mem8.errors import BackendUnavailable
 from mem8.replay import replay
 from tests.support.server import running_server
@@ -300,3 +301,20 @@ def test_a_journal_written_before_the_typed_messages_and_runs_still_replays(
     assert report.requests == report.matched == 7
     assert report.state_matched is True
     assert report.ok, report.summary()
+
+
+def test_a_run_replays_with_the_encoder_it_used(settings: Settings) -> None:
+    """A session served with the hashed-words encoder replays with it, whatever the default:
+    the header names the encoder (a journal from before that replays with MiniLM, above)."""
+    journal = record_session(dataclasses.replace(settings, encoder="lexical"), requests=3)
+    header = read_journal(journal).records[0]
+    assert header.body["encoder"] == "lexical-hash"
+    report = trio.run(replay, journal)
+    assert report.ok and report.state_matched is True, report.summary()
+
+
+def test_an_encoder_a_journal_names_is_opened_by_that_name() -> None:
+    assert open_named("lexical-hash").name == "lexical-hash"
+    assert open_named(None).name == "all-MiniLM-L6-v2-int8"  # before headers named it
+    with pytest.raises(ValueError, match="unknown encoder"):
+        open_named("word2vec")

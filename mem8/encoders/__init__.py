@@ -17,3 +17,18 @@ def open_encoder(name: str, threads: int = 1) -> Encoder:
     from mem8.encoders.minilm import MiniLMEncoder
 
     return MiniLMEncoder(threads)
+
+
+# Encoder.name -> the setting that opens it: a journal names the encoder its run used.
+_SETTING_OF = {"lexical-hash": "lexical", "all-MiniLM-L6-v2-int8": "minilm"}
+BEFORE_NAMES = "minilm"  # what a journal written before it named its encoder used
+
+
+def open_named(name: str | None, threads: int = 1) -> Encoder:
+    """The encoder a journal names (Encoder.name; None: one written before journals did)."""
+    if name is None:
+        return open_encoder(BEFORE_NAMES, threads)
+    setting = _SETTING_OF.get(name)
+    if setting is None:
+        raise ValueError(f"unknown encoder {name!r}")
+    return open_encoder(setting, threads)

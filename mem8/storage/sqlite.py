@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 
 from mem8.errors import InvalidRequest, Mem8Error, NotFound
 from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality
@@ -27,6 +28,7 @@ from mem8.storage.idempotency import IdempotencyShelf
 
 BUSY_TIMEOUT_MS = 5000
 GRID_STATE = "grid"  # the state row holding the field saved at the last clean stop
+ENCODER_STATE = "encoder"  # the state row naming the encoder that made the memories' vectors
 _BATCH = 1000  # rows per query when streaming every memory back at start
 
 
@@ -574,6 +576,30 @@ class MemoryStore:
                 return
             seq = rows[-1]["seq"]
             yield from (_load_memory(row) for row in rows)
+
+    def vector_sizes(self) -> set[int]:
+        """The lengths of the memories' vectors (one per encoder that made some)."""
+        return {int(row[0]) for row in self._db.execute("SELECT DISTINCT dim FROM memories")}
+
+    def texts_after(self, seq: int, limit: int) -> builtins.list[tuple[int, str]]:
+        """(seq, text) of the next `limit` memories after `seq`, in insertion order."""
+        rows = self._db.execute(
+            "SELECT seq, text FROM memories WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [(int(row["seq"]), str(row["text"])) for row in rows]
+
+    def replace_vectors(
+        self, rows: Sequence[tuple[int, npt.NDArray[np.float32], float, float]]
+    ) -> None:
+        """New (vector, x, y) for memories by seq: another encoder's vectors and their centres."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE memories SET dim = ?, vector = ?, x = ?, y = ? WHERE seq = ?",
+                [
+                    (int(v.size), np.asarray(v, "<f4").tobytes(), float(x), float(y), seq)
+                    for seq, v, x, y in rows
+                ],
+            )
 
     def delete_states(self, owners: Sequence[str]) -> None:
         with self._write() as db:
