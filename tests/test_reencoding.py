@@ -34,12 +34,14 @@ def remember_with(settings: Settings, encoder: str) -> None:
     keeper = dataclasses.replace(settings.personas[PERSONA], interest_threshold=0.0)
     personas = {**settings.personas, PERSONA: keeper}  # remembers everything it is told
     served = dataclasses.replace(settings, encoder=encoder, personas=personas)
-    with running_server(served, dict.fromkeys(served.personas, llm)) as server:
-        with OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client:
-            for fact in FACTS:
-                client.chat.completions.create(
-                    model=PERSONA, messages=[{"role": "user", "content": fact}]
-                )
+    with (
+        running_server(served, dict.fromkeys(served.personas, llm)) as server,
+        OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client,
+    ):
+        for fact in FACTS:
+            client.chat.completions.create(
+                model=PERSONA, messages=[{"role": "user", "content": fact}]
+            )
 
 
 def stored(settings: Settings) -> MemoryStore:
@@ -54,13 +56,15 @@ def test_a_server_with_another_encoder_encodes_the_memories_again(settings: Sett
         assert store.get_state(GRID_STATE) is not None
         before = store.stats().memories
     llm = ScriptedLLM()
-    with running_server(settings, dict.fromkeys(settings.personas, llm)) as server:
-        with OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client:
-            found = client.post(
-                "/memories/search",
-                body={"query": "Who is getting married abroad?", "limit": 1},
-                cast_to=object,
-            )
+    with (
+        running_server(settings, dict.fromkeys(settings.personas, llm)) as server,
+        OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client,
+    ):
+        found = client.post(
+            "/memories/search",
+            body={"query": "Who is getting married abroad?", "limit": 1},
+            cast_to=object,
+        )
     assert "Lisbon" in found["data"][0]["text"]  # type: ignore[index]
     with stored(settings) as store:
         assert store.vector_sizes() == {384}
@@ -73,12 +77,12 @@ def test_encoding_again_re_centres_and_drops_the_saved_field(tmp_path: Path) -> 
     remember_with(settings, "lexical")
     minilm = open_encoder("minilm")
     with stored(settings) as store:
-        old = {m.id: (m.x, m.y, m.phase, m.text) for m in store.iter_all()}
+        old = {m.id: (m.phase, m.text) for m in store.iter_all()}
         assert follow_encoder(store, minilm, Placer(384, settings.grid_size)) == len(old)
         assert store.get_state(GRID_STATE) is None
         placer = Placer(384, settings.grid_size)
         for memory in store.iter_all():
-            x, y, phase, text = old[memory.id]
+            phase, text = old[memory.id]
             assert (memory.text, memory.phase) == (text, phase)  # binding's phases are kept
             centre = placer.place(minilm.embed(text), text, "text")
             assert (memory.x, memory.y) == pytest.approx((centre.x, centre.y))
