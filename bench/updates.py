@@ -13,7 +13,7 @@ as a chat recalls it (a memory search, k = 10: a superseded memory brings its su
 first). An answer is right when the first memory holds the item's current
 value (for a control: the value that still holds).
 
-In the same run, over the same memories: plain similarity (the MiniLM cosine's best), plain
+In the same run, over the same memories: plain similarity (the encoder's cosine's best), plain
 recency (the newest of the 10 most similar), and mem8 with knowledge updates off. The rule's
 one fitted constant (supersession.SAME_SUBJECT) is also fitted on four folds of the items and
 scored on the fifth, on the pairs alone (an item's two statements, and each new statement
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 from collections.abc import Iterator
@@ -305,7 +306,7 @@ def _score(pairs: list[Pair], threshold: float) -> float:
 
 
 async def main_async(arguments: argparse.Namespace) -> tuple[Results, list[dict[str, float]]]:
-    encoder = open_encoder("minilm", arguments.threads)
+    encoder = open_encoder(arguments.encoder, arguments.threads)
     conversations = load(arguments.locomo)
     items = load_items(arguments.data)
     shares = [items[i :: len(conversations)] for i in range(len(conversations))]
@@ -350,6 +351,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable results")
     parser.add_argument("--seed", type=int, default=0, help="where the statements are said")
     parser.add_argument("--threads", type=int, default=2, help="encoder threads")
+    parser.add_argument(
+        "--encoder",
+        default=os.environ.get("MEM8_ENCODER") or Settings().encoder,
+        help="the encoder (default: MEM8_ENCODER, else the setting's default)",
+    )
     arguments = parser.parse_args()
     results, folds = trio.run(main_async, arguments)
     if arguments.json:
