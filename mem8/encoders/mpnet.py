@@ -193,7 +193,8 @@ def main() -> None:
     action = parser.parse_args().action
     logging.basicConfig(level=logging.INFO, format=f"{NAME}: %(message)s")
     if action == "packages":
-        print("\n".join(missing_packages()))
+        for missing in missing_packages():
+            print(missing)
         return
     try:
         if action == "install":

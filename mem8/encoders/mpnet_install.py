@@ -88,7 +88,7 @@ def _join(parts: list[Path], target: Path) -> Path:
 def _extract(archive: Path, wanted: mpnet.ReleaseFile, target: Path) -> None:
     """Copies the release's file out of the zip, refused unless it has the release's size and
     SHA-256."""
-    log.info("extracting %s (%.0f MB) and checking its SHA-256", wanted.name, wanted.size / 1e6)
+    log.info("extracting %s (%.1f MB) and checking its SHA-256", wanted.name, wanted.size / 1e6)
     digest, size = hashlib.sha256(), 0
     with (
         zipfile.ZipFile(archive) as release,
