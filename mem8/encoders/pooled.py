@@ -8,7 +8,7 @@ names its files and says how its graph takes a padded batch (`_feeds`)."""
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,6 +30,11 @@ class PooledTransformer(Encoder):
     DIMENSIONS: ClassVar[int]
     max_tokens: ClassVar[int]  # of one window, with its two framing tokens
     pad_id: ClassVar[int] = 0
+    # Padded tokens of one run at most: its attention scores take batch x width^2 floats per
+    # head. This default never binds below BATCH windows of 256 tokens (MiniLM's).
+    batch_tokens: ClassVar[int] = BATCH * 256
+    # onnxruntime's arena keeps the most a run ever took for the life of the process
+    memory_arena: ClassVar[bool] = True
     install_hint: ClassVar[str]
 
     def __init__(self, threads: int = 1) -> None:
@@ -48,6 +53,7 @@ class PooledTransformer(Encoder):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = self.memory_arena
         self._session = onnxruntime.InferenceSession(
             str(model), options, providers=["CPUExecutionProvider"]
         )
@@ -75,9 +81,7 @@ class PooledTransformer(Encoder):
                 owners.append(text)
         sums = np.zeros((len(texts), self.dimensions), np.float64)
         counts = np.zeros((len(texts), 1), np.float64)
-        order = sorted(range(len(pieces)), key=lambda w: len(pieces[w]))
-        for start in range(0, len(order), BATCH):
-            chosen = order[start : start + BATCH]
+        for chosen in batches([len(p) for p in pieces], self.batch_tokens):
             token_sums = self._run([pieces[w] for w in chosen])
             for w, token_sum in zip(chosen, token_sums, strict=True):
                 sums[owners[w]] += token_sum
@@ -106,3 +110,17 @@ def windows(ids: list[int], width: int) -> list[list[int]]:
     first, pieces, last = ids[0], ids[1:-1], ids[-1]
     starts = range(0, max(len(pieces), 1), width)  # an empty text is still one window
     return [[first, *pieces[start : start + width], last] for start in starts]
+
+
+def batches(lengths: list[int], most_tokens: int) -> Iterator[list[int]]:
+    """Windows (their indices) in order of length, at most BATCH at a time and at most
+    `most_tokens` once padded to the longest, which is the last."""
+    batch: list[int] = []
+    for w in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if len(batch) == BATCH or (len(batch) + 1) * lengths[w] > most_tokens:
+            if batch:
+                yield batch
+            batch = []
+        batch.append(w)
+    if batch:
+        yield batch
