@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from mem8 import errors
 from mem8.encoders import mpnet, open_encoder
 from mem8.encoders.mpnet import MAX_TOKENS, WINDOW, MPNetEncoder, relative_buckets
-from tests.encoders.test_minilm import PARAPHRASES, SENTENCES, long_text
+from tests.encoders.test_minilm import PARAPHRASES, SENTENCES, locomo_conversation, long_text
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "mpnet-reference.json"
 
@@ -88,6 +89,28 @@ def test_a_paraphrase_is_closer_than_any_unrelated_sentence(
     vector = encoder.embed(sentence)
     closest_other = max(vector @ encoder.embed_batch(others).T)
     assert vector @ encoder.embed(paraphrase) > closest_other + 0.3
+
+
+def test_a_question_finds_its_evidence_turn(encoder: MPNetEncoder) -> None:
+    """As MiniLM's test: LoCoMo's first conversation, its single-hop questions against all its
+    ~400 turns. Measured: 20% first, 61% in the top 10 (MiniLM: 22%, 51%)."""
+    sample = locomo_conversation()
+    sessions = [v for k, v in sample["conversation"].items() if re.fullmatch(r"session_\d+", k)]
+    turns = [turn for session in sessions for turn in session]
+    ids = [turn["dia_id"] for turn in turns]
+    single_hop = [
+        qa
+        for qa in sample["qa"]
+        if qa["category"] == 4 and len(qa["evidence"]) == 1 and qa["evidence"][0] in ids
+    ]
+    asked = encoder.embed_batch([qa["question"] for qa in single_hop])
+    told = encoder.embed_batch([f"{turn['speaker']}: {turn['text']}" for turn in turns])
+    evidence = np.array([ids.index(qa["evidence"][0]) for qa in single_hop])
+    scores = asked @ told.T
+    ranks = (scores > scores[np.arange(len(evidence)), evidence][:, None]).sum(axis=1) + 1
+    assert len(ranks) >= 30
+    assert np.mean(ranks == 1) >= 0.15
+    assert np.mean(ranks <= 10) >= 0.55
 
 
 def test_relative_positions_fall_in_hf_s_buckets() -> None:
