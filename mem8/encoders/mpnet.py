@@ -83,6 +83,10 @@ class Build:
     def notice(self) -> Path:
         return self.directory / f"{NAME}.LICENSE.txt"
 
+    def files(self) -> tuple[Path, ...]:
+        """Every file of a build, the manifest last: written last, it marks a build whole."""
+        return (self.tokenizer, self.notice, self.graph, self.manifest)
+
 
 def installed() -> Build:
     return Build(models.model_dir())

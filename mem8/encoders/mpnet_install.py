@@ -28,6 +28,7 @@ from mem8.encoders import mpnet, mpnet_graph
 log = logging.getLogger(__name__)
 HEADS, LAYER_NORM_EPS = 12, 1e-5  # from the release's config.json
 NOTICE = models.LICENCES / "all-mpnet-base-v2-Apache-2.0.txt"
+SCRATCH = ".mpnet-build-"
 
 
 def install(build: mpnet.Build) -> None:
@@ -40,7 +41,9 @@ def install(build: mpnet.Build) -> None:
     started = time.monotonic()
     build.directory.mkdir(parents=True, exist_ok=True)
     build.manifest.unlink(missing_ok=True)  # from here until the end, no build is whole
-    with tempfile.TemporaryDirectory(dir=build.directory, prefix=".mpnet-build-") as scratch:
+    for stale in build.directory.glob(SCRATCH + "*"):  # left by a build that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=build.directory, prefix=SCRATCH) as scratch:
         made = mpnet.Build(Path(scratch))
         archive = _join(_part_files(), made.directory / f"{mpnet.NAME}.zip")
         weights = made.directory / mpnet.WEIGHTS.name
@@ -51,17 +54,9 @@ def install(build: mpnet.Build) -> None:
         weights.unlink()
         shutil.copyfile(NOTICE, made.notice)
         made.manifest.write_text(json.dumps(mpnet.manifest(digest), indent=2) + "\n")
-        for made_file, target in _pairs(made, build):
+        for made_file, target in zip(made.files(), build.files(), strict=True):
             made_file.replace(target)
     log.info("built %s in %.0f s: %s", mpnet.NAME, time.monotonic() - started, build.graph)
-
-
-def _pairs(made: mpnet.Build, build: mpnet.Build) -> list[tuple[Path, Path]]:
-    """Each made file and its place, the manifest last."""
-    return [
-        (getattr(made, kind), getattr(build, kind))
-        for kind in ("tokenizer", "notice", "graph", "manifest")
-    ]
 
 
 def _part_files() -> list[Path]:
