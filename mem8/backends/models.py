@@ -112,7 +112,7 @@ def missing_packages(model: Model) -> list[str]:
     return [p.replace("_", "-") for p in model.parts if importlib.util.find_spec(p) is None]
 
 
-def _chunks(files: list[Path]) -> Iterator[bytes]:
+def read_chunks(files: list[Path]) -> Iterator[bytes]:
     for path in files:
         with path.open("rb") as part:
             while chunk := part.read(CHUNK):
@@ -127,7 +127,7 @@ def join(model: Model) -> Path:
     scratch = target.with_name(target.name + ".part")
     digest, size = hashlib.sha256(), 0
     with scratch.open("wb") as out:
-        for chunk in _chunks(_part_files(model)):
+        for chunk in read_chunks(_part_files(model)):
             digest.update(chunk)
             size += len(chunk)
             out.write(chunk)
@@ -146,28 +146,33 @@ def join(model: Model) -> Path:
     return target
 
 
-_checked: dict[tuple[str, int, int], bool] = {}
-_checking = threading.Lock()
+_digests: dict[tuple[str, int, int], str] = {}
+_hashing = threading.Lock()
 
 
 def verified(model: Model, path: Path) -> Path:
     """The model's file, once its SHA-256 is the release's (hashed once per process and
     file version: about a second for the 0.5B model)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _checking:
-        if key not in _checked:
-            _checked[key] = stat.st_size == model.size and _sha256(path) == model.sha256
-    if not _checked[key]:
+    if path.stat().st_size != model.size or file_sha256(path) != model.sha256:
         raise errors.BackendUnavailable(
             f"{path} is not {model.title}: its SHA-256 differs from the release's {model.sha256}"
         )
     return path
 
 
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, hashed once per process and file version (its size and mtime)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _hashing:
+        if key not in _digests:
+            _digests[key] = _sha256(path)
+        return _digests[key]
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    for chunk in _chunks([path]):
+    for chunk in read_chunks([path]):
         digest.update(chunk)
     return digest.hexdigest()
 
