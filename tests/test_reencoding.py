@@ -56,6 +56,7 @@ def test_a_server_with_another_encoder_encodes_the_memories_again(settings: Sett
         assert store.get_state(GRID_STATE) is not None
         before = store.stats().memories
     llm = ScriptedLLM()
+    settings = dataclasses.replace(settings, encoder="minilm")
     with (
         running_server(settings, dict.fromkeys(settings.personas, llm)) as server,
         OpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client,

@@ -23,7 +23,7 @@ class EncodingActor(Actor):
         if not self.encoder.semantic:
             raise errors.BackendUnavailable(
                 f"Embeddings need the semantic encoder, not {self.encoder.name}: "
-                "set MEM8_ENCODER=minilm"
+                "set MEM8_ENCODER=mpnet (or minilm)"
             )
         self.answer_apart(message, reply, lambda owned: self._answer(message, owned))
 

@@ -134,7 +134,7 @@ def test_noise_is_refused_by_the_hearing_actor(settings: Settings) -> None:
 def test_embeddings_need_the_semantic_encoder(settings: Settings) -> None:
     async def scenario(system: System) -> None:
         embed = Embed(new_request_id(), ["Lisbon in June."], 8, 8192, 32768)
-        with pytest.raises(errors.BackendUnavailable, match="MEM8_ENCODER=minilm"):
+        with pytest.raises(errors.BackendUnavailable, match="MEM8_ENCODER=mpnet"):
             await system.encoding.ask(embed, Embedded)
 
     run(settings, scenario)
