@@ -122,6 +122,12 @@ class Settings:
     extract_memory_mb: int = _setting(
         1024, "MEM8_EXTRACT_MEMORY_MB", "Memory (MiB) the child process reading a file may use."
     )
+    file_max_chunks: int = _setting(
+        2000,
+        "MEM8_FILE_MAX_CHUNKS",
+        "Chunks (up to 1,200 characters each) of one uploaded file read into memory; the "
+        "rest is stored but not read, and the file's details say so.",
+    )
     backend_timeout: float = _setting(
         600.0, "MEM8_BACKEND_TIMEOUT", "Seconds an LLM backend may take to answer."
     )
@@ -422,6 +428,7 @@ def _validate(settings: Settings) -> None:
         "audio_threads",
         "extract_seconds",
         "extract_memory_mb",
+        "file_max_chunks",
         "mailbox_size",
         "max_body_bytes",
         "journal_segment_bytes",

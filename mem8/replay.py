@@ -33,6 +33,8 @@ from mem8.actors.messages import (
     Done,
     FileForget,
     FileKeep,
+    FileRead,
+    FileReread,
     Finished,
     GridField,
     MemoryForget,
@@ -270,7 +272,7 @@ async def _replay_in(
     clock = VirtualClock(records[0].body.get("started", 0.0))
     backends = dict.fromkeys(settings.personas, backend)
     async with open_system(
-        settings, clock=clock, backends=backends, journal=False, encoder=encoder
+        settings, clock=clock, backends=backends, journal=False, encoder=encoder, resume=False
     ) as system:
         done_seq = await _restore(system, snapshot, report)
         driver = _Driver(system, clock, backend, commits, done_seq, run, report)
@@ -299,6 +301,10 @@ async def _restore(system: System, snapshot: dict[str, Any] | None, report: Repl
     return seq
 
 
+# Records of what the memory actor kept outside chats, replayed by sending their message again.
+KEPT = ("remember", "file", "file_read", "file_reread")
+
+
 @dataclass
 class _Driver:
     """Follows one run's records in the memory actor's order."""
@@ -320,10 +326,12 @@ class _Driver:
             elif record.kind == "commit" and record.body["seq"] > self.done_seq:
                 request = self.running.pop(record.body["request_id"], None)
                 await _finish(request, record.body, self.backend, self.run, self.report)
-            elif record.kind in ("remember", "file") and record.body["seq"] > self.done_seq:
+            elif record.kind in KEPT and record.body["seq"] > self.done_seq:
                 kept = from_map(record.body["message"])  # a file's bytes are not journaled
-                if isinstance(kept, Remember | FileKeep):
+                if isinstance(kept, Remember | FileKeep | FileRead):
                     await self.system.memory.ask(kept, Remembered)
+                elif isinstance(kept, FileReread):
+                    await self.system.memory.ask(kept, Ack)
             elif record.kind == "file_forget":
                 body = record.body
                 forget_file = FileForget(

@@ -25,6 +25,7 @@ from mem8.actors.messages import (
     JournalClose,
     JournalStart,
     Persist,
+    ReadAgain,
     Recollect,
     Resume,
     StateDigest,
@@ -101,10 +102,12 @@ async def open_system(
     journal: bool = True,
     encoder: Encoder | None = None,
     persist: bool = True,
+    resume: bool = True,
 ) -> AsyncIterator[System]:
-    """Starts every actor, restoring memory from storage; on exit saves the grid and the memory
-    actor's state (unless not `persist`: the CLI beside a server), writes the journal's final
-    state and stops them."""
+    """Starts every actor, restoring memory from storage, and (if `resume`, as a server does;
+    not replay, which repeats what the journal says) reads again the files whose reading the
+    last run's end cut short; on exit saves the grid and the memory actor's state (unless not
+    `persist`: the CLI beside a server), writes the journal's final state and stops them."""
     clock = clock or WallClock()
     if encoder is None:
         encoder = await trio.to_thread.run_sync(
@@ -180,6 +183,8 @@ async def open_system(
             await system.memory.ask(Resume(new_request_id(), clear=persist), Ack)
             if journal_ref is not None:  # the state this run starts from, as recovered
                 await journal_ref.ask(JournalStart(new_request_id()), Ack, timeout=math.inf)
+            if persist and resume:  # files whose reading the last run's end cut short
+                await reading.ask(ReadAgain(new_request_id()), Ack, timeout=math.inf)
             try:
                 yield system
             finally:
@@ -208,7 +213,13 @@ def _start_senses(
     hearing = supervisor.start(
         "senses:hearing", lambda: HearingActor(transcriber, encoder, memory, clock)
     )
-    reading = supervisor.start("senses:reading", lambda: ReadingActor(limits, encoder, memory))
+    starts = itertools.count()  # a restarted reader reads again the files its crash cut short
+    reading = supervisor.start(
+        "senses:reading",
+        lambda: ReadingActor(
+            limits, encoder, memory, settings.file_max_chunks, restarted=next(starts) > 0
+        ),
+    )
     return hearing, reading
 
 

@@ -32,6 +32,9 @@ from mem8.actors.messages import (
     FileForget,
     FileKeep,
     FilePage,
+    FileRead,
+    FileReread,
+    FilesUnread,
     GridExport,
     GridField,
     GridForget,
@@ -73,7 +76,7 @@ from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, Modality, memory_to_wire
 from mem8.scope import EVERY_PERSONA, Audience, Scope
-from mem8.storage.files import MemoryTrace, StoredFile
+from mem8.storage.files import MemoryTrace, StoredFile, file_status
 from mem8.storage.sqlite import GRID_STATE, MemoryStore
 from mem8.windows import WindowLimits, Windows
 
@@ -400,6 +403,46 @@ class MemoryActor(Actor):
             "file", {"message": journaled, "seq": self.seq}, float(stored.created_at)
         )
         await reply.send(Remembered(message.request_id, [m.id for m in kept]))
+
+    @handles(FileRead)
+    async def on_file_read(self, message: FileRead, reply: Reply) -> None:
+        """A batch read from a file in the background: kept as its memories, then the file's
+        status says how far reading has come. Journaled with the batch, like Remember."""
+        shelf = self.store.files
+        stored = shelf.get(message.file_id, message.tenant)  # NotFound: deleted meanwhile
+        self.seq += 1
+        scope = Scope(stored.tenant, stored.user, stored.persona)
+        kept = await self._perceive(
+            message.request_id, scope, message.percepts, message.importance, stored.id
+        )
+        await trio.to_thread.run_sync(
+            shelf.set_status, stored.id, file_status(message.status), message.details
+        )
+        body = {"message": message.to_map(), "seq": self.seq}
+        await self._record("file_read", body, float(stored.created_at))
+        await reply.send(Remembered(message.request_id, [m.id for m in kept]))
+
+    @handles(FileReread)
+    async def on_file_reread(self, message: FileReread, reply: Reply) -> None:
+        """A file whose reading a restart cut short forgets what was read of it, to be read
+        again from the start."""
+        shelf = self.store.files
+        stored = shelf.get(message.file_id, message.tenant)
+        self.seq += 1
+        memories = shelf.memories(stored.id)
+        await trio.to_thread.run_sync(shelf.forget_memories, stored.id)
+        for memory in memories:
+            await self._unlearn(memory)
+        details = "read into memory again from the start: a restart cut its reading short"
+        await trio.to_thread.run_sync(shelf.set_status, stored.id, "uploaded", details)
+        body = {"message": message.to_map(), "seq": self.seq}
+        await self._record("file_reread", body, float(stored.created_at))
+        await reply.send(Ack(message.request_id))
+
+    @handles(FilesUnread)
+    async def on_files_unread(self, message: FilesUnread, reply: Reply) -> None:
+        unread = await trio.to_thread.run_sync(self.store.files.unread)
+        await reply.send(FilePage(message.request_id, [f.to_wire() for f in unread], False))
 
     @handles(FileAsk)
     async def on_file_ask(self, message: FileAsk, reply: Reply) -> None:

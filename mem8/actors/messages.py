@@ -926,6 +926,47 @@ class FileKeep(Message):
     importance: float
 
 
+@message("file_read")
+class FileRead(Message):
+    """A batch of percepts read from a stored file, kept as memories tied to it, and the
+    file's status and details after it (how far its reading has come); answered by
+    Remembered. A file deleted meanwhile is NotFound, which ends its reading."""
+
+    request_id: str
+    file_id: str
+    tenant: str
+    percepts: list[Percept]
+    importance: float
+    status: str  # "uploaded" while reading goes on, then "processed" (or "error")
+    details: str | None
+
+
+@message("file_reread")
+class FileReread(Message):
+    """A file whose reading a restart cut short: the memories read from it so far are
+    forgotten, so that it can be read again from the start; answered by Ack."""
+
+    request_id: str
+    file_id: str
+    tenant: str
+
+
+@message("files_unread")
+class FilesUnread(Message):
+    """The files of every tenant still being read into memory (status "uploaded"): those a
+    restart cut short; answered by FilePage."""
+
+    request_id: str
+
+
+@message("read_again")
+class ReadAgain(Message):
+    """The reading actor reads again, from the start, the files a restart cut short (a server
+    asks at start, once it has recovered its state); answered by Ack."""
+
+    request_id: str
+
+
 @message("file_ask")
 class FileAsk(Message):
     """One of a tenant's files (file_id), its bytes (with content), or a page of its files;

@@ -11,6 +11,7 @@ from mem8.errors import NotFound
 from mem8.storage.shelf import Shelf
 
 Status = Literal["uploaded", "processed", "error"]
+STATUSES: tuple[Status, ...] = ("uploaded", "processed", "error")
 _FIELDS = (
     "id",
     "tenant",
@@ -23,6 +24,14 @@ _FIELDS = (
     "status",
     "status_details",
 )
+
+
+def file_status(name: str) -> Status:
+    """The status a name says, checked."""
+    for status in STATUSES:
+        if name == status:
+            return status
+    raise ValueError(f"a file's status is one of {', '.join(STATUSES)}, not {name!r}")
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,19 @@ class FileShelf(Shelf):
             (file_id,),
         )
         return [MemoryTrace(**dict(row)) for row in rows]
+
+    def unread(self) -> builtins.list[StoredFile]:
+        """Every tenant's files still being read into memory, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(_FIELDS)} FROM files WHERE status = 'uploaded' "
+            "ORDER BY created_at, id"
+        )
+        return [StoredFile(**dict(row)) for row in rows]
+
+    def forget_memories(self, file_id: str) -> None:
+        """Deletes the memories read from the file (and their associations), not the file."""
+        with self._write() as db:
+            db.execute("DELETE FROM memories WHERE file_id = ?", (file_id,))
 
     def delete(self, file_id: str, tenant: str) -> bool:
         """Deletes the file and, by the schema's cascade, its memories and their associations."""
