@@ -150,16 +150,17 @@ class MemoryActor(Actor):
     @handles(Begin)
     async def on_begin(self, message: Begin, reply: Reply) -> None:
         chat = message.chat
+        holds = self._holds(chat.tenant, chat.user, chat.persona)  # else nothing to recall
+        if holds and message.vector is None:  # the sender encodes it: encoding here held us
+            await reply.send(Begun(message.request_id, [], 1.0, [], [], vector_wanted=True))
+            return
         await self._record(
             "chat", {"message": chat.to_map(), "conversation": message.conversation}, chat.arrival
         )
         text = last_user_text(chat.messages)
         recalled = []
-        if self._holds(chat.tenant, chat.user, chat.persona):  # else nothing to recall
-            if message.vector is not None:  # encoded by the persona, so as not to hold us
-                vector = np.frombuffer(message.vector, "<f4")
-            else:
-                (vector,) = await self._embed([text])
+        if holds and message.vector is not None:
+            vector = np.frombuffer(message.vector, "<f4")
             recalled = await self._recall(text, vector, chat, RECALL_K)
         best = max((r.resonance for r in recalled), default=0.0)
         emotion = perceive(text)

@@ -785,11 +785,16 @@ class Begin(Message):
 
 @message("begun")
 class Begun(Message):
+    """The request has begun; or, with `vector_wanted`, it has not: its scope holds memories
+    to recall, so the sender encodes the query and sends Begin again with the vector (the
+    memory actor, which every chat waits on, never encodes)."""
+
     request_id: str
     emotion: list[float]  # valence, arousal, dominance of the last user message
     novelty: float  # 1 - the best resonance against the scope's memories
     recalled: list[RecalledMemory]  # best first
     window: list[Turn]  # the conversation's last messages, oldest first
+    vector_wanted: bool = False
 
 
 @message("commit")

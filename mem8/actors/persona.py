@@ -38,7 +38,7 @@ from mem8.personas import Persona
 from mem8.prompt import Recollection, memory_line, persona_prompt
 
 log = logging.getLogger(__name__)
-LONG_QUERY_CHARS = passages.PASSAGE_CHARS  # encoded by the persona beyond this (a few ms)
+LONG_QUERY_CHARS = passages.PASSAGE_CHARS  # encoded at once beyond this, else only when asked
 
 
 @dataclass
@@ -93,11 +93,17 @@ class PersonaActor(Actor):
 
     async def _answer(self, chat: Chat, reply: Reply) -> None:
         text = last_user_text(chat.messages)
-        # A long query is encoded here, not in the memory actor, which every chat waits on; a
-        # short one there, and only if the caller's scope holds memories to recall.
+        # The query is encoded here, never in the memory actor, which every chat waits on: a
+        # long one at once, a short one only if the memory actor says the caller's scope holds
+        # memories to recall (a chat in an empty scope costs no encoding).
         vector = (await self._embed([text]))[0] if len(text) > LONG_QUERY_CHARS else None
-        begin = Begin(chat.request_id, chat, chat.conversation, vector)
-        begun = await self.memory.ask(begin, Begun)
+        begun = await self.memory.ask(
+            Begin(chat.request_id, chat, chat.conversation, vector), Begun
+        )
+        if begun.vector_wanted:
+            vector = (await self._embed([text]))[0]
+            begin = Begin(chat.request_id, chat, chat.conversation, vector)
+            begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
         await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))
         if not judgement.conscious and self.persona.below_threshold == "subconscious":

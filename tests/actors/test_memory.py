@@ -12,6 +12,9 @@ import trio
 from mem8.actors.memory import ACTOR_STATE, recalled_memory
 from mem8.actors.messages import (
     Ack,
+    Begin,
+    Begun,
+    Chat,
     Commit,
     Digest,
     Finished,
@@ -226,5 +229,34 @@ def test_a_commit_racing_an_answered_one_with_its_key_keeps_nothing(tmp_path: Pa
         find = IdempotentFind(new_request_id(), "t", "retry", 1e9 + 1)
         found = await system.memory.ask(find, IdempotentFound)
         assert found.request_sha256 == "sha" and found.answer
+
+    run_memory(test, tmp_path)
+
+
+def test_a_begin_in_a_scope_with_memories_asks_for_the_query_s_vector(tmp_path: Path) -> None:
+    """The memory actor, which every chat waits on, never encodes: in a scope that holds
+    memories a Begin without a vector is sent back for one (nothing begun), in an empty scope
+    it begins at once."""
+
+    async def test(system: System) -> None:
+        percept = Percept("Maria moved to Porto.", "sim:1", "text", 1e9)
+        await system.memory.ask(
+            Remember(new_request_id(), "t", "u", "p", [percept], 1.0), Remembered
+        )
+
+        def begin(user: str, vector: bytes | None = None) -> Begin:
+            chat = Chat(
+                new_request_id(), "p", "t", user, 1e9 + 5, [Turn("user", "Where is Maria?")]
+            )
+            return Begin(chat.request_id, chat, "c", vector)
+
+        empty = await system.memory.ask(begin("nobody"), Begun)
+        assert not empty.vector_wanted and empty.recalled == []
+        wanted = await system.memory.ask(begin("u"), Begun)
+        assert wanted.vector_wanted and wanted.recalled == [] and wanted.window == []
+        vector = system.encoder.embed("Where is Maria?").astype("<f4").tobytes()
+        begun = await system.memory.ask(begin("u", vector), Begun)
+        assert not begun.vector_wanted
+        assert [r.text for r in begun.recalled] == ["Maria moved to Porto."]
 
     run_memory(test, tmp_path)
