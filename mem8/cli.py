@@ -63,7 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     performance.add_argument("--json", action="store_true", help="machine-readable output")
     performance.set_defaults(run=_performance)
     _add_grid_commands(commands.add_parser("grid", help="pictures of the memory grid"))
+    simulation = commands.add_parser("sim", help="scripted multi-persona simulations (sims/)")
+    _add_sim_commands(simulation)
     return parser
+
+
+def _add_sim_commands(parser: argparse.ArgumentParser) -> None:
+    from mem8.sim import commands
+
+    commands.add_commands(parser)
+    parser.set_defaults(run=commands.main)
 
 
 def _storage_flag() -> argparse.ArgumentParser:

@@ -300,7 +300,7 @@ def _persona_tables(path: Path, document: dict[str, Any]) -> dict[str, Persona]:
     tables = document.get("personas", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'personas' must be a table of [personas.ID] tables")
-    return {pid: _persona(path, pid, table) for pid, table in tables.items()}
+    return {pid: persona_from_table(path, pid, table) for pid, table in tables.items()}
 
 
 _PERSONA_KEYS = {
@@ -316,7 +316,8 @@ _PERSONA_KEYS = {
 }
 
 
-def _persona(path: Path, pid: str, table: Any) -> Persona:
+def persona_from_table(path: Path, pid: str, table: Any) -> Persona:
+    """A persona as a [personas.ID] table of `path` defines it (ConfigError naming the key)."""
     where = f"{path}: personas.{pid}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")

@@ -80,12 +80,14 @@ class System:
         return {"memory": memory.sha256, "grid": grid.sha256}
 
 
-def journal_header(settings: Settings, clock: Clock, encoder: Encoder) -> dict[str, Any]:
+def journal_header(
+    settings: Settings, clock: Clock, encoder: Encoder, run: str | None = None
+) -> dict[str, Any]:
     """What replay needs to rebuild the same system: the personas, the grid, the encoder and
     the start time; and the run it heads (one per start of the system, restarts of the journal
     actor included)."""
     return {
-        "run": secrets.token_hex(8),
+        "run": run or secrets.token_hex(8),
         "started": clock.now(),
         "personas": {pid: p.to_wire() for pid, p in settings.personas.items()},
         "grid": {"grid_size": settings.grid_size, "grid_tiles": settings.grid_tiles},
@@ -103,6 +105,7 @@ async def open_system(
     encoder: Encoder | None = None,
     persist: bool = True,
     resume: bool = True,
+    run: str | None = None,
 ) -> AsyncIterator[System]:
     """Starts every actor, restoring memory from storage, and (if `resume`, as a server does;
     not replay, which repeats what the journal says) reads again the files whose reading the
@@ -132,7 +135,9 @@ async def open_system(
             )
             sources: dict[str, ActorRef] = {}  # whose state a journal snapshot holds
             journal_ref = (
-                _start_journal(supervisor, settings, clock, encoder, sources) if journal else None
+                _start_journal(supervisor, settings, clock, encoder, sources, run)
+                if journal
+                else None
             )
             grid = _start_grid(supervisor, settings, encoder.dimensions, placer.packet_sigma())
             snapshots = settings.journal_dir() if journal_ref is not None else None
@@ -249,11 +254,12 @@ def _start_journal(
     clock: Clock,
     encoder: Encoder,
     sources: dict[str, ActorRef],
+    run: str | None,
 ) -> ActorRef | None:
     directory = settings.journal_dir()
     if directory is None:
         return None
-    header = journal_header(settings, clock, encoder)
+    header = journal_header(settings, clock, encoder, run)
     return supervisor.start(
         "journal",
         lambda: JournalActor(

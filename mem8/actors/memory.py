@@ -26,6 +26,7 @@ from mem8.actors.messages import (
     Begun,
     Chat,
     Commit,
+    Counted,
     Digest,
     ErrorReport,
     FileAsk,
@@ -48,6 +49,7 @@ from mem8.actors.messages import (
     IdempotentFind,
     IdempotentFound,
     JournalAppend,
+    MemoryCount,
     MemoryForget,
     MemoryPage,
     MemoryQuery,
@@ -624,6 +626,12 @@ class MemoryActor(Actor):
             )
         audience = Audience(tenant, user, persona)
         return any(count > 0 and audience.admits(scope) for scope, count in self.population.items())
+
+    @handles(MemoryCount)
+    async def on_count(self, message: MemoryCount, reply: Reply) -> None:
+        audience = Audience(message.tenant, message.user, message.persona)
+        count = sum(n for scope, n in self.population.items() if audience.admits(scope))
+        await reply.send(Counted(message.request_id, count))
 
     @handles(MemorySearch)
     async def on_search(self, message: MemorySearch, reply: Reply) -> None:

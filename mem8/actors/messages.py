@@ -468,11 +468,14 @@ class Chat(Message):
 
 @message("accepted")
 class Accepted(Message):
-    """The first reply to a Chat: how interesting the persona found it."""
+    """The first reply to a Chat: how interesting the persona found it, what it felt in the
+    message and what it recalled for it (a simulation's transcript shows them)."""
 
     request_id: str
     interest: float
     conscious: bool
+    emotion: list[float] = field(default_factory=list)  # valence, arousal, dominance
+    recalled: list[Hit] = field(default_factory=list)  # best first
 
 
 @message("token")
@@ -929,6 +932,31 @@ class FileKeep(Message):
     content: bytes
     percepts: list[Percept]
     importance: float
+
+
+@message("persona_change")
+class PersonaChange(Message):
+    """A persona's profile set anew while it runs (a simulation's intervention: traits,
+    threshold, temperature); answered by Ack."""
+
+    request_id: str
+    persona: dict[str, Any]  # Persona.to_wire()
+
+
+@message("memory_count")
+class MemoryCount(Message):
+    """How many memories a scope holds (None filters match all); answered by Counted."""
+
+    request_id: str
+    tenant: str
+    user: str | None = None
+    persona: str | None = None
+
+
+@message("counted")
+class Counted(Message):
+    request_id: str
+    count: int
 
 
 @message("file_read")

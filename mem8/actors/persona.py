@@ -20,8 +20,10 @@ from mem8.actors.messages import (
     Commit,
     Done,
     Finished,
+    Hit,
     Outcome,
     Percept,
+    PersonaChange,
     RecalledMemory,
     Token,
     Turn,
@@ -85,6 +87,15 @@ class PersonaActor(Actor):
         self.memory_share = memory_share  # of the context, for recalled memories
         self.encoder = encoder
 
+    @handles(PersonaChange)
+    async def on_change(self, message: PersonaChange, reply: Reply) -> None:
+        """The profile changes for the chats that come after (not for those in flight)."""
+        changed = Persona.from_wire(message.persona)
+        if changed.id != self.persona.id:
+            raise errors.InvalidRequest(f"{changed.id} is not {self.persona.id}")
+        self.persona = changed
+        await reply.send(Ack(message.request_id))
+
     @handles(Chat)
     async def on_chat(self, chat: Chat, reply: Reply) -> None:
         """Each chat is answered in its own task: the mailbox takes the next chat while this
@@ -105,7 +116,11 @@ class PersonaActor(Actor):
             begin = Begin(chat.request_id, chat, chat.conversation, vector)
             begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
-        await reply.send(Accepted(chat.request_id, judgement.interest, judgement.conscious))
+        recalled = [Hit(r.id, r.score) for r in begun.recalled]
+        accepted = Accepted(
+            chat.request_id, judgement.interest, judgement.conscious, begun.emotion, recalled
+        )
+        await reply.send(accepted)
         if not judgement.conscious and self.persona.below_threshold == "subconscious":
             await self._answer_subconsciously(chat, judgement, reply)
         else:

@@ -37,7 +37,8 @@ class WordTokens:
 
 
 class ScriptedLLM(LLMBackend):
-    """Replies with queued texts (split into word tokens), or an echo of the last user message.
+    """Replies with queued texts (split into word tokens), then the lines of `cycle` in turn
+    (a simulation's script), or an echo of the last user message.
 
     A queued exception is raised instead of replying. Thread-safe, so a test thread can enqueue
     while the server runs in another. `context` (in words) makes it refuse longer prompts as a
@@ -45,8 +46,12 @@ class ScriptedLLM(LLMBackend):
 
     name: ClassVar[str] = "scripted"
 
-    def __init__(self, *, token_delay: float = 0.0, context: int = UNLIMITED) -> None:
+    def __init__(
+        self, *, token_delay: float = 0.0, context: int = UNLIMITED, cycle: Iterable[str] = ()
+    ) -> None:
         self.context = context
+        self._cycle = list(cycle)
+        self._said = 0  # lines of the cycle said
         self._queue: deque[str | Exception] = deque()
         self._lock = threading.Lock()
         self.history: list[GenerationRequest] = []
@@ -63,6 +68,9 @@ class ScriptedLLM(LLMBackend):
             self.history.append(request)
             if self._queue:
                 return self._queue.popleft()
+            if self._cycle:
+                self._said += 1
+                return self._cycle[(self._said - 1) % len(self._cycle)]
         users = [m.content for m in request.messages if m.role == "user"]
         return f"echo: {users[-1] if users else ''}"
 

@@ -1,0 +1,1 @@
+"""Scripted multi-persona simulations on a virtual clock, on the actors the server runs."""
