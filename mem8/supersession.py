@@ -36,7 +36,9 @@ SAME_SUBJECT = 0.55
 KEPT_VALUES = 0.5
 _APOSTROPHES = "'\u2019"
 _TOKEN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9{_APOSTROPHES}&.+/-]*[A-Za-z0-9+]|[A-Za-z0-9]")
-_SENTENCE_END = re.compile(r"[.!?]\s+")
+# Where a sentence (or a speaker's line, "Sam: ...") ends, so that its first word is not a value.
+_SENTENCE_END = re.compile(r"[.!?:]\s+")
+_LABEL = re.compile(r"^\s*[A-Z][\w .'-]{0,40}:\s+")  # "Sam: ", "Old Friend: "
 _PRONOUNS = {"I", "I'm", "I've", "I'd", "I'll"}
 _CHANGE = re.compile(
     r"\b(?:now|no longer|not any ?more|anymore|switched|switching|changed|moved|renamed|"
@@ -86,4 +88,18 @@ def supersedes(new: Statement, old: Statement) -> bool:
             return False  # every old value is still there: the fact is confirmed
         if len(before & after) >= KEPT_VALUES * len(before) and not changes:
             return False
+    if not _same_words(new.text, old.text, before | after):
+        return False  # close in meaning, but not a word of what it says in common
     return bool(after - before or set(terms(new.text)) - set(terms(old.text)))
+
+
+def _same_words(new: str, old: str, values: set[str]) -> bool:
+    """Whether the two share a word beyond their values and the speaker who said them: an
+    update says again what it changes ("my build server is now called ...")."""
+    said = set(terms(_unlabelled(new))) & set(terms(_unlabelled(old)))
+    return bool(said - {term for value in values for term in terms(value)})
+
+
+def _unlabelled(text: str) -> str:
+    """The text without a leading speaker label ("Sam: ...")."""
+    return _LABEL.sub("", text, count=1)
