@@ -456,6 +456,8 @@ class Run:
         kind = expectation.kind
         if kind == "recall":
             return await self._check_recall(expectation)
+        if kind == "retention":
+            return await self._check_retention(expectation)
         if kind == "memories":
             count = await self._count(expectation.persona)
             held = expectation.low <= count <= expectation.high
@@ -494,7 +496,22 @@ class Run:
             (i for i, t in enumerate(texts, 1) if expectation.text.lower() in t.lower()), None
         )
         found = f"ranked {rank}" if rank else f"not in the first {expectation.within}"
-        return Checked(expectation, rank is not None, found)
+        return Checked(expectation, (rank is None) == expectation.absent, found)
+
+    async def _check_retention(self, expectation: Expectation) -> Checked:
+        """How much of their waves the persona's memories holding the text keep now (1: as
+        new; decay lowers it, emotion and recall slow it)."""
+        now = self.clock.now()
+        held = [
+            fading_at(now, float(m["created"]), float(m["tau"]))
+            for m in await self._memories(expectation.persona)
+            if expectation.text.lower() in str(m["text"]).lower()
+        ]
+        if not held:
+            return Checked(expectation, False, "no memory holds it")
+        mean = sum(held) / len(held)
+        found = f"retention {mean:.3f} over {len(held)} memories"
+        return Checked(expectation, expectation.low <= mean <= expectation.high, found)
 
     # --- the transcript ---
 

@@ -20,6 +20,8 @@ from mem8.personas import Persona
 
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 CHANGEABLE = (*TRAITS, "interest_threshold", "temperature")  # what a [[change]] may set
+# What an [[expect]] may check (sims/README.md says how each is measured).
+KINDS = ("recall", "said", "never_said", "interest", "emotion", "memories", "retention")
 BACKENDS = ("auto", "ollama", "openai", "embedded", "scripted")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -98,7 +100,7 @@ class Expectation:
     """Something that must hold at a time (None: at the end of the run)."""
 
     key: str  # where the scenario defines it, e.g. "expect[0]"
-    kind: str  # recall, said, never_said, interest, emotion, memories
+    kind: str  # one of KINDS
     persona: str
     at: float | None
     text: str = ""  # recall's and said's text, recall's query in `query`
@@ -107,6 +109,7 @@ class Expectation:
     low: float = float("-inf")
     high: float = float("inf")
     measure: str = ""  # emotion: valence, arousal or dominance
+    absent: bool = False  # recall: the text must not be among those recalled
 
 
 @dataclass(frozen=True)
@@ -338,15 +341,11 @@ class _Reader:
         found = []
         for i, table in enumerate(self._array("expect")):
             key = f"expect[{i}]"
-            kinds = [
-                k
-                for k in ("recall", "said", "never_said", "interest", "emotion", "memories")
-                if k in table
-            ]
+            kinds = [k for k in KINDS if k in table]
             if len(kinds) != 1:
                 raise self.fail(
                     key,
-                    "needs exactly one of recall, said, never_said, interest, emotion, memories",
+                    f"needs exactly one of {', '.join(KINDS)}",
                 )
             self._only(table, key, {"at", kinds[0]})
             at = (
@@ -363,7 +362,10 @@ class _Reader:
         where = f"{key}.{kind}"
         persona = self._persona_id(table, where, "persona")
         if kind == "recall":
-            self._only(table, where, {"persona", "query", "contains", "within"})
+            self._only(table, where, {"persona", "query", "contains", "within", "absent"})
+            absent = table.get("absent", False)
+            if not isinstance(absent, bool):
+                raise self.fail(f"{where}.absent", "must be true or false")
             return Expectation(
                 key,
                 kind,
@@ -372,16 +374,21 @@ class _Reader:
                 text=self._text(self._required(table, where, "contains"), f"{where}.contains"),
                 query=self._text(self._required(table, where, "query"), f"{where}.query"),
                 within=self._whole(table.get("within", 5), f"{where}.within", 1),
+                absent=absent,
             )
         if kind in ("said", "never_said"):
             self._only(table, where, {"persona", "contains"})
             text = self._text(self._required(table, where, "contains"), f"{where}.contains")
             return Expectation(key, kind, persona, at, text=text)
         names = {"persona", "min", "max"} | ({"measure"} if kind == "emotion" else set())
+        text = ""
+        if kind == "retention":
+            names.add("contains")
+            text = self._text(self._required(table, where, "contains"), f"{where}.contains")
         self._only(table, where, names)
         if "min" not in table and "max" not in table:
             raise self.fail(where, "needs min, max or both")
-        bound = (0.0, 1e9) if kind == "memories" else (-1.0, 1.0)
+        bound = {"memories": (0.0, 1e9), "retention": (0.0, 1.0)}.get(kind, (-1.0, 1.0))
         measure = ""
         if kind == "emotion":
             measure = self._choice(
@@ -397,6 +404,7 @@ class _Reader:
             low=self._number(table.get("min", bound[0]), f"{where}.min", *bound),
             high=self._number(table.get("max", bound[1]), f"{where}.max", *bound),
             measure=measure,
+            text=text,
         )
 
     def _script(self) -> dict[str, tuple[str, ...]]:
@@ -472,21 +480,21 @@ class _Reader:
             raise self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
         return str(value)
 
-    def _duration(self, value: Any, key: str) -> float:
-        """'10m', '1d12h', '90s' (units s, m, h, d, w) in seconds, above 0."""
+    def _duration(self, value: Any, key: str, zero: bool = False) -> float:
+        """'10m', '1d12h', '90s' (units s, m, h, d, w) in seconds, above 0 (or 0, if `zero`)."""
         text = value if isinstance(value, str) else ""
         parts = _DURATION.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
             raise self.fail(key, f"must be a duration like '10m', '2h', '1d12h', got {value!r}")
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-        if seconds <= 0:
+        if seconds < 0 or (seconds == 0 and not zero):
             raise self.fail(key, "must be longer than 0")
         return seconds
 
     def _moment(self, value: Any, key: str, start: float | None) -> float:
         """A date-time (TOML's, or ISO text; UTC unless it says), or '+duration' after start."""
         if isinstance(value, str) and value.startswith("+") and start is not None:
-            return start + self._duration(value[1:], key)
+            return start + self._duration(value[1:], key, zero=True)
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value.replace("Z", "+00:00"))
