@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import logging
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -225,10 +226,7 @@ class MemoryActor(Actor):
         self._tally(message)
         answered = message.outcome.error is None
         if answered:  # the window last: a commit that fails on the way leaves none
-            if message.imprint:
-                await self._imprint(message)
-            await self._reinforce(message)
-            await self._keep_key(message)
+            await self._keep_exchange(message)
             self._remember_window(message)
         body = {
             "request_id": message.request_id,
@@ -277,11 +275,12 @@ class MemoryActor(Actor):
         since = message.arrival - self.idempotency_seconds
         return self.store.idempotency.find(message.tenant, key.key, since) is not None
 
-    async def _keep_key(self, message: Commit) -> None:
-        """An answered request's Idempotency-Key, with what it answered, for its retries."""
+    def _key_answer(self, message: Commit) -> Callable[[], None] | None:
+        """The write that keeps an answered request's Idempotency-Key with what it answered,
+        for its retries (None without a key)."""
         key = message.idempotency
         if key is None:
-            return
+            return None
         finish = message.outcome.finish
         assert finish is not None
         answer = {
@@ -296,10 +295,8 @@ class MemoryActor(Actor):
         }
         packed = msgpack.packb(answer, use_bin_type=True)
         expired = message.arrival - self.idempotency_seconds
-        await trio.to_thread.run_sync(
-            lambda: self.store.idempotency.keep(
-                message.tenant, key.key, key.request_sha256, message.arrival, packed, expired
-            )
+        return lambda: self.store.idempotency.keep(
+            message.tenant, key.key, key.request_sha256, message.arrival, packed, expired
         )
 
     @handles(IdempotentFind)
@@ -312,18 +309,51 @@ class MemoryActor(Actor):
     def _remember_window(self, message: Commit) -> None:
         self.windows.extend(message.conversation, message.exchange, message.arrival)
 
-    async def _imprint(self, message: Commit) -> None:
-        """Both sides of the exchange, cut into passages and encoded by the sender, bound to
-        each other and to what the same user's other percepts (any persona, any modality)
-        brought within +-2 s; durable, then imprinted."""
-        scope = Scope(message.tenant, message.user, message.persona)
-        kept = await self._perceive(message.request_id, scope, message.passages, message.interest)
-        said = [m for m in kept if m.source.endswith(":user")]
-        await self._supersede(said, message.recalled, message.tenant)
+    async def _keep_exchange(self, message: Commit) -> None:
+        """What an answered request leaves, durable in one transaction (one wait for the disk,
+        and a retry's key never without the memories it answered with), then in the grid: if
+        it was imprinted, both sides of the exchange (cut into passages and encoded by the
+        sender, bound to each other and to what the same user perceived within +-2 s) and
+        the facts the user's words supersede; the recalled memories' reinforcement; the
+        Idempotency-Key's answer."""
+        kept: list[Memory] = []
+        pairs: list[tuple[str, str]] = []
+        if message.imprint:
+            scope = Scope(message.tenant, message.user, message.persona)
+            made = await self._memories_of(
+                message.request_id, scope, message.passages, message.interest
+            )
+            kept = self._prepared(made)
+            said = [m for m in kept if m.source.endswith(":user")]
+            pairs = self._supersessions(said, message.recalled, message.tenant)
+        updates = self._reinforcements(message)
+        keep_key = self._key_answer(message)
+        rows = [(memory_id, recalls, message.arrival, tau) for memory_id, recalls, tau in updates]
 
-    async def _supersede(self, said: list[Memory], recalled: list[str], tenant: str) -> None:
-        """What the user just said may replace facts among the memories it recalled: those are
-        marked superseded by it (kept, but weighed less and shown as outdated)."""
+        def store() -> None:
+            with self.store.batch():
+                if kept:
+                    self.store.add(kept)
+                if pairs:
+                    self.store.supersede(pairs)
+                if rows:
+                    self.store.record_recalls(rows)
+                if keep_key is not None:
+                    keep_key()
+
+        await trio.to_thread.run_sync(store)
+        await self._imprinted(kept)
+        if pairs:
+            superseded = [Supersession(old, True) for old, _ in pairs]
+            await self.grid.ask(GridSupersede(new_request_id(), superseded), Ack)
+        if updates:
+            await self.grid.ask(GridReinforce(new_request_id(), updates, message.arrival), Ack)
+
+    def _supersessions(
+        self, said: list[Memory], recalled: list[str], tenant: str
+    ) -> list[tuple[str, str]]:
+        """(old, new): the facts among the memories the user's words recalled that what they
+        just said replaces (kept, but weighed less and shown as outdated)."""
         pairs = []
         for old in self._load(recalled, tenant):
             if old is None or old.superseded_by:
@@ -339,10 +369,7 @@ class MemoryActor(Actor):
             )
             if new is not None:
                 pairs.append((old.id, new.id))
-        if pairs:
-            await trio.to_thread.run_sync(self.store.supersede, pairs)
-            updates = [Supersession(old, True) for old, _ in pairs]
-            await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
+        return pairs
 
     @handles(Remember)
     async def on_remember(self, message: Remember, reply: Reply) -> None:
@@ -362,6 +389,17 @@ class MemoryActor(Actor):
         importance: float,
         file_id: str | None = None,
     ) -> list[Memory]:
+        """Percepts kept as memories: durable, then imprinted."""
+        kept = self._prepared(await self._memories_of(request_id, scope, percepts, importance))
+        if kept:
+            await trio.to_thread.run_sync(lambda: self.store.add(kept, file_id=file_id))
+        await self._imprinted(kept)
+        return kept
+
+    async def _memories_of(
+        self, request_id: str, scope: Scope, percepts: list[Percept], importance: float
+    ) -> list[Memory]:
+        """The percepts that hold text as memories (encoded here if the sender did not)."""
         percepts = [p for p in percepts if p.text.strip()]
         if all(p.vector is not None for p in percepts):  # cut and encoded by the sender
             vectors = np.array(
@@ -383,8 +421,7 @@ class MemoryActor(Actor):
             )
             for i, (percept, vector) in enumerate(zip(percepts, vectors, strict=True))
         ]
-        now = max((m.created for m in memories), default=0.0)
-        return await self._keep(memories, now, file_id)
+        return memories
 
     @handles(FileKeep)
     async def on_file_keep(self, message: FileKeep, reply: Reply) -> None:
@@ -482,23 +519,25 @@ class MemoryActor(Actor):
         )
         await reply.send(Ack(message.request_id))
 
-    async def _keep(
-        self, memories: list[Memory], now: float, file_id: str | None = None
-    ) -> list[Memory]:
-        """Durable, then imprinted; bound to what the same user perceived within +-2 s."""
+    def _prepared(self, memories: list[Memory]) -> list[Memory]:
+        """Those strong enough to keep, bound to what the same user perceived within +-2 s and
+        chained to their scope's latest turns."""
         memories = [m for m in memories if strong_enough(m.amplitude, m.importance)]
-        if not memories:
-            return []
-        self.binder.bind(memories)
+        if memories:
+            self.binder.bind(memories)
         for memory in memories:
             self._follow(memory)
-        # durable before we answer
-        await trio.to_thread.run_sync(lambda: self.store.add(memories, file_id=file_id))
+        return memories
+
+    async def _imprinted(self, memories: list[Memory]) -> None:
+        """Memories already durable, counted and imprinted in the grid."""
+        if not memories:
+            return
         self.population[memories[0].scope] += len(memories)
         wires = [memory_to_wire(m) for m in memories]
+        now = max(m.created for m in memories)
         # The associations the grid answers with are not kept: nothing reads them (yet).
         await self.grid.ask(GridImprint(new_request_id(), wires, now), GridImprinted)
-        return memories
 
     def _follow(self, memory: Memory) -> None:
         """Links a memory to its scope's latest one, if that was within CONTEXT_SPAN."""
@@ -538,20 +577,13 @@ class MemoryActor(Actor):
             vector=vector,
         )
 
-    async def _reinforce(self, message: Commit) -> None:
-        """Each recalled memory: one more recall, a longer decay constant (in store and grid)."""
-        updates = [
+    def _reinforcements(self, message: Commit) -> list[Reinforcement]:
+        """Each recalled memory: one more recall, a longer decay constant."""
+        return [
             Reinforcement(m.id, m.recalls + 1, reinforced_tau(m.tau, m.recalls + 1))
             for m in self._load(message.recalled, message.tenant)
             if m is not None
         ]
-        if updates:
-            rows = [
-                (memory_id, recalls, message.arrival, tau) for memory_id, recalls, tau in updates
-            ]
-            await trio.to_thread.run_sync(self.store.record_recalls, rows)
-            ask = GridReinforce(new_request_id(), updates, message.arrival)
-            await self.grid.ask(ask, Ack)
 
     async def started(self) -> None:
         """After a crash, the counts and chains that went with it, from the store: else every

@@ -11,7 +11,7 @@ import builtins
 import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -390,6 +390,7 @@ class MemoryStore:
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
         self.path = path
+        self._batched = False  # inside batch(): writes join its one transaction
 
     @classmethod
     def open(cls, path: Path) -> MemoryStore:
@@ -438,7 +439,21 @@ class MemoryStore:
         self.close()
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        if self._batched:
+            return nullcontext(self._db)
         return _transaction(self._db, self.path)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside is one transaction, durable (or rolled back whole) when it ends."""
+        if self._batched:
+            raise StorageError("batches do not nest")
+        with _transaction(self._db, self.path):
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
 
     @property
     def files(self) -> FileShelf:

@@ -416,3 +416,24 @@ def test_a_copy_is_taken_while_a_transaction_is_open(store: MemoryStore, tmp_pat
         store._db.execute("ROLLBACK")
     with MemoryStore.open(tmp_path / "copy.db") as copy:
         assert [m.id for m in copy.iter_all()] == ["kept"]
+
+
+def test_a_batch_is_one_transaction_kept_or_rolled_back_whole(path: Path) -> None:
+    """An exchange's memories, the facts they supersede, the recalls and its Idempotency-Key
+    are written in one batch: a failure anywhere in it keeps none of them."""
+    with MemoryStore.open(path) as store:
+        store.add([make_memory("old")])
+        with pytest.raises(StorageError), store.batch():
+            store.add([make_memory("new")])
+            store.supersede([("old", "new")])
+            store.record_recalls([("old", 1, 2.0, 3600.0), ("old", 2, math.nan, 1.0)])
+        assert store.get("new", "tenant-a") is None
+        old = store.get("old", "tenant-a")
+        assert old is not None and old.superseded_by == "" and old.recalls == 0
+        with store.batch():
+            store.add([make_memory("new")])
+            store.supersede([("old", "new")])
+    with MemoryStore.open(path) as store:
+        old = store.get("old", "tenant-a")
+        assert old is not None and old.superseded_by == "new"
+        assert store.get("new", "tenant-a") is not None
