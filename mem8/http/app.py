@@ -77,11 +77,19 @@ async def _health(system: System) -> Response:
 def _error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(errors.Mem8Error)
     async def _domain(error: errors.Mem8Error) -> Response:
-        return render(error)
+        response = render(error)
+        if isinstance(error, errors.InputTooLarge):  # refused before its body was read
+            response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(HTTPException)
     async def _http(error: HTTPException) -> Response:
-        return render(from_http_exception(error))
+        """Quart's own refusals (an unknown route, a method not allowed ...) come before the
+        body is read; a connection kept alive with it unread hung the next request on it (10
+        of 60 in a loop), so the answer closes the connection."""
+        response = render(from_http_exception(error))
+        response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:

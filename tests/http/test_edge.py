@@ -294,3 +294,17 @@ def test_expires_after_on_an_upload_is_refused_not_ignored(client: OpenAI) -> No
             expires_after={"anchor": "created_at", "seconds": 3600},
         )
     assert raised.value.body["param"] == "expires_after"  # type: ignore[index]
+
+
+def test_a_kept_alive_connection_survives_refusals_before_the_body_is_read(
+    server: RunningServer,
+) -> None:
+    """An unknown route and a wrong method are refused before their bodies are read; the
+    next request on the same client still gets its answer (a kept-alive connection with an
+    unread body hung it, 10 times in 60)."""
+    with httpx.Client(base_url=server.root, timeout=10) as client:
+        for i in range(40):
+            body = {"model": "mem8-creative-v1", "input": "x" * (i * 97 % 5000)}
+            assert client.post("/v1/responses", json=body).status_code == 404
+            assert client.put("/v1/models", json=body).status_code in (404, 405)
+            assert client.get("/v1/models").status_code == 200
