@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--storage", help="SQLite storage file (MEM8_STORAGE)")
     serve.add_argument("--journal", help="journal directory, or 'off' (MEM8_JOURNAL)")
     serve.add_argument("--grid-size", dest="grid_size", type=int, help="grid side (MEM8_GRID_SIZE)")
+    serve.add_argument(
+        "--insecure",
+        action="store_const",
+        const=True,
+        help="serve a non-loopback address without API keys (MEM8_INSECURE)",
+    )
     serve.set_defaults(run=_serve)
 
     replay = commands.add_parser("replay", help="replay a journal and check it reproduces")
@@ -63,9 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     performance.add_argument("--json", action="store_true", help="machine-readable output")
     performance.set_defaults(run=_performance)
     _add_grid_commands(commands.add_parser("grid", help="pictures of the memory grid"))
+    _add_key_commands(
+        commands.add_parser("keys", help="API keys: create, list, revoke, rotate, limit")
+    )
     simulation = commands.add_parser("sim", help="scripted multi-persona simulations (sims/)")
     _add_sim_commands(simulation)
     return parser
+
+
+def _add_key_commands(parser: argparse.ArgumentParser) -> None:
+    from mem8 import cli_keys
+
+    cli_keys.add_commands(parser)
 
 
 def _add_sim_commands(parser: argparse.ArgumentParser) -> None:
@@ -181,7 +196,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     overrides = {
         key: getattr(arguments, key, None)
-        for key in ("host", "port", "llm_backend", "storage", "journal", "grid_size")
+        for key in ("host", "port", "llm_backend", "storage", "journal", "grid_size", "insecure")
     }
     settings = load_settings(overrides=overrides)
     _configure_logging(settings.log_level)

@@ -122,6 +122,25 @@ class Settings:
     extract_memory_mb: int = _setting(
         1024, "MEM8_EXTRACT_MEMORY_MB", "Memory (MiB) the child process reading a file may use."
     )
+    requests_per_minute: int = _setting(
+        0,
+        "MEM8_REQUESTS_PER_MINUTE",
+        "Requests a key may make in any minute (0: no limit); a key's own limit overrides it.",
+    )
+    tokens_per_minute: int = _setting(
+        0,
+        "MEM8_TOKENS_PER_MINUTE",
+        "Chat tokens (prompt and reply) a key may use in any minute (0: no limit).",
+    )
+    streams_per_key: int = _setting(
+        0, "MEM8_STREAMS_PER_KEY", "Streamed chats a key may have open at once (0: no limit)."
+    )
+    insecure: bool = _setting(
+        False,
+        "MEM8_INSECURE",
+        "Serve on a non-loopback address without API keys (anyone who can reach it can read "
+        "every memory).",
+    )
     file_max_chunks: int = _setting(
         2000,
         "MEM8_FILE_MAX_CHUNKS",
@@ -283,9 +302,18 @@ def _field(name: str, path: Path | None = None) -> dataclasses.Field[Any]:
     raise ConfigError(f"{where}: unknown setting")
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
     kind: Any = type(f.default)
-    if kind is bool or isinstance(value, bool) or (kind is int and isinstance(value, float)):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(value, bool) or (kind is int and isinstance(value, float)):
         raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
     try:
         result = kind(value)
@@ -442,6 +470,10 @@ def _validate(settings: Settings) -> None:
         if getattr(settings, name) <= 0:
             env = _field(name).metadata["env"]
             raise ConfigError(f"{name} ({env}): must be positive, got {getattr(settings, name)}")
+    for name in ("requests_per_minute", "tokens_per_minute", "streams_per_key"):
+        if getattr(settings, name) < 0:
+            env = _field(name).metadata["env"]
+            raise ConfigError(f"{name} ({env}): must be 0 (no limit) or more")
     if not 0.0 <= settings.memory_budget <= 1.0:
         raise ConfigError(
             f"memory_budget (MEM8_MEMORY_BUDGET): must be between 0 and 1, got "

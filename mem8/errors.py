@@ -158,6 +158,36 @@ class Overloaded(Mem8Error):
     code = "overloaded"
 
 
+class InvalidApiKey(Mem8Error):
+    """No key, or one that is not a valid, unrevoked key of this server (OpenAI's 401)."""
+
+    status = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(Mem8Error):
+    """A valid key asked for what only an admin key may do."""
+
+    status = 403
+    error_type = "invalid_request_error"
+    code = "insufficient_permissions"
+
+
+class RateLimited(Mem8Error):
+    """A key's requests, tokens or streams per minute are used up: OpenAI's 429, with when to
+    try again (`retry_after`, seconds) and which limit (`error_type`: requests, tokens)."""
+
+    status = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, kind: str = "requests") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.error_type = kind
+
+
 class GenerationCancelled(Mem8Error):
     """The caller went away before the answer was complete (recorded so replay matches)."""
 

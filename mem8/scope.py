@@ -5,10 +5,19 @@ all filter the same way."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 
 # The persona of memories that belong to every persona of a scope (a file uploaded without one).
 EVERY_PERSONA = ""
+
+
+@functools.lru_cache(maxsize=1024)
+def tenant_of(key: str) -> str:
+    """The tenant a bearer key names while the server has no API keys: a hash of it (the key
+    itself is never kept)."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 
 import trio
 from hypercorn.config import Config
@@ -16,7 +17,10 @@ from mem8.backends.base import LLMBackend
 from mem8.clock import Clock
 from mem8.config import Settings
 from mem8.encoders.base import Encoder
+from mem8.errors import ConfigError
 from mem8.http.app import create_app
+from mem8.http.edge import is_loopback
+from mem8.keys import KeyRing
 from mem8.system import open_system
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ async def serve(
 ) -> None:
     """Serves until SIGINT/SIGTERM or `shutdown` is set; in-flight requests then get
     settings.shutdown_grace seconds, the journal is closed and the actors stop."""
+    _refuse_an_open_network(settings)
     stop = trio.Event() if shutdown is None else shutdown
     async with open_system(settings, backends=backends, clock=clock, encoder=encoder) as system:
         app = create_app(system)
@@ -57,6 +62,35 @@ async def serve(
             log.info("mem8 serves %d personas on %s", len(settings.personas), ", ".join(binds))
             task_status.started(binds)
     log.info("mem8 stopped")
+
+
+def _refuse_an_open_network(settings: Settings) -> None:
+    """Without API keys anyone who reaches the server reads every memory: that is served on
+    loopback only, unless `insecure` says otherwise (loudly)."""
+    if is_loopback(settings.host):
+        return
+    path = Path(settings.storage)
+    keyed = False
+    if path.exists():
+        ring = KeyRing(path)
+        try:
+            keyed = ring.required
+        finally:
+            ring.close()
+    if keyed:
+        return
+    if settings.insecure:
+        log.warning(
+            "INSECURE: serving %s without API keys: anyone who can reach it can read and "
+            "write every memory (create a key: mem8 keys create NAME)",
+            settings.host,
+        )
+        return
+    raise ConfigError(
+        f"serving on {settings.host} without API keys would let anyone who can reach it read "
+        "every memory: create one with `mem8 keys create NAME` (the server then needs it), "
+        "or serve on 127.0.0.1, or pass --insecure (MEM8_INSECURE=1) to do it anyway"
+    )
 
 
 async def _run_hypercorn(

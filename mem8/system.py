@@ -41,6 +41,7 @@ from mem8.encoders import open_encoder
 from mem8.encoders.base import Encoder
 from mem8.grid.placement import Placer
 from mem8.grid.tiling import Tile, tiles
+from mem8.keys import KeyRing
 from mem8.reencoding import check_encoder, follow_encoder
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
@@ -65,6 +66,7 @@ class System:
     hearing: ActorRef  # the audio channel: transcribes and remembers
     reading: ActorRef  # the document and image channel: reads in a child process, keeps
     encoding: ActorRef  # texts to their waves (/v1/embeddings)
+    keys: KeyRing  # the API keys the server accepts (none: open, on loopback only)
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
@@ -121,6 +123,7 @@ async def open_system(
         await backend.start()
     store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
     placer = Placer(encoder.dimensions, settings.grid_size)
+    keys = KeyRing(Path(settings.storage))
     try:
         if persist:  # a server brings its store to its encoder; the CLI beside it must not
             await trio.to_thread.run_sync(follow_encoder, store, encoder, placer)
@@ -181,6 +184,7 @@ async def open_system(
                 hearing,
                 reading,
                 supervisor.start("encoding", lambda: EncodingActor(encoder)),
+                keys,
             )
             await restore_grid(system)
             # a server drops what it resumed from (the next clean stop saves it again); the CLI
@@ -197,6 +201,7 @@ async def open_system(
                     await _close(system, persist)
                 nursery.cancel_scope.cancel()
     finally:
+        keys.close()
         store.close()
 
 

@@ -15,8 +15,10 @@ from mem8.http.edge import Edge
 from mem8.http.embeddings import Embeddings
 from mem8.http.errors import from_http_exception, from_unexpected, render
 from mem8.http.files import Files
+from mem8.http.gate import Gate
 from mem8.http.memories import Memories
 from mem8.http.models import Models
+from mem8.http.usage import Tenants
 from mem8.system import System
 
 
@@ -28,15 +30,18 @@ def create_app(system: System) -> QuartTrio:
     app.config["PROPAGATE_EXCEPTIONS"] = False
     settings = system.settings
     edge = Edge(settings.host, settings.allowed_hosts, settings.cors_origins)
+    gate = Gate(system)
     app.before_request(edge.guard)
+    app.before_request(gate.admit)
     app.after_request(edge.sign)
-    _routes(app, system)
+    app.after_request(gate.sign)
+    _routes(app, system, gate)
     _error_handlers(app)
     return app
 
 
-def _routes(app: QuartTrio, system: System) -> None:
-    chat = ChatCompletions(system)
+def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
+    chat = ChatCompletions(system, gate)
     models = Models(system)
     app.add_url_rule("/health", "health", partial(_health, system), methods=["GET"])
     app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
@@ -54,6 +59,9 @@ def _routes(app: QuartTrio, system: System) -> None:
     app.add_url_rule("/v1/files/<file_id>", "retrieve_file", files.retrieve, methods=["GET"])
     app.add_url_rule("/v1/files/<file_id>", "delete_file", files.delete, methods=["DELETE"])
     app.add_url_rule("/v1/files/<file_id>/content", "file_content", files.content, methods=["GET"])
+    tenants = Tenants(system, gate)
+    app.add_url_rule("/v1/usage", "usage", tenants.own, methods=["GET"])
+    app.add_url_rule("/v1/admin/tenants", "tenants", tenants.every, methods=["GET"])
     memories = Memories(system)
     app.add_url_rule("/v1/memories", "list_memories", memories.list, methods=["GET"])
     app.add_url_rule("/v1/memories/search", "search_memories", memories.search, methods=["POST"])

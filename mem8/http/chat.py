@@ -6,7 +6,8 @@ import hashlib
 import json
 import math
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import msgpack
@@ -24,9 +25,10 @@ from mem8.actors.messages import (
     Token,
     Turn,
 )
-from mem8.actors.runtime import new_request_id
+from mem8.actors.runtime import ActorRef, new_request_id
 from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
+from mem8.http.gate import Gate
 from mem8.http.validation import ChatRequest, parse_chat, parse_json
 from mem8.system import System
 
@@ -46,8 +48,9 @@ class Replies(Protocol):
 
 
 class ChatCompletions:
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, gate: Gate) -> None:
         self.system = system
+        self.gate = gate
 
     async def create(self) -> Response:
         raw = await self._body()
@@ -61,6 +64,19 @@ class ChatCompletions:
             if kept is not None:
                 return kept
         chat = self._chat(body, idempotency)
+        release = self.gate.hold_stream(self.gate.caller()) if body.stream else None
+        try:
+            return await self._answer(body, chat, persona, release)
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+
+    async def _answer(
+        self, body: ChatRequest, chat: Chat, persona: ActorRef, release: Callable[[], None] | None
+    ) -> Response:
+        """The persona's answer, whole or streamed (the stream holds its slot until it ends);
+        its tokens count against the caller's minute."""
         idle = self.system.settings.backend_timeout
         replies = await persona.open_stream(chat, first_timeout=idle, idle_timeout=idle)
         try:
@@ -73,11 +89,16 @@ class ChatCompletions:
         if not isinstance(accepted, Accepted):
             replies.close()
             raise errors.ActorUnavailable(f"the persona answered {accepted.type} first")
+        spent = partial(self.gate.spent, chat.tenant)
         if body.stream:
-            response = _sse_response(_chunks(body, chat, first, replies))
+            events = _chunks(body, chat, first, replies, spent)
+            response = _sse_response(_released(events, release or (lambda: None)))
         else:
             with replies:
-                response = _completion(body, chat, [first, *[m async for m in replies]])
+                answered = [first, *[m async for m in replies]]
+            response = _completion(body, chat, answered)
+            if isinstance(answered[-1], Done):
+                spent(answered[-1].prompt_tokens + answered[-1].completion_tokens)
         response.headers["x-mem8-interest"] = f"{accepted.interest:.6f}"
         response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
         return response
@@ -234,8 +255,23 @@ def _sse_response(events: AsyncIterator[bytes]) -> Response:
     return response
 
 
+async def _released(
+    events: AsyncIterator[bytes], release: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    """The events, then the stream's slot given back (however the stream ends)."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        release()
+
+
 async def _chunks(
-    body: ChatRequest, chat: Chat, first: Message, replies: Replies
+    body: ChatRequest,
+    chat: Chat,
+    first: Message,
+    replies: Replies,
+    spent: Callable[[int], None] = lambda tokens: None,
 ) -> AsyncIterator[bytes]:
     """SSE events: the role, each token, the finish reason, optional usage, then [DONE].
 
@@ -260,6 +296,7 @@ async def _chunks(
             if isinstance(message, Token):
                 yield event({"content": message.text})
             elif isinstance(message, Done):
+                spent(message.prompt_tokens + message.completion_tokens)
                 yield event({}, message.finish_reason)
                 if body.include_usage:
                     final = {**base, "choices": [], "usage": _usage(message)}

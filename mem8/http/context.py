@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
-from quart import request
+from quart import g, request
+
+from mem8.scope import tenant_of
 
 ANONYMOUS = "anonymous"
 
 
 def caller(user: str) -> tuple[str, str]:
-    """The tenant is a hash of the bearer key (keys are never stored); the user is as given."""
+    """The tenant the gate admitted the request as (a key's name; with no keys in the store, a
+    hash of the bearer key, which is never stored); the user is as given."""
+    admitted = g.get("caller")
+    if admitted is not None:
+        return str(admitted.tenant), user
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         return ANONYMOUS, user
     return tenant_of(key.strip()), user
-
-
-@functools.lru_cache(maxsize=1024)
-def tenant_of(key: str) -> str:
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def conversation_key(tenant: str, user: str, persona: str, messages: list[dict[str, str]]) -> str:

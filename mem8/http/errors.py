@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 from quart import Response
 from werkzeug.exceptions import HTTPException
@@ -25,9 +26,14 @@ def error_body(error: errors.Mem8Error) -> dict[str, object]:
 
 
 def render(error: errors.Mem8Error) -> Response:
-    return Response(
+    response = Response(
         json.dumps(error_body(error)), status=error.status, content_type="application/json"
     )
+    if isinstance(error, errors.RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    if isinstance(error, errors.InvalidApiKey):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mem8"'
+    return response
 
 
 def from_http_exception(exception: HTTPException) -> errors.Mem8Error:

@@ -25,6 +25,7 @@ from mem8.memory import MODALITIES, NEVER, Emotion, Memory, Modality
 from mem8.scope import Scope
 from mem8.storage.files import FileShelf
 from mem8.storage.idempotency import IdempotencyShelf
+from mem8.storage.keys import KeyShelf
 
 BUSY_TIMEOUT_MS = 5000
 GRID_STATE = "grid"  # the state row holding the field saved at the last clean stop
@@ -151,12 +152,30 @@ def _migrate_5(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX idempotency_by_created ON idempotency (created)")
 
 
+def _migrate_6(db: sqlite3.Connection) -> None:
+    """API keys by the hash of their secret (the secret is never kept); a key's name is its
+    tenant, so a rotated key keeps the memories (issue 14)."""
+    db.execute(
+        """CREATE TABLE keys (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            admin INTEGER NOT NULL,
+            created REAL NOT NULL,
+            revoked REAL,
+            requests_per_minute INTEGER,
+            tokens_per_minute INTEGER,
+            streams INTEGER
+        ) WITHOUT ROWID"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -459,6 +478,11 @@ class MemoryStore:
     def files(self) -> FileShelf:
         """Uploaded files, in the same file and connection (the same one-caller-at-a-time rule)."""
         return FileShelf(self._db, self._write)
+
+    @property
+    def keys(self) -> KeyShelf:
+        """API keys, in the same file and connection (the same rule)."""
+        return KeyShelf(self._db, self._write)
 
     @property
     def idempotency(self) -> IdempotencyShelf:
