@@ -443,11 +443,24 @@ class Streams:
     first_token: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
-    hung: Counter[str] = field(default_factory=Counter)  # where: before the first event, or after
+    hung: Counter[str] = field(default_factory=Counter)  # by where the longest silence fell
+    longest_silence: float = 0.0
 
     @property
     def completed(self) -> int:
         return len(self.total)
+
+
+@dataclass
+class Silence:
+    """A stream's longest wait for its next event, and what came before that wait."""
+
+    seconds: float = 0.0
+    where: str = ""
+
+    def note(self, seconds: float, where: str) -> None:
+        if seconds > self.seconds:
+            self.seconds, self.where = seconds, where
 
 
 async def streams_load(served: Served, options: argparse.Namespace, streams: Streams) -> None:
@@ -460,7 +473,7 @@ async def streams_load(served: Served, options: argparse.Namespace, streams: Str
                 return
             text = f"Stream {number}, turn {turn}: how is pump {turn % 97} doing?"
             body = chat_body(persona, text, f"stream-{number}", stream=True)
-            await _one_stream(http, body, options.hang_seconds, streams)
+            await _one_stream(http, body, options, streams)
 
     async with client(served, KEYS["load"]) as http, trio.open_nursery() as nursery:
         for number in range(options.streams):
@@ -468,44 +481,60 @@ async def streams_load(served: Served, options: argparse.Namespace, streams: Str
 
 
 async def _one_stream(
-    http: httpx.AsyncClient, body: dict[str, Any], hang: float, streams: Streams
+    http: httpx.AsyncClient, body: dict[str, Any], options: argparse.Namespace, streams: Streams
 ) -> None:
-    began = trio.current_time()
+    """One streamed chat: a silence over hang_seconds marks it hung (it is read on), one over
+    stuck_seconds ends it."""
+    began, silence = trio.current_time(), Silence()
     try:
         async with http.stream("POST", "/chat/completions", json=body) as response:
             if response.status_code != 200:
                 streams.errors[f"HTTP {response.status_code}"] += 1
                 return
-            await _read_events(response, began, hang, streams)
+            await _read_events(response, began, options.stuck_seconds, silence, streams)
     except httpx.HTTPError as error:
         streams.errors[failure(error)] += 1
+    finally:
+        streams.longest_silence = max(streams.longest_silence, silence.seconds)
+        if silence.seconds > options.hang_seconds:
+            streams.hung[silence.where] += 1
 
 
 async def _read_events(
-    response: httpx.Response, began: float, hang: float, streams: Streams
+    response: httpx.Response, began: float, stuck: float, silence: Silence, streams: Streams
 ) -> None:
-    """Times the first event and the whole stream; a silence over `hang` s is a hung stream."""
+    """Times the first event and the whole stream, and the silences before each event."""
     lines = response.aiter_lines()
     first: float | None = None
+    last = began
     while True:
-        with trio.move_on_after(hang) as waited:
+        with trio.move_on_after(stuck) as waited:
             line = await anext(lines, None)
-        if waited.cancelled_caught:
-            streams.hung["before the first event" if first is None else "mid-stream"] += 1
-            return
-        if line is None:
-            streams.errors["ended without [DONE]"] += 1
+        if waited.cancelled_caught or line is None:
+            silence.note(trio.current_time() - last, "before an event that never came")
+            streams.errors["ended without [DONE]" if line is None else "stuck: abandoned"] += 1
             return
         if not line.startswith("data:"):
             continue
-        first = first if first is not None else trio.current_time() - began
+        silence.note(trio.current_time() - last, _awaited(line, first is None))
+        last = trio.current_time()
+        first = first if first is not None else last - began
         if line.startswith('data: {"error"'):
             streams.errors["error event"] += 1
             return
         if line == "data: [DONE]":
             streams.first_token.append(first)
-            streams.total.append(trio.current_time() - began)
+            streams.total.append(last - began)
             return
+
+
+def _awaited(line: str, first: bool) -> str:
+    """What a silence waited for, named by the event that ended it."""
+    if first:
+        return "before the first event"
+    if '"finish_reason": "' in line:
+        return "before the finish chunk (sent after the commit)"
+    return "between other events"
 
 
 def streams_part(setup: Setup, options: argparse.Namespace, report: Report) -> None:
@@ -523,7 +552,8 @@ def streams_part(setup: Setup, options: argparse.Namespace, report: Report) -> N
     report.add("streams", "chats_completed", streams.completed)
     report.add("streams", "errors", dict(streams.errors))
     report.add("streams", f"hung_over_{options.hang_seconds:g}s", sum(streams.hung.values()))
-    report.add("streams", "hung_where", dict(streams.hung))
+    report.add("streams", "hung_by_where_the_silence_fell", dict(streams.hung))
+    report.add("streams", "longest_silence_s", streams.longest_silence)
     add_latencies(report, "streams", "first_token", streams.first_token)
     add_latencies(report, "streams", "total", streams.total)
     report.add("streams", "server_rss_before_mb", before)
@@ -806,6 +836,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     add("--streams-seconds", type=float, default=30.0)
     add("--streams-persona", choices=tuple(PERSONAS), default="writer")
     add("--hang-seconds", type=float, default=10.0, help="a stream silent this long is hung")
+    add("--stuck-seconds", type=float, default=120.0, help="a stream silent this long is ended")
     add("--rate-concurrency", type=_levels, default=[1, 8, 32])
     add("--rate-seconds", type=float, default=10.0, help="seconds per persona and concurrency")
     add("--wait-alone", type=int, default=20, help="tenant B's chats before the large ones")
@@ -813,14 +844,14 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--wait-chars",
         type=int,
-        default=defaults.max_message_chars,
+        default=int(os.environ.get("MEM8_MAX_MESSAGE_CHARS", defaults.max_message_chars)),
         help="the large message (default: the largest allowed, MEM8_MAX_MESSAGE_CHARS)",
     )
     add("--wait-upload-bytes", type=int, default=5_000_000)
     add(
         "--wait-timeout",
         type=float,
-        default=120.0,
+        default=240.0,
         help="seconds for the large message and the upload, and again for processing",
     )
     return parser.parse_args(argv)
