@@ -12,10 +12,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from tests.backends.wire_servers import OpenAIServer, Script, running
 
+ROOT = Path(__file__).resolve().parent.parent
 MODEL = "instant"
 REPLY = ("Noted", ",", " thank", " you", ".")
 
@@ -40,6 +42,7 @@ def instant_upstream() -> Iterator[str]:
     """The upstream's base URL (ending in /v1) while the block runs."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bench._upstream"],
+        cwd=ROOT,  # `-m` looks in the working directory first: this checkout's bench
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -358,6 +358,7 @@ def run_replay(journal: Path, timeout: float) -> tuple[int, float, list[str]]:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "mem8", "replay", str(journal)],
+            cwd=journal.parent,  # not wherever this runs: `-m` looks there first
             capture_output=True,
             text=True,
             timeout=timeout,
