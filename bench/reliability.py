@@ -896,7 +896,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add("setup", "encoder", options.encoder)
     report.add("setup", "parts", ",".join(options.only))
     report.add("setup", "load_average_before", load_average())
-    failed = run_parts(options, report)
+    try:
+        failed = run_parts(options, report)
+    except KeyboardInterrupt:  # every process is killed and the files removed by now
+        print("interrupted", file=sys.stderr)
+        return 130
     report.add("setup", "load_average_after", load_average())
     if options.json:
         print(json.dumps(report.parts, indent=2))
