@@ -291,3 +291,74 @@ def _replace(
 def _retire(selector: selectors.BaseSelector, connection: _Connection) -> None:
     selector.unregister(connection.sock)
     connection.sock.close()
+
+
+@dataclass
+class Burst:
+    """What a burst of connections got: each connection's latency, or what went wrong."""
+
+    opened: int = 0
+    open_seconds: float = 0.0  # how long opening them all took
+    latencies_ns: list[int] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # connect, reset, closed, timeout
+
+
+def burst(target: Target, request: bytes, connections: int, timeout: float) -> Burst:
+    """Opens `connections` connections, then sends one request on each, all at once, and
+    waits up to `timeout` seconds for every answer."""
+    result = Burst()
+    started = time.perf_counter()
+    socks = [sock for _ in range(connections) if (sock := _open(target, result)) is not None]
+    result.opened, result.open_seconds = len(socks), time.perf_counter() - started
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            _send_burst(selector, sock, request, result)
+        _collect(selector, time.monotonic() + timeout, result)
+    return result
+
+
+def _open(target: Target, result: Burst) -> socket.socket | None:
+    try:
+        return target.connect()
+    except OSError as error:
+        result.failures[f"connect: {type(error).__name__}"] += 1
+        return None
+
+
+def _send_burst(
+    selector: selectors.BaseSelector, sock: socket.socket, request: bytes, result: Burst
+) -> None:
+    connection = _Connection(sock)
+    try:
+        _send(connection, request)
+    except OSError as error:
+        result.failures[f"send: {type(error).__name__}"] += 1
+        sock.close()
+        return
+    selector.register(sock, selectors.EVENT_READ, connection)
+
+
+def _collect(selector: selectors.BaseSelector, deadline: float, result: Burst) -> None:
+    while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+        for key, _ in selector.select(left):
+            connection: _Connection = key.data
+            if _burst_answer(connection, result):
+                _retire(selector, connection)
+    for key in list(selector.get_map().values()):
+        result.failures["no answer in time"] += 1
+        _retire(selector, key.data)
+
+
+def _burst_answer(connection: _Connection, result: Burst) -> bool:
+    """Reads what arrived; True once the connection is answered or failed."""
+    try:
+        response = _read_some(connection)
+    except (OSError, ProtocolError) as error:
+        result.failures[f"receive: {type(error).__name__}"] += 1
+        return True
+    if response is None:
+        return False
+    result.latencies_ns.append(time.perf_counter_ns() - connection.sent_ns)
+    result.statuses[response.status] += 1
+    return True

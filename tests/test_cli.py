@@ -4,61 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.backends.wire_servers import OllamaServer, Script, running
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def mem8_serve(tmp_path: Path, *flags: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    environ = {**os.environ, "MEM8_STORAGE": str(tmp_path / "mem8.db"), **env}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mem8", "serve", *flags],
-        cwd=tmp_path,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def wait_healthy(root: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"mem8 serve exited: {process.stdout.read() if process.stdout else ''}"
-            )
-        try:
-            if httpx.get(root + "/health", timeout=1).text == "OK":
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("mem8 serve did not become healthy")
+from tests.support.processes import free_port, mem8_serve, wait_healthy
 
 
 def test_a_bad_config_file_stops_start_up_with_a_clear_message(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from mem8.config import Settings
 from mem8.encoders import open_named
 from mem8.errors import BackendUnavailable
 from mem8.replay import replay
+from tests.support.processes import free_port, mem8_serve, wait_healthy
 from tests.support.server import running_server
-from tests.test_cli import free_port, mem8_serve, wait_healthy
 
 HELLO = [{"role": "user", "content": "Hello!"}]
 

@@ -46,6 +46,7 @@ class WireServer(ThreadingHTTPServer):
     """A threaded HTTP server that keeps a record of the requests and of the stream it sent."""
 
     daemon_threads = True
+    keeps_records = True  # False under load: the record would grow with every request
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], script: Script) -> None:
         super().__init__(("127.0.0.1", 0), handler)
@@ -100,7 +101,8 @@ class OpenAIServer(WireServer):
         self.api_key = api_key
         self.list_models = list_models  # False: /v1/models is a 404, as on some upstreams
         self.fail_status = fail_status  # answer every completion with this HTTP error
-        self.stream_reply = stream_reply  # False: one chat.completion JSON, as if stream were off
+        # False: one chat.completion JSON even when asked to stream (as without "stream")
+        self.stream_reply = stream_reply
 
 
 Server = TypeVar("Server", bound=WireServer)
@@ -147,8 +149,9 @@ class _WireHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        self.server.received.append(Received(self.command, self.path, headers, body))
+        if self.server.keeps_records:
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            self.server.received.append(Received(self.command, self.path, headers, body))
         return body
 
     def _send_json(self, status: int, body: Any) -> None:
@@ -285,7 +288,7 @@ class _OpenAIHandler(_WireHandler):
         elif self.server.fail_status is not None:
             error = {"message": "CUDA error: out of memory", "type": "server_error", "code": None}
             self._send_json(self.server.fail_status, {"error": error})
-        elif not self.server.stream_reply:
+        elif not self.server.stream_reply or not body.get("stream"):
             self._send_json(200, self._whole_completion(body))
         else:
             self._stream("text/event-stream", self._events(body))
