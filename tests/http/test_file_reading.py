@@ -21,8 +21,8 @@ from mem8.actors.senses import INLINE_CHUNKS, READ_BATCH
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
 from mem8.replay import replay
+from tests.support.processes import free_port, mem8_serve, wait_healthy
 from tests.support.server import RunningServer, running_server
-from tests.test_cli import free_port, mem8_serve, wait_healthy
 
 AUTH = {"Authorization": "Bearer mem8-dummy-key"}
 

@@ -19,8 +19,8 @@ from openai import OpenAI
 from mem8.backends.fake import ScriptedLLM
 from mem8.cli import main
 from mem8.config import Settings
+from tests.support.processes import free_port
 from tests.support.server import RunningServer, running_server
-from tests.test_cli import free_port
 
 PERSONA = "mem8-counselor-v1"
 WEDDING = "My sister Anna is getting married in Lisbon on June 3rd and I'm so nervous!"
