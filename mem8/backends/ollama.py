@@ -15,6 +15,7 @@ from mem8.backends._http import (
     error_text,
     http_timeout,
     json_object,
+    new_client,
     transport_failure,
 )
 from mem8.backends.base import (
@@ -56,8 +57,8 @@ class OllamaBackend(LLMBackend):
         # A client per generation: nothing pooled outlives the trio run that made it.
         try:
             async with (
-                httpx.AsyncClient(timeout=self._timeout) as client,
-                client.stream("POST", url, json=chat_body(request)) as reply,
+                new_client(self._timeout) as session,
+                session.stream("POST", url, json=chat_body(request)) as reply,
             ):
                 await self._check_status(reply, request.model)
                 lines = reply.aiter_lines()
@@ -86,8 +87,8 @@ class OllamaBackend(LLMBackend):
         """The model's context as /api/show describes it, 0 if it does not, None if Ollama did
         not answer."""
         try:
-            async with httpx.AsyncClient(timeout=SHOW_TIMEOUT) as client:
-                reply = await client.post(f"{self.base_url}/api/show", json={"model": model})
+            async with new_client(SHOW_TIMEOUT) as session:
+                reply = await session.post(f"{self.base_url}/api/show", json={"model": model})
         except (httpx.HTTPError, httpx.InvalidURL):
             return None
         shown = json_object(reply.text) if reply.is_success else None
@@ -117,8 +118,8 @@ class OllamaBackend(LLMBackend):
 
     async def _get(self, path: str, timeout: float) -> httpx.Response | None:
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                return await client.get(self.base_url + path)
+            async with new_client(timeout) as session:
+                return await session.get(self.base_url + path)
         except (httpx.HTTPError, httpx.InvalidURL):
             return None
 

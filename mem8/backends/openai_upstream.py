@@ -16,6 +16,7 @@ from mem8.backends._http import (
     error_text,
     http_timeout,
     json_object,
+    new_client,
     transport_failure,
 )
 from mem8.backends.base import (
@@ -134,7 +135,7 @@ class OpenAIUpstreamBackend(LLMBackend):
 
     def _client(self, timeout: httpx.Timeout) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        return httpx.AsyncClient(timeout=timeout, headers=headers)
+        return new_client(timeout, headers)
 
     def _configured_base(self) -> str:
         if not self.base_url:
