@@ -152,6 +152,8 @@ ERRORS = {
     ),
     "wrong method on embeddings": ("GET", "/v1/embeddings", {}, 405),
     "wrong method on health": ("POST", "/health", {}, 405),
+    "wrong method on usage": ("POST", "/v1/usage", {}, 405),
+    "wrong method on tenants": ("DELETE", "/v1/admin/tenants", {}, 405),
     "audio without a model": ("POST", "/v1/audio/transcriptions", {"files": WAV}, 400),
     "audio that is not audio": (
         "POST",
@@ -187,8 +189,9 @@ ERRORS = {
     "an unknown memory": ("GET", "/v1/memories/mem-nope", {}, 404),
     "forgetting an unknown memory": ("DELETE", "/v1/memories/mem-nope", {}, 404),
 }
-# Routes that take nothing a request could get wrong but the method (the 405 cases above).
-NOTHING_TO_GET_WRONG = {"health", "list_models"}
+# Routes that take nothing a request could get wrong but the method (the 405 cases above); a
+# normal key asking for every tenant is refused in tests/http/test_keys.py.
+NOTHING_TO_GET_WRONG = {"health", "list_models", "usage", "tenants"}
 
 
 def _names_unknown_model(request_args: dict[str, Any]) -> bool:
