@@ -72,21 +72,36 @@ def _run(arguments: argparse.Namespace) -> int:
         scenario = dataclasses.replace(scenario, tiles=arguments.tiles)
     out = arguments.out or Path("runs") / f"{scenario.name}-seed{scenario.seed}"
     _fresh(out, arguments.force)
-    backend = arguments.backend or scenario.backend
-    settings = sim_settings(base, scenario, out, backend)
-    outcomes = trio.run(_live, scenario, settings, out)
-    outputs.write(out, scenario, outcomes, {"backend": backend, "tiles": scenario.tiles})
+    outcomes = run_scenario(scenario, out, arguments.backend or scenario.backend, base)
     return _verdict(out, outcomes)
 
 
-async def _live(scenario: Scenario, settings: Settings, out: Path) -> Outcomes:
+def run_scenario(
+    scenario: Scenario,
+    out: Path,
+    backend: str,
+    base: Settings,
+    record: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Outcomes:
+    """Runs the scenario live into the (empty) directory and writes the run's files; `record`
+    adds to run.json."""
+    settings = sim_settings(base, scenario, out, backend)
+    outcomes = trio.run(_live, scenario, settings, out, progress)
+    run = {"backend": backend, "tiles": scenario.tiles, **(record or {})}
+    outputs.write(out, scenario, outcomes, run, settings.grid_size)
+    return outcomes
+
+
+async def _live(scenario: Scenario, settings: Settings, out: Path, progress: bool) -> Outcomes:
     backends = await sim_backends(scenario, settings)
-    bar = _Bar()
+    bar = _Bar() if progress else None
     run = Run(scenario, out, backends, VirtualClock(scenario.start), settings, progress=bar)
     try:
         return await run()
     finally:
-        bar.done()
+        if bar is not None:
+            bar.done()
 
 
 async def sim_backends(scenario: Scenario, settings: Settings) -> dict[str, LLMBackend]:
@@ -232,6 +247,7 @@ def _fork(arguments: argparse.Namespace) -> int:
         {"backend": backend, "tiles": scenario.tiles, "forked": {
             "from": str(arguments.run_dir.resolve()), "at": arguments.at, "set": arguments.set,
         }},
+        settings.grid_size,
     )  # fmt: skip
     original = (arguments.run_dir / outputs.TRANSCRIPT).read_text(encoding="utf-8").splitlines()
     mine = outputs.transcript_lines(outcomes.lines).splitlines()
