@@ -1,6 +1,6 @@
 """`mem8 sim ...`: run a scenario, replay a run without any model, fork it at a step with a
-change. Exit codes: 0 every expectation held (or the replay matched), 1 one did not, 2 a bad
-scenario or run directory."""
+change, diff two runs. Exit codes: 0 every expectation held (or the replay matched, or the runs
+are identical), 1 one did not (or they differ), 2 a bad scenario or run directory."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from mem8.backends.select import choose_backends
 from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
 from mem8.errors import ConfigError
-from mem8.sim import outputs
+from mem8.sim import diff, outputs
 from mem8.sim.runner import Outcomes, PlayBack, Run, recorded_outcomes
 from mem8.sim.scenario import CHANGEABLE, Change, Event, Scenario, ScenarioError, load
 
@@ -46,6 +46,10 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     fork.add_argument("--out", type=Path, help="the fork's directory (default RUN_DIR-fork-STEP)")
     fork.add_argument("--backend", help="the backend from the step on (default: the run's)")
     fork.add_argument("--force", action="store_true", help="replace an existing directory")
+    diff = actions.add_parser("diff", help="where two runs part, and how they differ after")
+    diff.add_argument("run_dir", type=Path)
+    diff.add_argument("other_dir", type=Path)
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def main(arguments: argparse.Namespace) -> int:
@@ -54,6 +58,8 @@ def main(arguments: argparse.Namespace) -> int:
             return _run(arguments)
         if arguments.action == "replay":
             return _replay(arguments.run_dir)
+        if arguments.action == "diff":
+            return _diff(arguments)
         return _fork(arguments)
     except ConfigError as error:  # ScenarioError too: a bad scenario or run directory
         print(f"mem8 sim: {error}", file=sys.stderr)
@@ -300,3 +306,15 @@ def _change(scenario: Scenario, setting: str, at: float, index: int) -> Event:
 
 def _step(line: str) -> int:
     return int(json.loads(line)["step"])
+
+
+# --- diff ---
+
+
+def _diff(arguments: argparse.Namespace) -> int:
+    found = diff.compare(diff.read(arguments.run_dir), diff.read(arguments.other_dir))
+    if arguments.json:
+        print(json.dumps(found.to_json(), indent=2, sort_keys=True))
+    else:
+        print(diff.render(found), end="")
+    return 0 if found.identical else 1
