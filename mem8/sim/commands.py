@@ -21,7 +21,7 @@ from mem8.backends.select import choose_backends
 from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
 from mem8.errors import ConfigError
-from mem8.sim import diff, outputs
+from mem8.sim import diff, outputs, sweep
 from mem8.sim.runner import Outcomes, PlayBack, Run, recorded_outcomes
 from mem8.sim.scenario import CHANGEABLE, Change, Event, Scenario, ScenarioError, load
 
@@ -46,6 +46,24 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     fork.add_argument("--out", type=Path, help="the fork's directory (default RUN_DIR-fork-STEP)")
     fork.add_argument("--backend", help="the backend from the step on (default: the run's)")
     fork.add_argument("--force", action="store_true", help="replace an existing directory")
+    sweep_ = actions.add_parser("sweep", help="a scenario over values of traits and seeds")
+    sweep_.add_argument("scenario", type=Path)
+    sweep_.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="PERSONA.TRAIT=A..B:N",
+        help="N values from A to B; twice for a grid of values",
+    )
+    sweep_.add_argument(
+        "--seeds", type=int, default=1, help="seeds per value (the scenario's, +1 ...)"
+    )
+    sweep_.add_argument(
+        "--jobs", type=int, default=2, help="runs at once, in processes (default 2)"
+    )
+    sweep_.add_argument("--out", type=Path, help="the sweep's directory (default runs/NAME-sweep)")
+    sweep_.add_argument("--backend", help="the LLM backend (default: the scenario's)")
+    sweep_.add_argument("--force", action="store_true", help="replace an existing directory")
     diff = actions.add_parser("diff", help="where two runs part, and how they differ after")
     diff.add_argument("run_dir", type=Path)
     diff.add_argument("other_dir", type=Path)
@@ -60,6 +78,8 @@ def main(arguments: argparse.Namespace) -> int:
             return _replay(arguments.run_dir)
         if arguments.action == "diff":
             return _diff(arguments)
+        if arguments.action == "sweep":
+            return _sweep(arguments)
         return _fork(arguments)
     except ConfigError as error:  # ScenarioError too: a bad scenario or run directory
         print(f"mem8 sim: {error}", file=sys.stderr)
@@ -220,7 +240,7 @@ def _recorded(run_dir: Path) -> tuple[dict[str, Any], Scenario]:
     if outputs.inputs_of(scenario) != record["inputs"]:
         raise ScenarioError(f"{scenario.path}: a file it perceives changed since the run")
     scenario = dataclasses.replace(scenario, seed=record["seed"], tiles=record["tiles"])
-    return record, scenario
+    return record, sweep.varied(scenario, record.get("varied", {}))  # a sweep's run
 
 
 def _first_difference(a: list[str], b: list[str]) -> int | None:
@@ -318,3 +338,21 @@ def _diff(arguments: argparse.Namespace) -> int:
     else:
         print(diff.render(found), end="")
     return 0 if found.identical else 1
+
+
+# --- sweep ---
+
+
+def _sweep(arguments: argparse.Namespace) -> int:
+    scenario = load(arguments.scenario, load_settings())
+    varies = [sweep.parse_vary(text, scenario) for text in arguments.vary]
+    if arguments.seeds < 1 or arguments.jobs < 1:
+        raise ConfigError("--seeds and --jobs must be at least 1")
+    out = arguments.out or Path("runs") / f"{scenario.name}-sweep"
+    _fresh(out, arguments.force)
+    backend = arguments.backend or scenario.backend
+    document = sweep.sweep(scenario, varies, arguments.seeds, out, backend, arguments.jobs)
+    sweep.write(out, document)
+    print(sweep.table(document), end="")
+    print(f"{out / sweep.SWEEP_HTML}")
+    return 0
