@@ -20,11 +20,21 @@ from mem8.grid.tiling import joined
 from mem8.personas import TRAIT_NAMES
 from mem8.sim.runner import Checked, Line, Outcomes
 from mem8.sim.scenario import Expectation, Scenario
-from mem8.sim.svg import Axis, Chart, colour, duration, number_axis, thinned, time_axis
+from mem8.sim.svg import (
+    Axis,
+    Chart,
+    colour,
+    duration,
+    number_axis,
+    rolling_mean,
+    thinned,
+    time_axis,
+)
 
 REPORT = "report.html"
 MOST_PERSONAS = 12  # personas drawn one by one; a crowd's others are named, not drawn
 MOST_POINTS = 600  # dots or vertices of one series: more are thinned evenly
+TREND_SPAN = 15  # a long series' trend: the mean over 1/15 of its lines
 PICTURE_SIDE = 256  # pixels of a field's picture, about (whole cells each)
 VALENCE, AROUSAL = "#d62728", "#1f77b4"
 
@@ -219,36 +229,44 @@ def _persona(scenario: Scenario, outcomes: Outcomes, pid: str) -> str:
 def _interest_chart(
     scenario: Scenario, heard: Sequence[Line], pid: str, marks: Sequence[tuple[float, str]]
 ) -> str:
-    chart = Chart("Interest in what it heard", _time(scenario), number_axis(0, 1, "interest"))
+    judged = [x for x in heard if x.interest is not None]
+    width = max(1, round(len(judged) / TREND_SPAN))
+    note = "it heard nothing" if not judged else ""
+    if width > 1:
+        note = f"the trend: the mean over the last {width} lines"
+    chart = Chart(
+        "Interest in what it heard", _time(scenario), number_axis(0, 1, "interest"), note=note
+    )
     threshold = scenario.personas[pid].interest_threshold
     chart.rule_y(threshold, f"threshold {threshold:.2f}")
     _rules(chart, marks)
     hue = _colour(scenario, pid)
     for remembered, label in ((True, "remembered"), (False, "not remembered")):
-        points = [
-            (x.at, x.interest)
-            for x in heard
-            if x.interest is not None and bool(x.conscious) == remembered
-        ]
+        points = [(x.at, x.interest or 0.0) for x in judged if bool(x.conscious) == remembered]
         chart.dots(thinned(points, MOST_POINTS), hue, label, filled=remembered)
-    if not heard:
-        chart.note = "it heard nothing"
+    if width > 1:
+        points = [(x.at, x.interest or 0.0) for x in judged]
+        chart.line(thinned(rolling_mean(points, width), MOST_POINTS), "#333", "trend")
     return chart.render()
 
 
 def _emotion_chart(
     scenario: Scenario, heard: Sequence[Line], marks: Sequence[tuple[float, str]]
 ) -> str:
-    chart = Chart("Emotion of what it heard", _time(scenario), number_axis(-1, 1, "emotion"))
+    felt = [x for x in heard if len(x.emotion) >= 2]
+    width = max(1, round(len(felt) / TREND_SPAN))
+    note = "it heard nothing" if not felt else ""
+    if width > 1:
+        note = f"each dot a line heard; the lines their mean over the last {width}"
+    chart = Chart(
+        "Emotion of what it heard", _time(scenario), number_axis(-1, 1, "emotion"), note=note
+    )
     chart.rule_y(0.0, "")
     _rules(chart, marks)
-    felt = [x for x in heard if len(x.emotion) >= 2]
     for axis, hue, label in ((0, VALENCE, "valence"), (1, AROUSAL, "arousal")):
-        points = thinned([(x.at, x.emotion[axis]) for x in felt], MOST_POINTS)
-        chart.line(points, hue, label)
-        chart.dots(points, hue)
-    if not felt:
-        chart.note = "it heard nothing"
+        points = [(x.at, x.emotion[axis]) for x in felt]
+        chart.dots(thinned(points, MOST_POINTS), hue, faint=width > 1)
+        chart.line(thinned(rolling_mean(points, width), MOST_POINTS), hue, label)
     return chart.render()
 
 
@@ -358,7 +376,8 @@ section.persona h2 {{ border-left: 6px solid; padding-left: .4em; }}
 svg.chart {{ font-size: 10px; }}
 svg .title {{ font-size: 12px; font-weight: 600; fill: #333; }}
 svg .note {{ fill: #999; }}
-svg .tick, svg .rule {{ fill: #666; }}
+svg .tick {{ fill: #666; }}
+svg .rule {{ fill: #555; paint-order: stroke; stroke: #fff; stroke-width: 3px; }}
 svg .axis {{ fill: #444; }}
 svg .legend {{ fill: #333; }}
 table.expect {{ border-collapse: collapse; }}

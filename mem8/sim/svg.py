@@ -11,20 +11,16 @@ from html import escape
 
 Point = tuple[float, float]
 
-# Tableau's ten colours: distinct, readable on white, and fine for most colour-blind readers.
+# Tableau's twenty colours, the ten strong ones first: distinct, readable on white, and fine
+# for most colour-blind readers; a report draws at most twelve personas.
 PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
+    *("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f"),
+    *("#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"),
+    *("#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#f1ce63"),
+    *("#86bcb6", "#ff9d9a", "#79706e", "#d37295", "#d4a6c8"),
 )
 _MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 46.0, 46.0, 34.0, 38.0
+_NOTE_HEIGHT = 12.0  # a chart with a note under its title starts its plot this much lower
 _DURATIONS = (  # steps of a time axis, in seconds: whole minutes, hours, days, weeks
     *(60 * m for m in (1, 2, 5, 10, 15, 30)),
     *(3600 * h for h in (1, 2, 3, 6, 12)),
@@ -110,14 +106,19 @@ class Chart:
     width: float = 380.0
     height: float = 220.0
     marks: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # drawn over the marks, to stay readable
     legend: list[Series] = field(default_factory=list)
-    note: str = ""  # a line under the chart's title, in grey
+    note: str = ""  # a line under the chart's title, in grey; it moves the plot: set it first
+
+    @property
+    def _top(self) -> float:
+        return _MARGIN_TOP + (_NOTE_HEIGHT if self.note else 0.0)
 
     def _px(self, x: float) -> float:
         return _MARGIN_LEFT + self.x.share(x) * (self.width - _MARGIN_LEFT - _MARGIN_RIGHT)
 
     def _py(self, y: float, axis: Axis | None = None) -> float:
-        inner = self.height - _MARGIN_TOP - _MARGIN_BOTTOM
+        inner = self.height - self._top - _MARGIN_BOTTOM
         return self.height - _MARGIN_BOTTOM - (axis or self.y).share(y) * inner
 
     def _xy(self, point: Point, right: bool = False) -> str:
@@ -143,10 +144,17 @@ class Chart:
             self.legend.append(Series(label, colour, "dashed" if dashed else "line"))
 
     def dots(
-        self, points: Sequence[Point], colour: str, label: str = "", filled: bool = True
+        self,
+        points: Sequence[Point],
+        colour: str,
+        label: str = "",
+        filled: bool = True,
+        faint: bool = False,
     ) -> None:
-        """A circle at each point: filled, or a ring."""
+        """A circle at each point: filled, or a ring; faint ones show a cloud behind a line."""
         paint = f'fill="{colour}"' if filled else f'fill="white" stroke="{colour}"'
+        if faint:
+            paint += ' opacity="0.3"'
         for point in points:
             x, y = self._xy(point).split(",")
             self.marks.append(f'<circle cx="{x}" cy="{y}" r="2.6" {paint}/>')
@@ -165,10 +173,12 @@ class Chart:
     def rule_x(self, x: float, label: str) -> None:
         """A grey dashed vertical rule at x (an intervention), labelled at its top."""
         px = self._px(x)
-        top, bottom = _MARGIN_TOP, self.height - _MARGIN_BOTTOM
+        top, bottom = self._top, self.height - _MARGIN_BOTTOM
         self.marks.append(
             f'<line x1="{px:.1f}" y1="{top:.1f}" x2="{px:.1f}" y2="{bottom:.1f}" '
             f'stroke="#888" stroke-dasharray="3 3"/>'
+        )
+        self.labels.append(
             f'<text x="{px + 3:.1f}" y="{top + 9:.1f}" class="rule">{escape(label)}</text>'
         )
 
@@ -179,9 +189,12 @@ class Chart:
         self.marks.append(
             f'<line x1="{left:.1f}" y1="{py:.1f}" x2="{right:.1f}" y2="{py:.1f}" '
             f'stroke="#888" stroke-dasharray="3 3"/>'
-            f'<text x="{right - 2:.1f}" y="{py - 3:.1f}" class="rule" '
-            f'text-anchor="end">{escape(label)}</text>'
         )
+        if label:
+            self.labels.append(
+                f'<text x="{right - 2:.1f}" y="{py - 3:.1f}" class="rule" '
+                f'text-anchor="end">{escape(label)}</text>'
+            )
 
     def render(self) -> str:
         parts = [
@@ -194,13 +207,13 @@ class Chart:
             parts.append(
                 f'<text x="{_MARGIN_LEFT:.1f}" y="26" class="note">{escape(self.note)}</text>'
             )
-        parts += [self._frame(), *self._ticks(), *self.marks, *self._legend()]
+        parts += [self._frame(), *self._ticks(), *self.marks, *self.labels, *self._legend()]
         return "".join([*parts, "</svg>"])
 
     def _frame(self) -> str:
-        left, top = _MARGIN_LEFT, _MARGIN_TOP
+        left, top = _MARGIN_LEFT, self._top
         inner_w = self.width - _MARGIN_LEFT - _MARGIN_RIGHT
-        inner_h = self.height - _MARGIN_TOP - _MARGIN_BOTTOM
+        inner_h = self.height - top - _MARGIN_BOTTOM
         return (
             f'<rect x="{left:.1f}" y="{top:.1f}" width="{inner_w:.1f}" height="{inner_h:.1f}" '
             f'fill="#fafafa" stroke="#ccc"/>'
@@ -233,7 +246,7 @@ class Chart:
         return found
 
     def _axis_labels(self, bottom: float) -> list[str]:
-        middle = (self.height - _MARGIN_BOTTOM + _MARGIN_TOP) / 2
+        middle = (self.height - _MARGIN_BOTTOM + self._top) / 2
         found = [
             f'<text x="{(self.width + _MARGIN_LEFT - _MARGIN_RIGHT) / 2:.1f}" '
             f'y="{bottom + 30:.1f}" class="axis" text-anchor="middle">'
@@ -251,7 +264,7 @@ class Chart:
     def _legend(self) -> list[str]:
         """The series' names in a row above the plot, right-aligned in reading order."""
         found, x = [], self.width - _MARGIN_RIGHT
-        y = _MARGIN_TOP - 6
+        y = self._top - 6
         for series in reversed(self.legend):
             x -= 7.0 * len(series.label) + 4
             found.append(
@@ -276,6 +289,18 @@ def _swatch(series: Series, x: float, y: float) -> str:
         f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 14:.1f}" y2="{y:.1f}" '
         f'stroke="{series.colour}" stroke-width="2"{dash}/>'
     )
+
+
+def rolling_mean(points: Sequence[Point], width: int) -> list[Point]:
+    """Each point's value averaged with the `width` - 1 before it (fewer at the start): the
+    trend of a noisy series."""
+    found, total = [], 0.0
+    for i, (x, y) in enumerate(points):
+        total += y
+        if i >= width:
+            total -= points[i - width][1]
+        found.append((x, total / min(i + 1, width)))
+    return found
 
 
 def thinned(points: Sequence[Point], most: int) -> list[Point]:
