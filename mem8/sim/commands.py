@@ -1,6 +1,7 @@
 """`mem8 sim ...`: run a scenario, replay a run without any model, fork it at a step with a
-change, diff two runs. Exit codes: 0 every expectation held (or the replay matched, or the runs
-are identical), 1 one did not (or they differ), 2 a bad scenario or run directory."""
+change, diff two runs, sweep a scenario over values of traits and seeds. Exit codes: 0 every
+expectation held (or the replay matched, the runs are identical, the sweep ran), 1 one did not
+(or they differ), 2 a bad scenario or run directory."""
 
 from __future__ import annotations
 

@@ -37,6 +37,9 @@ def test_a_fork_with_a_changed_trait_parts_at_its_change(
     assert found.parting.index == index and found.parting.second["kind"] == "change"
     assert found.lines == (len(original), len(original) + 1)
     assert json.loads(json.dumps(found.to_json()))["identical"] is False
+    assert f"Forked from {run_dir.resolve()} at step 4 with bob.openness=0." in (
+        fork / "report.html"
+    ).read_text(encoding="utf-8")
 
 
 def test_a_directory_without_a_run_is_refused(
