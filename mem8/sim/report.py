@@ -102,9 +102,9 @@ def _drawn(scenario: Scenario, outcomes: Outcomes) -> tuple[list[str], list[str]
 def _summary(scenario: Scenario, outcomes: Outcomes, run: Mapping[str, Any]) -> str:
     start = _date(scenario.start)
     facts = [
-        f"{len(scenario.personas)} personas",
+        _count(len(scenario.personas), "persona"),
         f"{scenario.steps} steps of {duration(scenario.step)} from {start} UTC",
-        f"{len(outcomes.lines)} transcript lines",
+        _count(len(outcomes.lines), "transcript line"),
         f"backend {escape(str(run.get('backend', scenario.backend)))}",
         f"encoder {escape(scenario.encoder)}",
         f"{scenario.tiles}x{scenario.tiles} grid regions",
@@ -124,9 +124,16 @@ def _summary(scenario: Scenario, outcomes: Outcomes, run: Mapping[str, Any]) -> 
     return "\n".join(parts)
 
 
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
+
+
 def _expectations(scenario: Scenario, checked: Sequence[Checked]) -> str:
+    """The verdicts in the scenario's order (they were checked in the timeline's)."""
     if not checked:
         return "<h2>Expectations</h2>\n<p class=note>The scenario expects nothing.</p>"
+    place = {x.key: i for i, x in enumerate(scenario.expectations)}
+    checked = sorted(checked, key=lambda c: place.get(c.expectation.key, len(place)))
     held = sum(c.held for c in checked)
     rows = "\n".join(
         f"<tr><td class={'pass' if c.held else 'fail'}>{'PASS' if c.held else 'FAIL'}</td>"
@@ -146,17 +153,20 @@ def _wanted(expectation: Expectation) -> str:
     """What an expectation asks for, in a phrase."""
     kind = expectation.kind
     if kind == "recall":
+        verb = "does not recall" if expectation.absent else "recalls"
         return (
-            f'recalls "{expectation.text}" in the first {expectation.within} '
+            f'{verb} "{expectation.text}" in the first {expectation.within} '
             f'for "{expectation.query}"'
         )
     if kind == "said":
         return f'says "{expectation.text}"'
     if kind == "never_said":
         return f'never says "{expectation.text}"'
-    what = {"interest": "mean interest", "memories": "memories"}.get(
-        kind, f"mean {expectation.measure} heard"
-    )
+    what = {
+        "interest": "mean interest",
+        "memories": "memories",
+        "retention": f'retention of "{expectation.text}"',
+    }.get(kind, f"mean {expectation.measure} heard")
     low, high = _bounds(expectation)
     shown = "{:g}" if kind == "memories" else "{:.2f}"
     if low is None:
@@ -168,7 +178,7 @@ def _wanted(expectation: Expectation) -> str:
 
 def _bounds(expectation: Expectation) -> tuple[float | None, float | None]:
     """An expectation's bounds, None for a bound the scenario left at its widest."""
-    widest = (0.0, 1e9) if expectation.kind == "memories" else (-1.0, 1.0)
+    widest = {"memories": (0.0, 1e9), "retention": (0.0, 1.0)}.get(expectation.kind, (-1.0, 1.0))
     low = None if expectation.low <= widest[0] else expectation.low
     high = None if expectation.high >= widest[1] else expectation.high
     if low is None and high is None:
