@@ -1,6 +1,7 @@
 """`mem8 sim ...`: run a scenario, replay a run without any model, fork it at a step with a
-change. Exit codes: 0 every expectation held (or the replay matched), 1 one did not, 2 a bad
-scenario or run directory."""
+change, diff two runs, sweep a scenario over values of traits and seeds. Exit codes: 0 every
+expectation held (or the replay matched, the runs are identical, the sweep ran), 1 one did not
+(or they differ), 2 a bad scenario or run directory."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from mem8.backends.select import choose_backends
 from mem8.clock import VirtualClock
 from mem8.config import Settings, load_settings
 from mem8.errors import ConfigError
-from mem8.sim import outputs
+from mem8.sim import diff, outputs, sweep
 from mem8.sim.runner import Outcomes, PlayBack, Run, recorded_outcomes
 from mem8.sim.scenario import CHANGEABLE, Change, Event, Scenario, ScenarioError, load
 
@@ -46,6 +47,28 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     fork.add_argument("--out", type=Path, help="the fork's directory (default RUN_DIR-fork-STEP)")
     fork.add_argument("--backend", help="the backend from the step on (default: the run's)")
     fork.add_argument("--force", action="store_true", help="replace an existing directory")
+    sweep_ = actions.add_parser("sweep", help="a scenario over values of traits and seeds")
+    sweep_.add_argument("scenario", type=Path)
+    sweep_.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="PERSONA.TRAIT=A..B:N",
+        help="N values from A to B; twice for a grid of values",
+    )
+    sweep_.add_argument(
+        "--seeds", type=int, default=1, help="seeds per value (the scenario's, +1 ...)"
+    )
+    sweep_.add_argument(
+        "--jobs", type=int, default=2, help="runs at once, in processes (default 2)"
+    )
+    sweep_.add_argument("--out", type=Path, help="the sweep's directory (default runs/NAME-sweep)")
+    sweep_.add_argument("--backend", help="the LLM backend (default: the scenario's)")
+    sweep_.add_argument("--force", action="store_true", help="replace an existing directory")
+    diff = actions.add_parser("diff", help="where two runs part, and how they differ after")
+    diff.add_argument("run_dir", type=Path)
+    diff.add_argument("other_dir", type=Path)
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def main(arguments: argparse.Namespace) -> int:
@@ -54,6 +77,10 @@ def main(arguments: argparse.Namespace) -> int:
             return _run(arguments)
         if arguments.action == "replay":
             return _replay(arguments.run_dir)
+        if arguments.action == "diff":
+            return _diff(arguments)
+        if arguments.action == "sweep":
+            return _sweep(arguments)
         return _fork(arguments)
     except ConfigError as error:  # ScenarioError too: a bad scenario or run directory
         print(f"mem8 sim: {error}", file=sys.stderr)
@@ -72,21 +99,36 @@ def _run(arguments: argparse.Namespace) -> int:
         scenario = dataclasses.replace(scenario, tiles=arguments.tiles)
     out = arguments.out or Path("runs") / f"{scenario.name}-seed{scenario.seed}"
     _fresh(out, arguments.force)
-    backend = arguments.backend or scenario.backend
-    settings = sim_settings(base, scenario, out, backend)
-    outcomes = trio.run(_live, scenario, settings, out)
-    outputs.write(out, scenario, outcomes, {"backend": backend, "tiles": scenario.tiles})
+    outcomes = run_scenario(scenario, out, arguments.backend or scenario.backend, base)
     return _verdict(out, outcomes)
 
 
-async def _live(scenario: Scenario, settings: Settings, out: Path) -> Outcomes:
+def run_scenario(
+    scenario: Scenario,
+    out: Path,
+    backend: str,
+    base: Settings,
+    record: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Outcomes:
+    """Runs the scenario live into the (empty) directory and writes the run's files; `record`
+    adds to run.json."""
+    settings = sim_settings(base, scenario, out, backend)
+    outcomes = trio.run(_live, scenario, settings, out, progress)
+    run = {"backend": backend, "tiles": scenario.tiles, **(record or {})}
+    outputs.write(out, scenario, outcomes, run, settings.grid_size)
+    return outcomes
+
+
+async def _live(scenario: Scenario, settings: Settings, out: Path, progress: bool) -> Outcomes:
     backends = await sim_backends(scenario, settings)
-    bar = _Bar()
+    bar = _Bar() if progress else None
     run = Run(scenario, out, backends, VirtualClock(scenario.start), settings, progress=bar)
     try:
         return await run()
     finally:
-        bar.done()
+        if bar is not None:
+            bar.done()
 
 
 async def sim_backends(scenario: Scenario, settings: Settings) -> dict[str, LLMBackend]:
@@ -199,7 +241,7 @@ def _recorded(run_dir: Path) -> tuple[dict[str, Any], Scenario]:
     if outputs.inputs_of(scenario) != record["inputs"]:
         raise ScenarioError(f"{scenario.path}: a file it perceives changed since the run")
     scenario = dataclasses.replace(scenario, seed=record["seed"], tiles=record["tiles"])
-    return record, scenario
+    return record, sweep.varied(scenario, record.get("varied", {}))  # a sweep's run
 
 
 def _first_difference(a: list[str], b: list[str]) -> int | None:
@@ -232,6 +274,7 @@ def _fork(arguments: argparse.Namespace) -> int:
         {"backend": backend, "tiles": scenario.tiles, "forked": {
             "from": str(arguments.run_dir.resolve()), "at": arguments.at, "set": arguments.set,
         }},
+        settings.grid_size,
     )  # fmt: skip
     original = (arguments.run_dir / outputs.TRANSCRIPT).read_text(encoding="utf-8").splitlines()
     mine = outputs.transcript_lines(outcomes.lines).splitlines()
@@ -284,3 +327,33 @@ def _change(scenario: Scenario, setting: str, at: float, index: int) -> Event:
 
 def _step(line: str) -> int:
     return int(json.loads(line)["step"])
+
+
+# --- diff ---
+
+
+def _diff(arguments: argparse.Namespace) -> int:
+    found = diff.compare(diff.read(arguments.run_dir), diff.read(arguments.other_dir))
+    if arguments.json:
+        print(json.dumps(found.to_json(), indent=2, sort_keys=True))
+    else:
+        print(diff.render(found), end="")
+    return 0 if found.identical else 1
+
+
+# --- sweep ---
+
+
+def _sweep(arguments: argparse.Namespace) -> int:
+    scenario = load(arguments.scenario, load_settings())
+    varies = [sweep.parse_vary(text, scenario) for text in arguments.vary]
+    if arguments.seeds < 1 or arguments.jobs < 1:
+        raise ConfigError("--seeds and --jobs must be at least 1")
+    out = arguments.out or Path("runs") / f"{scenario.name}-sweep"
+    _fresh(out, arguments.force)
+    backend = arguments.backend or scenario.backend
+    document = sweep.sweep(scenario, varies, arguments.seeds, out, backend, arguments.jobs)
+    sweep.write(out, document)
+    print(sweep.table(document), end="")
+    print(f"{out / sweep.SWEEP_HTML}")
+    return 0

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mem8.sim import report
 from mem8.sim.runner import Checked, Line, Outcomes
 from mem8.sim.scenario import Perceive, Scenario
 
@@ -82,8 +83,11 @@ def inputs_of(scenario: Scenario) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
-def write(out: Path, scenario: Scenario, outcomes: Outcomes, run: dict[str, Any]) -> None:
-    """The run's files (the journal and the store are already there)."""
+def write(
+    out: Path, scenario: Scenario, outcomes: Outcomes, run: dict[str, Any], grid_size: int
+) -> None:
+    """The run's files (the journal and the store are already there), report.html and its
+    pictures of the grid (`grid_size` cells a side) among them."""
     (out / TRANSCRIPT).write_text(transcript_lines(outcomes.lines), encoding="utf-8")
     (out / READABLE).write_text(readable(scenario, outcomes), encoding="utf-8")
     document = expectations_document(outcomes)
@@ -101,8 +105,18 @@ def write(out: Path, scenario: Scenario, outcomes: Outcomes, run: dict[str, Any]
             "failed": sum(not c.held for c in outcomes.checked),
         },
         "digests": outcomes.digests,
+        "grid_size": grid_size,
+        "memories": final_memories(outcomes),
     }
     (out / RUN).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    report.write(out, scenario, outcomes, record, grid_size)
+
+
+def final_memories(outcomes: Outcomes) -> dict[str, int]:
+    """Each persona's memories at the end of the run (its last sample)."""
+    if not outcomes.samples:
+        return {}
+    return {pid: int(s["memories"]) for pid, s in outcomes.samples[-1]["personas"].items()}
 
 
 def read_run(out: Path) -> dict[str, Any]:
