@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from mem8.actors.messages import (
     Persist,
     ReadAgain,
     Recollect,
+    Regrid,
     Resume,
     StateDigest,
 )
@@ -241,11 +243,23 @@ def _start_grid(
     def region(i: int, tile: Tile) -> Callable[[], GridRegionActor]:
         return lambda: GridRegionActor(f"region:{i}", tile, dimensions, sigma)
 
+    refill = partial(_regrid, supervisor)
     regions = [
-        supervisor.start(f"region:{i}", region(i, tile))
+        supervisor.start(f"region:{i}", region(i, tile), refill)
         for i, tile in enumerate(tiles(settings.grid_size, per_side))
     ]
-    return supervisor.start("grid", lambda: GridActor(settings.grid_size, per_side, regions, sigma))
+    return supervisor.start(
+        "grid", lambda: GridActor(settings.grid_size, per_side, regions, sigma), refill
+    )
+
+
+async def _regrid(supervisor: Supervisor) -> None:
+    """A grid actor came back empty from a crash: the memory actor fills the grid again from
+    the store (else recall finds nothing of what it held until the server restarts)."""
+    try:
+        await supervisor.refs["memory"].tell(Regrid(new_request_id()))
+    except errors.Mem8Error as error:  # the memory actor is down or stopping: nothing to fill
+        log.warning("grid not refilled after a restart: %s", error)
 
 
 async def restore_grid(system: System) -> None:

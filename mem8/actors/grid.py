@@ -31,6 +31,7 @@ from mem8.actors.messages import (
     GridRecall,
     GridRecalled,
     GridReinforce,
+    GridReset,
     GridScore,
     GridScored,
     GridStep,
@@ -60,9 +61,20 @@ class GridRegionActor(Actor):
         super().__init__()
         self.name = name
         self.tile = tile
-        self.field = TileField(tile, sigma)
-        self.index = RegionIndex(dimensions)
+        self.dimensions = dimensions
+        self.sigma = sigma
+        self._empty()
+
+    def _empty(self) -> None:
+        """The tile's field and memories: none yet."""
+        self.field = TileField(self.tile, self.sigma)
+        self.index = RegionIndex(self.dimensions)
         self.centres: dict[str, tuple[float, float]] = {}
+
+    @handles(GridReset)
+    async def on_reset(self, message: GridReset, reply: Reply) -> None:
+        self._empty()
+        await reply.send(Ack(message.request_id))
 
     @handles(GridImprint)
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:
@@ -188,15 +200,34 @@ class GridActor(Actor):
         self.regions = regions
         self.sigma = sigma
         self.reach = tiling.reach(sigma)  # how far a packet writes: the tiles it touches
+        self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
+        self._empty()
+
+    def _empty(self) -> None:
+        """The state the memories imprinted give it: none yet."""
         self.last_step: float | None = None
         self.owner: dict[str, int] = {}  # memory id -> the region holding its centre
         self.centres: dict[str, tuple[float, float]] = {}
-        self.overlaps = Overlaps(2 * sigma)
+        self.overlaps = Overlaps(2 * self.sigma)
         self.frequencies: dict[Scope, Frequencies] = {}  # per scope: the words it holds
         self.handle_of: dict[str, int] = {}  # memory id -> its number, which recalls move
         self.names: list[str] = []  # handle -> memory id
         self.chain = Chain()  # by handle: the turns before and after it
-        self._axes: dict[int, npt.NDArray[np.float32]] = {}  # sketch projections by dimension
+
+    async def started(self) -> None:
+        """Starts (or, after a crash, restarts) with its regions as empty as its own maps: a
+        recall until Regrid has filled them again finds nothing rather than failing."""
+        await self._empty_regions()
+
+    @handles(GridReset)
+    async def on_reset(self, message: GridReset, reply: Reply) -> None:
+        self._empty()
+        await self._empty_regions()
+        await reply.send(Ack(message.request_id))
+
+    async def _empty_regions(self) -> None:
+        every = range(len(self.regions))
+        await self._ask_regions({i: GridReset(new_request_id()) for i in every}, Ack)
 
     @handles(GridImprint)
     async def on_imprint(self, message: GridImprint, reply: Reply) -> None:

@@ -45,6 +45,7 @@ from mem8.actors.messages import (
     GridRecall,
     GridRecalled,
     GridReinforce,
+    GridReset,
     GridSupersede,
     Hit,
     IdempotentFind,
@@ -60,6 +61,7 @@ from mem8.actors.messages import (
     Persist,
     RecalledMemory,
     Recollect,
+    Regrid,
     Reinforcement,
     Remember,
     Remembered,
@@ -602,6 +604,20 @@ class MemoryActor(Actor):
     async def on_recollect(self, message: Recollect, reply: Reply) -> None:
         saved = await trio.to_thread.run_sync(self.store.get_state, GRID_STATE)
         field = saved_field(saved, message.grid_size, message.tiles) if saved else None
+        await self._imprint_stored(field)
+        await reply.send(Ack(message.request_id))
+
+    @handles(Regrid)
+    async def on_regrid(self, message: Regrid, reply: Reply) -> None:
+        """A grid actor crashed and came back empty: the grid again from the store, while
+        this actor's mailbox waits (a recall in between would find part of the memories)."""
+        await self.grid.ask(GridReset(new_request_id()), Ack)
+        await self._imprint_stored(None)
+        await reply.send(Ack(message.request_id))
+
+    async def _imprint_stored(self, field: GridField | None) -> None:
+        """Every stored memory into the grid, and the field as saved (None: rebuilt from the
+        memories' waves); the counts of each scope from them too."""
         stored = self.store.iter_all()  # read a batch at a time: a large store is not held twice
         self.population = Counter()
         while memories := await trio.to_thread.run_sync(
@@ -620,7 +636,6 @@ class MemoryActor(Actor):
             self.population.total(),
             "as saved" if field is not None else "rebuilt from the memories",
         )
-        await reply.send(Ack(message.request_id))
 
     @handles(MemoryQuery)
     async def on_query(self, message: MemoryQuery, reply: Reply) -> None:

@@ -620,6 +620,14 @@ class GridField(Message):
     last_step: float | None
 
 
+@message("grid_reset")
+class GridReset(Message):
+    """Empties the grid: every region's memories and field, and the router's maps, before the
+    memory actor imprints the store again (Regrid). Answered by Ack."""
+
+    request_id: str
+
+
 @message("grid_recall")
 class GridRecall(Message):
     """Finds the k most resonant memories of a scope; None filters match any user/persona."""
@@ -886,6 +894,15 @@ class MemoryForget(Message):
     tenant: str
     memory_id: str
     at: float
+
+
+@message("regrid")
+class Regrid(Message):
+    """To the memory actor when a grid actor (the router or a region) was restarted and came
+    back empty: empty the grid and imprint every stored memory again, the field rebuilt from
+    them as at a start after a crash. Told by the restart hook; answered by Ack when asked."""
+
+    request_id: str
 
 
 @message("recollect")

@@ -288,16 +288,27 @@ class Supervisor:
         self.restarts: dict[str, int] = {}
         self.down: dict[str, str] = {}  # the actors given up on, with their last failure
 
-    def start(self, name: str, factory: Callable[[], Actor]) -> ActorRef:
+    def start(
+        self,
+        name: str,
+        factory: Callable[[], Actor],
+        on_restart: Callable[[], Awaitable[None]] | None = None,
+    ) -> ActorRef:
+        """Starts the actor; after each restart, on_restart runs in a task of its own (for
+        state another actor must give back to the fresh one)."""
         send, receive = trio.open_memory_channel[Envelope](self._mailbox_size)
         ref = ActorRef(name, send, self._ask_timeout, self._wire)
         self.refs[name] = ref
         self.restarts[name] = 0
-        self._nursery.start_soon(self._supervise, name, factory, receive)
+        self._nursery.start_soon(self._supervise, name, factory, receive, on_restart)
         return ref
 
     async def _supervise(
-        self, name: str, factory: Callable[[], Actor], mailbox: trio.MemoryReceiveChannel[Envelope]
+        self,
+        name: str,
+        factory: Callable[[], Actor],
+        mailbox: trio.MemoryReceiveChannel[Envelope],
+        on_restart: Callable[[], Awaitable[None]] | None,
     ) -> None:
         recent: list[float] = []
         async with mailbox:
@@ -320,6 +331,8 @@ class Supervisor:
                     )
                     return
                 log.warning("actor %s restarted (restart %d)", name, self.restarts[name])
+                if on_restart is not None:
+                    self._nursery.start_soon(on_restart)
 
     async def _run_once(
         self, name: str, actor: Actor, mailbox: trio.MemoryReceiveChannel[Envelope]

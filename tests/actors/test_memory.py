@@ -7,8 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import trio
 
+from mem8 import errors
 from mem8.actors.memory import ACTOR_STATE, recalled_memory
 from mem8.actors.messages import (
     Ack,
@@ -18,6 +20,7 @@ from mem8.actors.messages import (
     Commit,
     Digest,
     Finished,
+    GridImprint,
     Idempotency,
     IdempotentFind,
     IdempotentFound,
@@ -258,5 +261,34 @@ def test_a_begin_in_a_scope_with_memories_asks_for_the_query_s_vector(tmp_path: 
         begun = await system.memory.ask(begin("u", vector), Begun)
         assert not begun.vector_wanted
         assert [r.text for r in begun.recalled] == ["Maria moved to Porto."]
+
+    run_memory(test, tmp_path)
+
+
+def test_a_crashed_grid_actor_is_filled_again_from_the_store(tmp_path: Path) -> None:
+    """The router and a region each crash on a malformed imprint and restart empty; the memory
+    actor then imprints the store again, so recall finds every memory (once) as before."""
+
+    async def search(system: System) -> list[str]:
+        query = MemorySearch(new_request_id(), "t", "where does Maria live", "alice", "p", 10)
+        return [m["id"] for m in (await system.memory.ask(query, MemoryPage)).memories]
+
+    async def test(system: System) -> None:
+        percepts = [Percept(text, "sim:1", "text", 1e9) for text in ("Maria moved to Porto.",)]
+        percepts.append(Percept("Maria lives near the river.", "sim:2", "text", 1e9 + 1))
+        remember = Remember(new_request_id(), "t", "alice", "p", percepts, 1.0)
+        ids = (await system.memory.ask(remember, Remembered)).ids
+        before = await search(system)
+        assert sorted(before) == sorted(ids)
+        for name in ("grid", "region:0"):
+            broken = GridImprint(new_request_id(), [{"id": "mem-broken"}], 1e9 + 2, True)
+            with pytest.raises(errors.ActorUnavailable, match="failed handling"):
+                await system.supervisor.refs[name].ask(broken, Ack)
+            with trio.fail_after(20):
+                while system.supervisor.restarts[name] == 0:
+                    await trio.sleep(0.01)
+                while (found := await search(system)) != before:
+                    await trio.sleep(0.05)
+            assert found == before
 
     run_memory(test, tmp_path)
