@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import trio
 
-from mem8 import cli_memory, errors, heatmap
+from mem8 import cli_memory, errors, heatmap, logs
 from mem8.config import BACKEND_CHOICES, Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.grid.dynamics import DAY
@@ -199,7 +199,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         for key in ("host", "port", "llm_backend", "storage", "journal", "grid_size", "insecure")
     }
     settings = load_settings(overrides=overrides)
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     logging.getLogger("mem8").info(
         "configuration: %s", settings.config_path or "built-in defaults (no mem8.toml)"
     )
@@ -210,7 +210,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 def _replay(arguments: argparse.Namespace) -> int:
     from mem8.replay import replay
 
-    _configure_logging("WARNING")
+    logs.configure("WARNING")
     report = trio.run(replay, arguments.journal)
     print(report.summary())
     return 0 if report.ok else 1
@@ -324,7 +324,7 @@ def _memory_search(arguments: argparse.Namespace) -> int:
 
 
 def _memory_forget(arguments: argparse.Namespace) -> int:
-    _configure_logging("WARNING")  # the headless system's start is not news
+    logs.configure("WARNING")  # the headless system's start is not news
     settings = _settings(arguments)
     tenant = trio.run(cli_memory.forget, settings, arguments.memory_id, arguments.tenant)
     print(f"forgot {arguments.memory_id} (tenant {tenant})")
@@ -450,12 +450,6 @@ def _grid_png(arguments: argparse.Namespace) -> int:
         f"{view.origin}, log scale, {len(view.centres)} memories marked with red crosses"
     )
     return 0
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 if __name__ == "__main__":

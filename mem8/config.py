@@ -13,6 +13,7 @@ from typing import Any
 
 from mem8.encoders import NAMES
 from mem8.errors import ConfigError
+from mem8.logs import FORMATS as LOG_FORMATS
 from mem8.personas import (
     DEFAULT_REPLY_TOKENS,
     TRAIT_NAMES,
@@ -214,6 +215,11 @@ class Settings:
         10.0, "MEM8_SHUTDOWN_GRACE", "Seconds in-flight streams get to finish on SIGINT/SIGTERM."
     )
     log_level: str = _setting("INFO", "MEM8_LOG_LEVEL", "Logging level.")
+    log_format: str = _setting(
+        "text",
+        "MEM8_LOG_FORMAT",
+        "text (readable lines; a request's as key=value pairs) or json (one JSON object a line).",
+    )
     personas: Mapping[str, Persona] = field(
         default_factory=builtin_personas,
         metadata={"doc": "Personas: the built-in three plus [personas.ID] tables of mem8.toml."},
@@ -433,6 +439,10 @@ def _validate(settings: Settings) -> None:
     if settings.actor_wire not in ("objects", "msgpack"):
         raise ConfigError(
             f"actor_wire (MEM8_ACTOR_WIRE): must be objects or msgpack, got {settings.actor_wire!r}"
+        )
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"log_format (MEM8_LOG_FORMAT): must be text or json, got {settings.log_format!r}"
         )
     if settings.grid_size not in GRID_SIZES:
         raise ConfigError(

@@ -32,7 +32,8 @@ def hypercorn_config(settings: Settings) -> Config:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.graceful_timeout = settings.shutdown_grace
     config.backlog = settings.backlog
-    config.accesslog = None
+    config.accesslog = None  # mem8.http.observe logs each request, once
+    config.errorlog = logging.getLogger("hypercorn.error")  # through mem8's handler and format
     # h11 answers a header block over its limit (16 KiB) with an empty 431 before the app sees
     # it; with room here, mem8.http.edge answers up to this with its own, in the error shape.
     config.h11_max_incomplete_size = HEADER_BUFFER_BYTES

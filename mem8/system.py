@@ -18,7 +18,7 @@ import trio
 from mem8 import errors
 from mem8.actors.encoding import EncodingActor
 from mem8.actors.grid import GridActor, GridRegionActor
-from mem8.actors.journal import JournalActor
+from mem8.actors.journal import JournalActor, size_on_disk
 from mem8.actors.memory import MemoryActor
 from mem8.actors.messages import (
     Ack,
@@ -44,6 +44,7 @@ from mem8.encoders.base import Encoder
 from mem8.grid.placement import Placer
 from mem8.grid.tiling import Tile, tiles
 from mem8.keys import KeyRing
+from mem8.metrics import Metrics
 from mem8.reencoding import check_encoder, follow_encoder
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
@@ -69,12 +70,18 @@ class System:
     reading: ActorRef  # the document and image channel: reads in a child process, keeps
     encoding: ActorRef  # texts to their waves (/v1/embeddings)
     keys: KeyRing  # the API keys the server accepts (none: open, on loopback only)
+    metrics: Metrics  # what GET /metrics shows
 
     def persona(self, model: str) -> ActorRef:
         ref = self.personas.get(model)
         if ref is None:
             raise errors.UnknownModel(model)
         return ref
+
+    def journal_bytes(self) -> int:
+        """Bytes the journal's files take on disk (0 without a journal); reads the disk."""
+        directory = self.settings.journal_dir() if self.journal is not None else None
+        return size_on_disk(directory) if directory is not None else 0
 
     async def state_digests(self) -> dict[str, str]:
         """The memory actor's state hash (windows, tallies, commit count, and the grid's) and the
@@ -126,6 +133,7 @@ async def open_system(
     store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
     placer = Placer(encoder.dimensions, settings.grid_size)
     keys = KeyRing(Path(settings.storage))
+    metrics = Metrics()
     try:
         if persist:  # a server brings its store to its encoder; the CLI beside it must not
             await trio.to_thread.run_sync(follow_encoder, store, encoder, placer)
@@ -158,6 +166,7 @@ async def open_system(
                     snapshots,
                     window_limits(settings),
                     settings.idempotency_seconds,
+                    metrics=metrics,
                     restarted=next(starts) > 0,
                 ),
             )
@@ -165,7 +174,7 @@ async def open_system(
                 pid: supervisor.start(
                     f"persona:{pid}",
                     lambda p=persona: PersonaActor(  # type: ignore[misc]
-                        p, chosen[p.id], memory, settings.memory_budget, encoder
+                        p, chosen[p.id], memory, settings.memory_budget, encoder, metrics
                     ),
                 )
                 for pid, persona in settings.personas.items()
@@ -187,6 +196,7 @@ async def open_system(
                 reading,
                 supervisor.start("encoding", lambda: EncodingActor(encoder)),
                 keys,
+                metrics,
             )
             await restore_grid(system)
             # a server drops what it resumed from (the next clean stop saves it again); the CLI

@@ -5,6 +5,7 @@ A snapshot is a file of its own beside the segments, so its size never rotates t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -59,6 +60,16 @@ def segment_path(directory: Path, number: int) -> Path:
 
 def snapshot_path(directory: Path, number: int) -> Path:
     return directory / f"snapshot-{number:08d}.m8s"
+
+
+def size_on_disk(directory: Path) -> int:
+    """Bytes the journal's files take: its segments, snapshots and their store copies."""
+    total = 0
+    for pattern in (SEGMENT_GLOB, SNAPSHOT_GLOB, SNAPSHOT_STORE_GLOB, LEGACY_STORE_GLOB):
+        for path in directory.glob(pattern):
+            with contextlib.suppress(FileNotFoundError):  # rotated away meanwhile
+                total += path.stat().st_size
+    return total
 
 
 def _number(path: Path) -> int:

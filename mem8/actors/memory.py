@@ -80,6 +80,7 @@ from mem8.grid import kernels
 from mem8.grid.dynamics import decay_constant, reinforced_tau, strong_enough
 from mem8.grid.placement import Placer
 from mem8.memory import Memory, Modality, memory_to_wire
+from mem8.metrics import Metrics
 from mem8.scope import EVERY_PERSONA, Audience, Scope
 from mem8.storage.files import MemoryTrace, StoredFile, file_status
 from mem8.storage.sqlite import GRID_STATE, MemoryStore
@@ -130,9 +131,11 @@ class MemoryActor(Actor):
         windows: WindowLimits | None = None,
         idempotency_seconds: float = 86400.0,
         *,
+        metrics: Metrics,
         restarted: bool = False,
     ) -> None:
         super().__init__()
+        self.metrics = metrics
         self.restarted = restarted  # by its supervisor, after a crash: recount from the store
         self.snapshots = snapshots  # where a snapshot's copy of the store goes (the journal's)
         self.store = store
@@ -166,7 +169,9 @@ class MemoryActor(Actor):
         recalled = []
         if holds and message.vector is not None:
             vector = np.frombuffer(message.vector, "<f4")
-            recalled = await self._recall(text, vector, chat, RECALL_K)
+            with self.metrics.recall_seconds.time():
+                recalled = await self._recall(text, vector, chat, RECALL_K)
+            self.metrics.memories.labels("recalled").inc(len(recalled))
         best = max((r.resonance for r in recalled), default=0.0)
         emotion = perceive(text)
         window = self.windows.get(message.conversation)
@@ -536,6 +541,7 @@ class MemoryActor(Actor):
         if not memories:
             return
         self.population[memories[0].scope] += len(memories)
+        self.metrics.memories.labels("imprinted").inc(len(memories))
         wires = [memory_to_wire(m) for m in memories]
         now = max(m.created for m in memories)
         # The associations the grid answers with are not kept: nothing reads them (yet).
@@ -695,8 +701,10 @@ class MemoryActor(Actor):
             message.limit,
             message.now,
         )
-        hits = (await self.grid.ask(ask, GridRecalled)).hits
-        ranked = self._current_ranked(hits, message.tenant)[: message.limit]
+        with self.metrics.recall_seconds.time():
+            hits = (await self.grid.ask(ask, GridRecalled)).hits
+            ranked = self._current_ranked(hits, message.tenant)[: message.limit]
+        self.metrics.memories.labels("recalled").inc(len(ranked))
         shown = await trio.to_thread.run_sync(self._shown, [m for m, _ in ranked])
         results = [{**wire, "score": s} for wire, (_, s) in zip(shown, ranked, strict=True)]
         await reply.send(MemoryPage(message.request_id, results, False))
@@ -735,6 +743,7 @@ class MemoryActor(Actor):
             await self.grid.ask(GridSupersede(new_request_id(), updates), Ack)
         key = Scope(memory.tenant, memory.user, memory.persona)
         self.population[key] -= 1
+        self.metrics.memories.labels("forgotten").inc()
         latest = self.latest.get(key)
         if latest is not None and latest.id == memory.id:
             del self.latest[key]

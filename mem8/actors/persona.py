@@ -36,11 +36,13 @@ from mem8.emotion import modulation
 from mem8.encoders.base import Encoder
 from mem8.interest import Stimulus, interest, subconscious_reply
 from mem8.memory import Emotion
+from mem8.metrics import Metrics
 from mem8.personas import Persona
 from mem8.prompt import Recollection, memory_line, persona_prompt
 
 log = logging.getLogger(__name__)
 LONG_QUERY_CHARS = passages.PASSAGE_CHARS  # encoded at once beyond this, else only when asked
+BACKEND_ERRORS = (errors.BackendUnavailable, errors.BackendFailed)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class PersonaActor(Actor):
         memory: ActorRef,
         memory_share: float,
         encoder: Encoder,
+        metrics: Metrics,
     ) -> None:
         super().__init__()
         self.persona = persona
@@ -86,6 +89,7 @@ class PersonaActor(Actor):
         self.memory = memory
         self.memory_share = memory_share  # of the context, for recalled memories
         self.encoder = encoder
+        self.metrics = metrics
 
     @handles(PersonaChange)
     async def on_change(self, message: PersonaChange, reply: Reply) -> None:
@@ -195,7 +199,8 @@ class PersonaActor(Actor):
         model = self.persona.model
         try:
             request = await self._generation_request(chat, begun)
-            await self._stream(request, reply, outcome)
+            with self.metrics.backend_seconds.labels(self.backend.name).time():
+                await self._stream(request, reply, outcome)
         except errors.Mem8Error as error:
             outcome.error = error
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -207,6 +212,8 @@ class PersonaActor(Actor):
             outcome.error = errors.BackendFailed(
                 f"{self.backend.describe(model)} ended without finishing its answer"
             )
+        if isinstance(outcome.error, BACKEND_ERRORS):
+            self.metrics.backend_errors.labels(self.backend.name).inc()
         with trio.CancelScope(shield=True):
             await self._commit(chat, judgement, outcome, reply, backend=self.backend.name)
 

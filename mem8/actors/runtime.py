@@ -178,6 +178,11 @@ class ActorRef:
         self.ask_timeout = ask_timeout
         self.wire = wire
 
+    @property
+    def waiting(self) -> int:
+        """Messages in the mailbox, not yet taken."""
+        return self._mailbox.statistics().current_buffer_used
+
     async def tell(self, message: Message) -> None:
         await self._deliver(Envelope(pack(message, self.wire), None))
 
@@ -302,6 +307,10 @@ class Supervisor:
         self.restarts[name] = 0
         self._nursery.start_soon(self._supervise, name, factory, receive, on_restart)
         return ref
+
+    def mailboxes(self) -> dict[str, int]:
+        """Each actor's messages waiting, by name."""
+        return {name: ref.waiting for name, ref in self.refs.items()}
 
     async def _supervise(
         self,

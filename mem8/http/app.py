@@ -17,7 +17,9 @@ from mem8.http.errors import from_http_exception, from_unexpected, render
 from mem8.http.files import Files
 from mem8.http.gate import Gate
 from mem8.http.memories import Memories
+from mem8.http.metrics import Exposition
 from mem8.http.models import Models
+from mem8.http.observe import Observer
 from mem8.http.usage import Tenants
 from mem8.system import System
 
@@ -31,8 +33,11 @@ def create_app(system: System) -> QuartTrio:
     settings = system.settings
     edge = Edge(settings.host, settings.allowed_hosts, settings.cors_origins)
     gate = Gate(system)
+    observer = Observer(system)
+    app.before_request(observer.begin)  # first: a refused request is logged too
     app.before_request(edge.guard)
     app.before_request(gate.admit)
+    app.after_request(observer.answer)  # after-request hooks run in reverse: this one last
     app.after_request(edge.sign)
     app.after_request(gate.sign)
     _routes(app, system, gate)
@@ -44,6 +49,7 @@ def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
     chat = ChatCompletions(system, gate)
     models = Models(system)
     app.add_url_rule("/health", "health", partial(_health, system), methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", Exposition(system, gate).read, methods=["GET"])
     app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
     app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])

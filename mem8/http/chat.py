@@ -6,8 +6,8 @@ import hashlib
 import json
 import math
 import typing
-from collections.abc import AsyncIterator, Callable
-from functools import partial
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any, Protocol
 
 import msgpack
@@ -29,6 +29,7 @@ from mem8.actors.runtime import ActorRef, new_request_id
 from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
 from mem8.http.gate import Gate
+from mem8.http.observe import current
 from mem8.http.validation import ChatRequest, parse_chat, parse_json
 from mem8.system import System
 
@@ -58,6 +59,7 @@ class ChatCompletions:
         body = parse_chat(parsed)
         self._check_lengths(body)
         persona = self.system.persona(body.model)
+        current().persona = body.model
         idempotency = _idempotency(parsed)
         if idempotency is not None:
             kept = await self._kept_answer(body, idempotency)
@@ -78,6 +80,7 @@ class ChatCompletions:
         """The persona's answer, whole or streamed (the stream holds its slot until it ends);
         its tokens count against the caller's minute."""
         idle = self.system.settings.backend_timeout
+        exchange = current()
         replies = await persona.open_stream(chat, first_timeout=idle, idle_timeout=idle)
         try:
             accepted = await anext(replies)
@@ -89,7 +92,12 @@ class ChatCompletions:
         if not isinstance(accepted, Accepted):
             replies.close()
             raise errors.ActorUnavailable(f"the persona answered {accepted.type} first")
-        spent = partial(self.gate.spent, chat.tenant)
+        exchange.first_piece()
+
+        def spent(done: Done) -> None:
+            self.gate.spent(chat.tenant, done.prompt_tokens + done.completion_tokens)
+            exchange.spent(done.prompt_tokens, done.completion_tokens)
+
         if body.stream:
             events = _chunks(body, chat, first, replies, spent)
             response = _sse_response(_released(events, release or (lambda: None)))
@@ -98,7 +106,7 @@ class ChatCompletions:
                 answered = [first, *[m async for m in replies]]
             response = _completion(body, chat, answered)
             if isinstance(answered[-1], Done):
-                spent(answered[-1].prompt_tokens + answered[-1].completion_tokens)
+                spent(answered[-1])
         response.headers["x-mem8-interest"] = f"{accepted.interest:.6f}"
         response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
         return response
@@ -249,19 +257,22 @@ def _usage(done: Done) -> dict[str, int]:
     }
 
 
-def _sse_response(events: AsyncIterator[bytes]) -> Response:
-    response = Response(events, content_type="text/event-stream", headers=SSE_HEADERS)
+def _sse_response(events: AsyncGenerator[bytes, None]) -> Response:
+    """A stream of events; the request is logged and counted when it ends."""
+    streamed = current().streamed(events)
+    response = Response(streamed, content_type="text/event-stream", headers=SSE_HEADERS)
     response.timeout = None  # a long answer is not a stuck one
     return response
 
 
 async def _released(
-    events: AsyncIterator[bytes], release: Callable[[], None]
-) -> AsyncIterator[bytes]:
+    events: AsyncGenerator[bytes, None], release: Callable[[], None]
+) -> AsyncGenerator[bytes, None]:
     """The events, then the stream's slot given back (however the stream ends)."""
     try:
-        async for event in events:
-            yield event
+        async with aclosing(events):
+            async for event in events:
+                yield event
     finally:
         release()
 
@@ -271,8 +282,8 @@ async def _chunks(
     chat: Chat,
     first: Message,
     replies: Replies,
-    spent: Callable[[int], None] = lambda tokens: None,
-) -> AsyncIterator[bytes]:
+    spent: Callable[[Done], None] = lambda done: None,
+) -> AsyncGenerator[bytes, None]:
     """SSE events: the role, each token, the finish reason, optional usage, then [DONE].
 
     Leaving early (the client went away) closes the reply channel, which stops the generation."""
@@ -296,7 +307,7 @@ async def _chunks(
             if isinstance(message, Token):
                 yield event({"content": message.text})
             elif isinstance(message, Done):
-                spent(message.prompt_tokens + message.completion_tokens)
+                spent(message)
                 yield event({}, message.finish_reason)
                 if body.include_usage:
                     final = {**base, "choices": [], "usage": _usage(message)}

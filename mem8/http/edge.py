@@ -18,7 +18,7 @@ FORM_ROUTES = frozenset({"transcribe", "upload_file"})
 # hypercorn's own limit is raised above this (mem8.server), so that an oversized header block
 # reaches the app and is answered in the one error shape rather than with an empty 431.
 MAX_HEADER_BYTES = 32 * 1024
-EXPOSED = "x-mem8-interest, x-mem8-conscious"
+EXPOSED = "x-mem8-interest, x-mem8-conscious, x-request-id"
 PREFLIGHT_MAX_AGE = "600"
 
 

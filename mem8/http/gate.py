@@ -84,6 +84,16 @@ class Gate:
             self._sign(response)
         return response
 
+    def admit_admin(self, what: str) -> None:
+        """For a route outside /v1 that, once keys exist, only an admin key may use (401
+        without a valid key, 403 for another); open without keys, on loopback only."""
+        if not self.system.keys.required:
+            return
+        caller = self._caller()
+        g.caller = caller
+        if not caller.admin:
+            raise errors.PermissionDenied(f"{what} needs an admin key")
+
     def _caller(self) -> Caller:
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")

@@ -152,6 +152,7 @@ ERRORS = {
     ),
     "wrong method on embeddings": ("GET", "/v1/embeddings", {}, 405),
     "wrong method on health": ("POST", "/health", {}, 405),
+    "wrong method on metrics": ("POST", "/metrics", {}, 405),
     "wrong method on usage": ("POST", "/v1/usage", {}, 405),
     "wrong method on tenants": ("DELETE", "/v1/admin/tenants", {}, 405),
     "audio without a model": ("POST", "/v1/audio/transcriptions", {"files": WAV}, 400),
@@ -190,8 +191,9 @@ ERRORS = {
     "forgetting an unknown memory": ("DELETE", "/v1/memories/mem-nope", {}, 404),
 }
 # Routes that take nothing a request could get wrong but the method (the 405 cases above); a
-# normal key asking for every tenant is refused in tests/http/test_keys.py.
-NOTHING_TO_GET_WRONG = {"health", "list_models", "usage", "tenants"}
+# normal key asking for every tenant is refused in tests/http/test_keys.py, for the metrics in
+# tests/http/test_metrics.py.
+NOTHING_TO_GET_WRONG = {"health", "metrics", "list_models", "usage", "tenants"}
 
 
 def _names_unknown_model(request_args: dict[str, Any]) -> bool:
