@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import trio
 
-from mem8 import errors
+from mem8 import errors, heatmap
 from mem8.actors.messages import (
     Ack,
     Association,
@@ -28,6 +29,7 @@ from mem8.actors.messages import (
     GridForget,
     GridImprint,
     GridImprinted,
+    GridPicture,
     GridRecall,
     GridRecalled,
     GridReinforce,
@@ -37,6 +39,7 @@ from mem8.actors.messages import (
     GridSupersede,
     Hit,
     Message,
+    Picture,
     StateDigest,
     Supersession,
 )
@@ -376,6 +379,22 @@ class GridActor(Actor):
                 self.last_step,
             )
         )
+
+    @handles(GridPicture)
+    async def on_picture(self, message: GridPicture, reply: Reply) -> None:
+        answers = await self._ask_regions(
+            {i: GridExport(new_request_id()) for i in range(len(self.regions))}, GridField
+        )
+        tiles = [answers[i].current[0] for i in range(len(self.regions))]
+        centres = list(self.centres.values())
+
+        def draw() -> bytes:
+            magnitude = np.abs(tiling.joined(tiles, self.grid_size, self.per_side))
+            return heatmap.png(heatmap.heatmap(magnitude, centres, message.scale))
+
+        # drawn beside the event loop: the PNG's compression takes tens of milliseconds
+        png = await trio.to_thread.run_sync(draw)
+        await reply.send(Picture(message.request_id, png, len(centres)))
 
     @handles(GridField)
     async def on_field(self, message: GridField, reply: Reply) -> None:
