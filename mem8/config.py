@@ -214,6 +214,12 @@ class Settings:
         10.0, "MEM8_SHUTDOWN_GRACE", "Seconds in-flight streams get to finish on SIGINT/SIGTERM."
     )
     log_level: str = _setting("INFO", "MEM8_LOG_LEVEL", "Logging level.")
+    sim_runs: str = _setting(
+        "runs",
+        "MEM8_SIM_RUNS",
+        "Folder whose simulation runs (`mem8 sim run --out`, default runs/NAME-seedN) the "
+        "dashboard lists, relative to where the server starts.",
+    )
     personas: Mapping[str, Persona] = field(
         default_factory=builtin_personas,
         metadata={"doc": "Personas: the built-in three plus [personas.ID] tables of mem8.toml."},
