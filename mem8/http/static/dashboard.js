@@ -174,7 +174,7 @@ async function showRecent() {
   const { data } = await api("recent");
   recentChart(data);
   fill($("recent").tBodies[0], data.map((c) => el("tr", {},
-    el("td", { class: "when" }, clock(c.at)), el("td", { class: "tenant", title: c.tenant }, c.tenant), el("td", {}, c.persona),
+    el("td", { class: "when" }, clock(c.at)), el("td", { class: "tenant", title: c.tenant }, c.tenant), el("td", { class: "persona" }, c.persona),
     el("td", { class: "num interest" }, fixed(c.interest, 3)),
     el("td", { class: c.remembered ? "yes" : "no" }, c.remembered ? "yes" : "no"),
     num(fixed(c.valence)), num(fixed(c.arousal)), num(fixed(c.dominance)))));
@@ -326,7 +326,7 @@ function memoryRow(m) {
   const e = m.emotion;
   const forget = el("button", { class: "forget", type: "button", onclick: () => forgetMemory(m) }, "forget");
   return el("tr", { "data-memory": m.id },
-    el("td", { class: "when", title: m.id }, day(m.created_at)), el("td", {}, m.persona || "(every persona)"),
+    el("td", { class: "when", title: m.id }, day(m.created_at)), el("td", { class: "persona" }, m.persona || "(every persona)"),
     el("td", { class: "text" }, m.text), el("td", {}, m.band),
     num(`${fixed(e.valence)} / ${fixed(e.arousal)} / ${fixed(e.dominance)}`),
     num(fixed(m.importance)), num(m.recalls), num(m.score == null ? "" : fixed(m.score, 3)),
@@ -406,6 +406,7 @@ function stop() {
 }
 
 async function refresh() {
+  if (document.hidden) return; // a tab out of sight costs the server nothing
   const jobs = [showGrid(), showRecent()];
   if (metricsOn) jobs.push(showMetrics().then((on) => { metricsOn = on; }));
   const results = await Promise.allSettled(jobs);
