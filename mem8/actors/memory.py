@@ -56,6 +56,7 @@ from mem8.actors.messages import (
     MemoryPage,
     MemoryQuery,
     MemorySearch,
+    MemoryTenants,
     Outcome,
     Percept,
     Persist,
@@ -71,6 +72,7 @@ from mem8.actors.messages import (
     SnapshotState,
     StateDigest,
     Supersession,
+    Tenanted,
     last_user_text,
 )
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles, new_request_id
@@ -685,6 +687,14 @@ class MemoryActor(Actor):
         audience = Audience(message.tenant, message.user, message.persona)
         count = sum(n for scope, n in self.population.items() if audience.admits(scope))
         await reply.send(Counted(message.request_id, count))
+
+    @handles(MemoryTenants)
+    async def on_tenants(self, message: MemoryTenants, reply: Reply) -> None:
+        held: Counter[str] = Counter()
+        for scope, count in self.population.items():
+            held[scope.tenant] += count
+        memories = {tenant: count for tenant, count in sorted(held.items()) if count > 0}
+        await reply.send(Tenanted(message.request_id, memories))
 
     @handles(MemorySearch)
     async def on_search(self, message: MemorySearch, reply: Reply) -> None:

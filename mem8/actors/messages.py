@@ -609,6 +609,23 @@ class GridExport(Message):
     request_id: str
 
 
+@message("grid_picture")
+class GridPicture(Message):
+    """Asks for a picture of the live field: |field| as a heatmap PNG with every memory's centre
+    marked, as `mem8 grid png` draws a stopped server's (each cell `scale` pixels square).
+    Answered by Picture."""
+
+    request_id: str
+    scale: int
+
+
+@message("picture")
+class Picture(Message):
+    request_id: str
+    png: bytes
+    memories: int  # centres marked
+
+
 @message("grid_field")
 class GridField(Message):
     """The field, region by region (complex64 bytes, row-major), and the time of its last step.
@@ -974,6 +991,19 @@ class MemoryCount(Message):
 class Counted(Message):
     request_id: str
     count: int
+
+
+@message("memory_tenants")
+class MemoryTenants(Message):
+    """Every tenant that holds memories, with how many; answered by Tenanted."""
+
+    request_id: str
+
+
+@message("tenanted")
+class Tenanted(Message):
+    request_id: str
+    memories: dict[str, int]  # tenant -> memories
 
 
 @message("file_read")

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from mem8 import errors
 from mem8.http.audio import Transcriptions
 from mem8.http.chat import ChatCompletions
+from mem8.http.dashboard import Dashboard
 from mem8.http.edge import Edge
 from mem8.http.embeddings import Embeddings
 from mem8.http.errors import from_http_exception, from_unexpected, render
@@ -20,6 +21,7 @@ from mem8.http.memories import Memories
 from mem8.http.metrics import Exposition
 from mem8.http.models import Models
 from mem8.http.observe import Observer
+from mem8.http.recent import RecentChats
 from mem8.http.usage import Tenants
 from mem8.system import System
 
@@ -46,7 +48,8 @@ def create_app(system: System) -> QuartTrio:
 
 
 def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
-    chat = ChatCompletions(system, gate)
+    recent = RecentChats()  # what chats told the persona, for the dashboard
+    chat = ChatCompletions(system, gate, recent)
     models = Models(system)
     app.add_url_rule("/health", "health", partial(_health, system), methods=["GET"])
     app.add_url_rule("/metrics", "metrics", Exposition(system, gate).read, methods=["GET"])
@@ -77,6 +80,35 @@ def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
     app.add_url_rule(
         "/v1/memories/<memory_id>", "forget_memory", memories.forget, methods=["DELETE"]
     )
+    _dashboard_routes(app, Dashboard(system, gate, recent))
+
+
+def _dashboard_routes(app: QuartTrio, dashboard: Dashboard) -> None:
+    """The page, its assets, and its data under /dashboard/api/ (admin only: see the gate)."""
+    add = app.add_url_rule
+    add("/dashboard", "dashboard", dashboard.page, methods=["GET"])
+    add("/dashboard/assets/<name>", "dashboard_asset", dashboard.asset, methods=["GET"])
+    api = "/dashboard/api"
+    add(f"{api}/personas", "dashboard_personas", dashboard.personas, methods=["GET"])
+    add(f"{api}/tenants", "dashboard_tenants", dashboard.tenants, methods=["GET"])
+    memories = dashboard.memories
+    add(f"{api}/memories", "dashboard_memories", memories.list, methods=["GET"])
+    add(
+        f"{api}/memories/search",
+        "dashboard_search_memories",
+        memories.search,
+        methods=["POST"],
+    )
+    add(
+        f"{api}/memories/<memory_id>",
+        "dashboard_forget_memory",
+        memories.forget,
+        methods=["DELETE"],
+    )
+    add(f"{api}/grid.png", "dashboard_grid", dashboard.grid, methods=["GET"])
+    add(f"{api}/recent", "dashboard_recent", dashboard.recent_chats, methods=["GET"])
+    add(f"{api}/sims", "dashboard_sims", dashboard.sims, methods=["GET"])
+    add(f"{api}/sims/<run>/<name>", "dashboard_sim_file", dashboard.sim_file, methods=["GET"])
 
 
 async def _health(system: System) -> Response:

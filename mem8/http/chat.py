@@ -30,6 +30,7 @@ from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
 from mem8.http.gate import Gate
 from mem8.http.observe import current
+from mem8.http.recent import Judged, RecentChats
 from mem8.http.validation import ChatRequest, parse_chat, parse_json
 from mem8.system import System
 
@@ -49,9 +50,10 @@ class Replies(Protocol):
 
 
 class ChatCompletions:
-    def __init__(self, system: System, gate: Gate) -> None:
+    def __init__(self, system: System, gate: Gate, recent: RecentChats) -> None:
         self.system = system
         self.gate = gate
+        self.recent = recent
 
     async def create(self) -> Response:
         raw = await self._body()
@@ -92,6 +94,7 @@ class ChatCompletions:
         if not isinstance(accepted, Accepted):
             replies.close()
             raise errors.ActorUnavailable(f"the persona answered {accepted.type} first")
+        self._judged(chat, accepted)
         exchange.first_piece()
 
         def spent(done: Done) -> None:
@@ -110,6 +113,20 @@ class ChatCompletions:
         response.headers["x-mem8-interest"] = f"{accepted.interest:.6f}"
         response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
         return response
+
+    def _judged(self, chat: Chat, accepted: Accepted) -> None:
+        valence, arousal, dominance = accepted.emotion or (0.0, 0.0, 0.5)
+        judged = Judged(
+            chat.arrival,
+            chat.tenant,
+            chat.persona,
+            accepted.interest,
+            accepted.conscious,
+            valence,
+            arousal,
+            dominance,
+        )
+        self.recent.add(judged)
 
     async def _body(self) -> bytes:
         """The body, refused before it is read if it says it is too long (and after, if not)."""

@@ -6,7 +6,11 @@ keys existed; mem8 then serves loopback only, unless told --insecure). Once a ke
 name. Each tenant may make `requests_per_minute` requests and use `tokens_per_minute` chat
 tokens in any minute and keep `streams_per_key` streams open (0: no limit; a key's own limits
 override the server's): past them a 429 rate_limit_exceeded with Retry-After, and every answer
-carries OpenAI's x-ratelimit-* headers. Usage is counted per tenant since the server started."""
+carries OpenAI's x-ratelimit-* headers. Usage is counted per tenant since the server started.
+
+The dashboard's data (/dashboard/api/...) shows every tenant: it needs an admin key once keys
+exist (401 without a valid one, 403 for a normal one), and without keys a loopback client (a
+server told --insecure serves others the API, not everyone's memories)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import trio
 from quart import Response, g, request
 
 from mem8 import errors
+from mem8.http.edge import is_loopback
 from mem8.http.errors import render
 from mem8.keys import Caller
 from mem8.scope import tenant_of
@@ -26,6 +31,7 @@ from mem8.system import System
 
 WINDOW = 60.0  # seconds: limits are per minute, over a sliding window
 GUARDED = "/v1/"
+ADMIN_ONLY = "/dashboard/api/"
 
 
 @dataclass
@@ -64,20 +70,34 @@ class Gate:
     # --- before and after a request ---
 
     async def admit(self) -> Response | None:
-        """None to go on; else the refusal (401, 429), which closes the connection (its body
-        was not read)."""
-        if not request.path.startswith(GUARDED):
-            return None
+        """None to go on; else the refusal (401, 403, 429), which closes the connection (its
+        body was not read)."""
         try:
-            caller = self._caller()
-            g.caller = caller
-            self._count_request(caller)
+            if request.path.startswith(ADMIN_ONLY):
+                self._admit_admin()
+            elif request.path.startswith(GUARDED):
+                caller = self._caller()
+                g.caller = caller
+                self._count_request(caller)
         except errors.Mem8Error as error:
             response = render(error)
             response.headers["Connection"] = "close"
             self._sign(response)
             return response
         return None
+
+    def _admit_admin(self) -> None:
+        if not self.system.keys.required:
+            if not is_loopback(request.remote_addr or ""):
+                raise errors.PermissionDenied(
+                    "Without API keys the dashboard answers only on this machine: create an "
+                    "admin key with `mem8 keys create NAME --admin`"
+                )
+            return
+        if not self._caller().admin:
+            raise errors.PermissionDenied(
+                "The dashboard needs an admin key (`mem8 keys create NAME --admin`)"
+            )
 
     async def sign(self, response: Response) -> Response:
         if request.path.startswith(GUARDED) and "caller" in g:

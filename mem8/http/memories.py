@@ -1,9 +1,11 @@
-"""/v1/memories: list, fetch, search and forget the caller's memories (OpenAI list shapes)."""
+"""/v1/memories: list, fetch, search and forget the caller's memories (OpenAI list shapes); the
+dashboard serves the same routes on a tenant an admin chooses."""
 
 from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from quart import Response, jsonify, request
@@ -51,13 +53,20 @@ def memory_object(wire: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def own_tenant() -> str:
+    """The caller's own tenant (the key's)."""
+    tenant, _ = caller("")
+    return tenant
+
+
 def _list(page: MemoryPage) -> Response:
     return list_page([memory_object(m) for m in page.memories], page.has_more)
 
 
 class Memories:
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, whose: Callable[[], str] = own_tenant) -> None:
         self.system = system
+        self.whose = whose  # the tenant a request acts on
 
     def _persona_filter(self, value: str | None) -> str | None:
         if value is not None:
@@ -65,7 +74,7 @@ class Memories:
         return value
 
     async def list(self) -> Response:
-        tenant, _ = caller("")
+        tenant = self.whose()
         args = request.args
         modality = args.get("modality")
         if modality is not None and modality not in MODALITIES:
@@ -84,7 +93,7 @@ class Memories:
         return _list(await self.system.memory.ask(query, MemoryPage))
 
     async def retrieve(self, memory_id: str) -> Response:
-        tenant, _ = caller("")
+        tenant = self.whose()
         query = MemoryQuery(new_request_id(), tenant, memory_id=memory_id)
         page = await self.system.memory.ask(query, MemoryPage)
         return jsonify(memory_object(page.memories[0]))
@@ -99,7 +108,7 @@ class Memories:
         for key in ("persona", "user"):
             if body.get(key) is not None and not isinstance(body[key], str):
                 raise InvalidRequest(f"'{key}' must be a string", param=key)
-        tenant, _ = caller("")
+        tenant = self.whose()
         search = MemorySearch(
             new_request_id(),
             tenant,
@@ -112,7 +121,7 @@ class Memories:
         return _list(await self.system.memory.ask(search, MemoryPage))
 
     async def forget(self, memory_id: str) -> Response:
-        tenant, _ = caller("")
+        tenant = self.whose()
         forget = MemoryForget(new_request_id(), tenant, memory_id, self.system.clock.now())
         await self.system.memory.ask(forget, Ack)
         return jsonify({"id": memory_id, "object": "memory.deleted", "deleted": True})

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import trio
 
+from mem8 import heatmap
 from mem8.actors.grid import TICK, GridActor, GridRegionActor
 from mem8.actors.messages import (
     Ack,
@@ -20,11 +21,13 @@ from mem8.actors.messages import (
     GridForget,
     GridImprint,
     GridImprinted,
+    GridPicture,
     GridRecall,
     GridRecalled,
     GridReinforce,
     GridScore,
     GridScored,
+    Picture,
     Reinforcement,
     StateDigest,
 )
@@ -382,3 +385,31 @@ def test_a_small_scope_is_ranked_exactly_whatever_k(per_side: int) -> None:
 
     tops, best = trio.run(recall)
     assert tops == [best, best]
+
+
+def picture_with(per_side: int) -> tuple[Picture, bytes]:
+    """The grid's picture after imprinting the first memories, and the heatmap of its field."""
+    wires = [memory_to_wire(m) for m in memories()[:8]]
+
+    async def main() -> tuple[Picture, bytes]:
+        async with trio.open_nursery() as nursery:
+            supervisor = Supervisor(nursery, ask_timeout=ASK_TIMEOUT, mailbox_size=16)
+            grid = start_grid(supervisor, per_side)
+            await grid.ask(GridImprint(uuid.uuid4().hex, wires, 1000.0), GridImprinted)
+            picture = await grid.ask(GridPicture(uuid.uuid4().hex, 2), Picture)
+            field = await grid.ask(GridExport(uuid.uuid4().hex), GridField)
+            nursery.cancel_scope.cancel()
+        magnitude = np.abs(
+            np.frombuffer(whole_field(field, per_side), np.complex64).reshape(GRID, GRID)
+        )
+        centres = [(w["x"], w["y"]) for w in wires]
+        return picture, heatmap.png(heatmap.heatmap(magnitude, centres, 2))
+
+    return trio.run(main)
+
+
+@pytest.mark.parametrize("per_side", [1, 2])
+def test_the_picture_is_the_heatmap_of_the_live_field_with_every_centre(per_side: int) -> None:
+    picture, expected = picture_with(per_side)
+    assert picture.memories == 8
+    assert picture.png == expected

@@ -24,8 +24,11 @@ from mem8.actors.messages import (
     Idempotency,
     IdempotentFind,
     IdempotentFound,
+    MemoryForget,
     MemoryPage,
+    MemoryQuery,
     MemorySearch,
+    MemoryTenants,
     Outcome,
     Percept,
     Remember,
@@ -33,6 +36,7 @@ from mem8.actors.messages import (
     Restore,
     Snapshot,
     SnapshotState,
+    Tenanted,
     Turn,
 )
 from mem8.actors.runtime import new_request_id
@@ -290,5 +294,21 @@ def test_a_crashed_grid_actor_is_filled_again_from_the_store(tmp_path: Path) -> 
                 while (found := await search(system)) != before:
                     await trio.sleep(0.05)
             assert found == before
+
+    run_memory(test, tmp_path)
+
+
+def test_the_tenants_holding_memories_are_named_with_how_many(tmp_path: Path) -> None:
+    async def test(system: System) -> None:
+        said = [Percept("Maria moved to Porto.", "sim:1", "text", 1e9)]
+        for tenant, user in [("t", "alice"), ("t", "bob"), ("u", "carol")]:
+            remember = Remember(new_request_id(), tenant, user, "p", said, 1.0)
+            await system.memory.ask(remember, Remembered)
+        held = await system.memory.ask(MemoryTenants(new_request_id()), Tenanted)
+        assert held.memories == {"t": 2, "u": 1}
+        (only,) = (await system.memory.ask(MemoryQuery(new_request_id(), "u"), MemoryPage)).memories
+        await system.memory.ask(MemoryForget(new_request_id(), "u", only["id"], 1e9), Ack)
+        held = await system.memory.ask(MemoryTenants(new_request_id()), Tenanted)
+        assert held.memories == {"t": 2}  # a tenant with none left is not named
 
     run_memory(test, tmp_path)

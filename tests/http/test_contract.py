@@ -189,11 +189,36 @@ ERRORS = {
     "a search without a query": ("POST", "/v1/memories/search", {"json": {"limit": 3}}, 400),
     "an unknown memory": ("GET", "/v1/memories/mem-nope", {}, 404),
     "forgetting an unknown memory": ("DELETE", "/v1/memories/mem-nope", {}, 404),
+    "wrong method on the dashboard": ("POST", "/dashboard", {}, 405),
+    "an unknown dashboard asset": ("GET", "/dashboard/assets/evil.js", {}, 404),
+    "wrong method on the dashboard's personas": ("POST", "/dashboard/api/personas", {}, 405),
+    "wrong method on the dashboard's tenants": ("POST", "/dashboard/api/tenants", {}, 405),
+    "the dashboard's memories of no tenant": ("GET", "/dashboard/api/memories", {}, 400),
+    "a dashboard search without a query": (
+        "POST",
+        "/dashboard/api/memories/search",
+        {"params": {"tenant": "anyone"}, "json": {}},
+        400,
+    ),
+    "the dashboard forgetting an unknown memory": (
+        "DELETE",
+        "/dashboard/api/memories/mem-nope",
+        {"params": {"tenant": "anyone"}},
+        404,
+    ),
+    "wrong method on the grid picture": ("POST", "/dashboard/api/grid.png", {}, 405),
+    "wrong method on the recent chats": ("POST", "/dashboard/api/recent", {}, 405),
+    "wrong method on the simulation runs": ("POST", "/dashboard/api/sims", {}, 405),
+    "an unknown simulation run": ("GET", "/dashboard/api/sims/nope/report.html", {}, 404),
 }
 # Routes that take nothing a request could get wrong but the method (the 405 cases above); a
 # normal key asking for every tenant is refused in tests/http/test_keys.py, for the metrics in
 # tests/http/test_metrics.py.
-NOTHING_TO_GET_WRONG = {"health", "metrics", "list_models", "usage", "tenants"}
+NOTHING_TO_GET_WRONG = {
+    *("health", "metrics", "list_models", "usage", "tenants", "dashboard"),
+    *("dashboard_personas", "dashboard_tenants", "dashboard_grid", "dashboard_recent"),
+    "dashboard_sims",
+}
 
 
 def _names_unknown_model(request_args: dict[str, Any]) -> bool:
