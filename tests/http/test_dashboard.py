@@ -19,6 +19,7 @@ from mem8.cli import main
 from mem8.config import Settings
 from mem8.http.app import create_app
 from mem8.http.recent import Judged, RecentChats
+from mem8.metrics import Metrics
 from mem8.scope import tenant_of
 from mem8.system import System
 from tests.support.server import RunningServer, running_server
@@ -161,7 +162,8 @@ def test_the_ring_of_recent_chats_keeps_the_newest() -> None:
 def test_without_keys_the_data_is_refused_beyond_loopback(settings: Settings) -> None:
     """A server told --insecure serves others the API, not every tenant's memories."""
     system = typing.cast(
-        System, SimpleNamespace(settings=settings, keys=SimpleNamespace(required=False))
+        System,
+        SimpleNamespace(settings=settings, keys=SimpleNamespace(required=False), metrics=Metrics()),
     )
     app = create_app(system)
 

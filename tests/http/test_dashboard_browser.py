@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ CHROMIUM = os.environ.get("MEM8_CHROMIUM") or shutil.which("chromium") or "/usr/
 CAT = "I adopted a grey cat called Pixel last week and she sleeps on my keyboard"
 WAIT_MS = 20_000
 NO_VALUE = "\u2013"  # what the page shows before a value
+DIGITS = re.compile(r"^\d+$")  # a gauge read from the real /metrics
 GRID_PIXELS = 512  # the default 256-cell grid, 2 pixels a cell (loaded: naturalWidth is 0 before)
 
 
@@ -108,7 +110,9 @@ def test_the_dashboard_shows_and_forgets_a_memory_just_made(
     expect(newest.locator("td.interest")).to_have_text(f"{interest:.3f}")
     expect(newest).to_contain_text("yes")
     expect(page.locator("#recent-chart circle")).to_have_count(2)
-    expect(page.locator("#metrics-note")).to_contain_text("metrics not available")
+    expect(page.locator("#metrics-note")).to_contain_text("rates between scrapes")  # real /metrics
+    expect(page.locator("#metrics .spark")).to_have_count(10)
+    expect(page.locator('#metrics .spark[data-series="mailbox"] .value')).to_have_text(DIGITS)
     expect(page.locator("#sims tbody tr")).to_contain_text("dinner-party")
 
     expect(page.locator("#tenant")).to_have_value(tenant_of("mem8-dummy-key"))
