@@ -6,6 +6,7 @@ replayed."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -43,6 +44,7 @@ from mem8.actors.messages import (
     Remember,
     Remembered,
     Restore,
+    StoredPage,
     Token,
     from_map,
 )
@@ -340,6 +342,11 @@ class _Driver:
                 await _forget(
                     self.system, forget_file, f"file_forget {body['file_id']}", self.report
                 )
+            elif record.kind == "stored":  # a stored completion's metadata changed, or deleted
+                change = from_map(record.body["message"])
+                # NotFound: it was stored in a run this journal no longer holds
+                with contextlib.suppress(errors.NotFound):
+                    await self.system.memory.ask(change, StoredPage)
             elif record.kind == "forget":
                 body = record.body
                 forget = MemoryForget(

@@ -189,6 +189,32 @@ def test_what_the_senses_kept_and_a_forget_replay(settings: Settings) -> None:
     assert report.requests == report.matched == 2 and report.state_matched is True
 
 
+def test_stored_completions_and_their_changes_replay(settings: Settings) -> None:
+    """Chats kept with `store: true` (streamed and not), a metadata update and a delete: the
+    journal holds the keeping in its chats and the changes as `stored` records."""
+    llm = ScriptedLLM()
+    with (
+        running_server(settings, dict.fromkeys(settings.personas, llm)) as server,
+        OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0) as client,
+    ):
+        kept = client.chat.completions.create(
+            model="mem8-creative-v1", messages=HELLO, store=True, metadata={"a": "1"}
+        )  # type: ignore[call-overload]
+        stream = client.chat.completions.create(
+            model="mem8-creative-v1", messages=HELLO, store=True, stream=True
+        )  # type: ignore[call-overload]
+        streamed = {chunk.id for chunk in stream}.pop()
+        client.chat.completions.update(kept.id, metadata={"b": "2"})
+        client.chat.completions.delete(streamed)
+    journal = settings.journal_dir()
+    assert journal is not None
+    kinds = [record.kind for record in read_journal(journal).records]
+    assert kinds.count("stored") == 2
+    report = trio.run(replay, journal)
+    assert report.problems == [] and report.mismatches == []
+    assert report.requests == report.matched == 2 and report.state_matched is True
+
+
 def _serve_chats(tmp_path: Path, chats: int, stop: signal.Signals, tag: str) -> None:
     """Runs `mem8 serve` on tmp_path's storage for some chats, then stops it by the signal."""
     port = free_port()

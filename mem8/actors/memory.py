@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -71,6 +72,9 @@ from mem8.actors.messages import (
     Snapshot,
     SnapshotState,
     StateDigest,
+    StoredAsk,
+    StoredChange,
+    StoredPage,
     Supersession,
     Tenanted,
     last_user_text,
@@ -86,6 +90,7 @@ from mem8.metrics import Metrics
 from mem8.scope import EVERY_PERSONA, Audience, Scope
 from mem8.storage.files import MemoryTrace, StoredFile, file_status
 from mem8.storage.sqlite import GRID_STATE, MemoryStore
+from mem8.storage.stored import StoredExchange
 from mem8.windows import WindowLimits, Windows
 
 ACTOR_STATE = "actor:memory"  # the row holding this actor's state saved at the last clean stop
@@ -308,6 +313,42 @@ class MemoryActor(Actor):
             message.tenant, key.key, key.request_sha256, message.arrival, packed, expired
         )
 
+    @handles(StoredAsk)
+    async def on_stored_ask(self, message: StoredAsk, reply: Reply) -> None:
+        shelf = self.store.stored
+        if message.id is not None:
+            found = [shelf.get(message.id, message.tenant, message.kind)]  # a keyed read
+            await reply.send(StoredPage(message.request_id, [found[0].to_wire()], False))
+            return
+        page, more = await trio.to_thread.run_sync(
+            lambda: shelf.list(
+                message.tenant,
+                message.kind,
+                model=message.model,
+                metadata=message.metadata,
+                limit=message.limit,
+                after=message.after,
+                descending=message.descending,
+            )
+        )
+        await reply.send(StoredPage(message.request_id, [s.to_wire() for s in page], more))
+
+    @handles(StoredChange)
+    async def on_stored_change(self, message: StoredChange, reply: Reply) -> None:
+        """A stored exchange's metadata changed or the exchange deleted; journaled (it changes
+        the store), without a commit count: it changes no memory."""
+        shelf = self.store.stored
+        if message.forget:
+            await trio.to_thread.run_sync(shelf.delete, message.id, message.tenant, message.kind)
+            shown = []
+        else:
+            changed = await trio.to_thread.run_sync(
+                shelf.set_metadata, message.id, message.tenant, message.kind, message.metadata
+            )
+            shown = [changed.to_wire()]
+        await self._record("stored", {"message": message.to_map()}, message.at)
+        await reply.send(StoredPage(message.request_id, shown, False))
+
     @handles(IdempotentFind)
     async def on_idempotent_find(self, message: IdempotentFind, reply: Reply) -> None:
         since = message.now - self.idempotency_seconds
@@ -337,6 +378,7 @@ class MemoryActor(Actor):
             pairs = self._supersessions(said, message.recalled, message.tenant)
         updates = self._reinforcements(message)
         keep_key = self._key_answer(message)
+        stored = _stored(message)
         rows = [(memory_id, recalls, message.arrival, tau) for memory_id, recalls, tau in updates]
 
         def store() -> None:
@@ -349,6 +391,8 @@ class MemoryActor(Actor):
                     self.store.record_recalls(rows)
                 if keep_key is not None:
                     keep_key()
+                if stored is not None:
+                    self.store.stored.add(stored)
 
         await trio.to_thread.run_sync(store)
         await self._imprinted(kept)
@@ -842,6 +886,31 @@ class MemoryActor(Actor):
         if message.clear:
             await trio.to_thread.run_sync(self.store.delete_states, [GRID_STATE, ACTOR_STATE])
         await reply.send(Ack(message.request_id))
+
+
+def _stored(message: Commit) -> StoredExchange | None:
+    """An answered request kept with `store: true`, with its answer, as the store keeps it."""
+    keep, finish = message.keep, message.outcome.finish
+    if keep is None or finish is None:
+        return None
+    answer = {
+        "text": "".join(message.outcome.text),
+        "finish_reason": finish.finish_reason,
+        "prompt_tokens": finish.prompt_tokens,
+        "completion_tokens": finish.completion_tokens,
+        "answered_by": message.answered_by,
+    }
+    return StoredExchange(
+        id=keep.id,
+        tenant=message.tenant,
+        kind=keep.kind,
+        model=message.persona,
+        user=message.user,
+        created=message.arrival,
+        metadata=dict(keep.metadata),
+        request=keep.request,
+        answer=json.dumps(answer),
+    )
 
 
 def saved_field(saved: bytes, grid_size: int, tiles: int) -> GridField | None:

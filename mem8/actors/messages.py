@@ -401,6 +401,17 @@ class Idempotency(Part):
     request_sha256: str
 
 
+@part
+class Keep(Part):
+    """A request to keep once answered (`store: true`): a chat completion or a response, its
+    id, the caller's metadata and the request as the routes show it back (JSON)."""
+
+    kind: str  # "chat.completion" or "response"
+    id: str
+    metadata: dict[str, str]
+    request: str
+
+
 class Hit(NamedTuple):
     """A recalled memory's id and its score."""
 
@@ -462,8 +473,9 @@ class Chat(Message):
     seed: int | None = None
     conversation: str = ""  # the rolling window's key within the caller's scope
     idempotency: Idempotency | None = None
+    keep: Keep | None = None  # kept with its answer, for the stored completions' routes
 
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"idempotency"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"idempotency", "keep"})
 
 
 @message("accepted")
@@ -846,6 +858,7 @@ class Commit(Message):
     # every chat waits on) only stores and imprints; empty unless it is to be imprinted.
     passages: list[Percept] = field(default_factory=list)
     idempotency: Idempotency | None = None
+    keep: Keep | None = None  # the request, stored with its answer if it is answered
 
 
 @message("idempotent_find")
@@ -901,6 +914,44 @@ class MemoryPage(Message):
     request_id: str
     memories: list[dict[str, Any]]  # wire maps without vectors; search adds "score"
     has_more: bool
+
+
+@message("stored_ask")
+class StoredAsk(Message):
+    """One of a tenant's stored chat completions or responses (`id`), or a page of them
+    (filtered by model and metadata); answered by StoredPage, or NotFound."""
+
+    request_id: str
+    tenant: str
+    kind: str
+    id: str | None = None
+    model: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    limit: int = 20
+    after: str | None = None
+    descending: bool = False
+
+
+@message("stored_page")
+class StoredPage(Message):
+    request_id: str
+    stored: list[dict[str, Any]]  # storage.stored.StoredExchange.to_wire() maps
+    has_more: bool
+
+
+@message("stored_change")
+class StoredChange(Message):
+    """A stored chat completion's or response's metadata set anew, or (`forget`) the whole
+    of it deleted; answered by StoredPage (the changed one; none once deleted), or NotFound.
+    Journaled, so a replayed store keeps the same."""
+
+    request_id: str
+    tenant: str
+    kind: str
+    id: str
+    at: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    forget: bool = False
 
 
 @message("memory_forget")

@@ -254,6 +254,7 @@ class PersonaActor(Actor):
             backend,
             await self._passages(chat, exchange) if imprinted else [],
             chat.idempotency,
+            chat.keep,
         )
         try:  # storing is all the memory actor does with it: the answer waits for that
             await self.memory.ask(commit, Ack, timeout=math.inf)

@@ -22,6 +22,7 @@ from mem8.http.metrics import Exposition
 from mem8.http.models import Models
 from mem8.http.observe import Observer
 from mem8.http.recent import RecentChats
+from mem8.http.stored import StoredCompletions
 from mem8.http.usage import Tenants
 from mem8.system import System
 
@@ -56,6 +57,7 @@ def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
     app.add_url_rule("/v1/models", "list_models", models.list, methods=["GET"])
     app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
+    _stored_routes(app, StoredCompletions(system))
     embeddings = Embeddings(system)
     app.add_url_rule("/v1/embeddings", "create_embedding", embeddings.create, methods=["POST"])
     transcriptions = Transcriptions(system)
@@ -81,6 +83,17 @@ def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
         "/v1/memories/<memory_id>", "forget_memory", memories.forget, methods=["DELETE"]
     )
     _dashboard_routes(app, Dashboard(system, gate, recent))
+
+
+def _stored_routes(app: QuartTrio, stored: StoredCompletions) -> None:
+    """Chat completions kept with `store: true` (mem8.http.stored)."""
+    add = app.add_url_rule
+    one = "/v1/chat/completions/<completion_id>"
+    add("/v1/chat/completions", "list_chat_completions", stored.list, methods=["GET"])
+    add(one, "retrieve_chat_completion", stored.retrieve, methods=["GET"])
+    add(one, "update_chat_completion", stored.update, methods=["POST"])
+    add(one, "delete_chat_completion", stored.delete, methods=["DELETE"])
+    add(f"{one}/messages", "chat_completion_messages", stored.messages, methods=["GET"])
 
 
 def _dashboard_routes(app: QuartTrio, dashboard: Dashboard) -> None:

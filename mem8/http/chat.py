@@ -21,11 +21,12 @@ from mem8.actors.messages import (
     Idempotency,
     IdempotentFind,
     IdempotentFound,
+    Keep,
     Message,
     Token,
     Turn,
 )
-from mem8.actors.runtime import ActorRef, new_request_id
+from mem8.actors.runtime import ActorRef, ReplyStream, new_request_id
 from mem8.http.context import caller, conversation_key
 from mem8.http.errors import error_body, from_unexpected
 from mem8.http.gate import Gate
@@ -39,6 +40,7 @@ UNFINISHED = "the persona ended its answer without finishing it"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
 ANSWER_SHAPE = ("stream", "stream_options")  # not part of what a request asks
+COMPLETION = "chat.completion"  # the kind of a stored chat completion
 
 
 class Replies(Protocol):
@@ -81,29 +83,11 @@ class ChatCompletions:
     ) -> Response:
         """The persona's answer, whole or streamed (the stream holds its slot until it ends);
         its tokens count against the caller's minute."""
-        idle = self.system.settings.backend_timeout
-        exchange = current()
-        replies = await persona.open_stream(chat, first_timeout=idle, idle_timeout=idle)
-        try:
-            accepted = await anext(replies)
-            # Waiting for the first answer lets a backend that is down answer with a real status.
-            first = await anext(replies)
-        except BaseException:
-            replies.close()
-            raise
-        if not isinstance(accepted, Accepted):
-            replies.close()
-            raise errors.ActorUnavailable(f"the persona answered {accepted.type} first")
-        self._judged(chat, accepted)
-        exchange.first_piece()
-
-        def spent(done: Done) -> None:
-            self.gate.spent(chat.tenant, done.prompt_tokens + done.completion_tokens)
-            exchange.spent(done.prompt_tokens, done.completion_tokens)
-
+        accepted, first, replies = await self.opened(chat, persona)
+        spent = self.spender(chat)
         if body.stream:
             events = _chunks(body, chat, first, replies, spent)
-            response = _sse_response(_released(events, release or (lambda: None)))
+            response = sse_response(released(events, release or (lambda: None)))
         else:
             with replies:
                 answered = [first, *[m async for m in replies]]
@@ -113,6 +97,35 @@ class ChatCompletions:
         response.headers["x-mem8-interest"] = f"{accepted.interest:.6f}"
         response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
         return response
+
+    async def opened(self, chat: Chat, persona: ActorRef) -> tuple[Accepted, Message, ReplyStream]:
+        """The persona's first replies to a chat: how it judged it (shown on the dashboard),
+        and the answer's first piece, waited for so that a backend that is down answers with a
+        real status; the Responses API (mem8.http.responses) opens its answers here too."""
+        idle = self.system.settings.backend_timeout
+        replies = await persona.open_stream(chat, first_timeout=idle, idle_timeout=idle)
+        try:
+            accepted = await anext(replies)
+            first = await anext(replies)
+        except BaseException:
+            replies.close()
+            raise
+        if not isinstance(accepted, Accepted):
+            replies.close()
+            raise errors.ActorUnavailable(f"the persona answered {accepted.type} first")
+        self._judged(chat, accepted)
+        current().first_piece()
+        return accepted, first, replies
+
+    def spender(self, chat: Chat) -> Callable[[Done], None]:
+        """What counts a chat's tokens against the caller's minute and in its log line."""
+        exchange = current()
+
+        def spent(done: Done) -> None:
+            self.gate.spent(chat.tenant, done.prompt_tokens + done.completion_tokens)
+            exchange.spent(done.prompt_tokens, done.completion_tokens)
+
+        return spent
 
     def _judged(self, chat: Chat, accepted: Accepted) -> None:
         valence, arousal, dominance = accepted.emotion or (0.0, 0.0, 0.5)
@@ -167,8 +180,9 @@ class ChatCompletions:
     def _chat(self, body: ChatRequest, idempotency: Idempotency | None) -> Chat:
         tenant, user = caller(body.user)
         conversation = conversation_key(tenant, user, body.model, body.messages)
+        request_id = new_request_id()
         return Chat(
-            request_id=new_request_id(),
+            request_id=request_id,
             persona=body.model,
             tenant=tenant,
             user=user,
@@ -181,7 +195,19 @@ class ChatCompletions:
             seed=body.seed,
             conversation=conversation,
             idempotency=idempotency,
+            keep=_keep(body, request_id) if body.store else None,
         )
+
+
+def _keep(body: ChatRequest, request_id: str) -> Keep:
+    """What `store: true` keeps of the request, for GET /v1/chat/completions (mem8.http.stored)."""
+    asked = {
+        "messages": body.messages,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "seed": body.seed,
+    }
+    return Keep(COMPLETION, completion_id(request_id), body.metadata, json.dumps(asked))
 
 
 def _too_large(limit: int) -> errors.InputTooLarge:
@@ -214,7 +240,7 @@ def _kept_response(body: ChatRequest, kept: dict[str, Any]) -> Response:
     done = Done(request_id, reason, prompt_tokens, completion_tokens, kept["answered_by"])
     first = Token(request_id, kept["text"])
     if body.stream:
-        response = _sse_response(_chunks(body, chat, first, _KeptReplies([done])))
+        response = sse_response(_chunks(body, chat, first, _KeptReplies([done])))
     else:
         response = _completion(body, chat, [first, done])
     response.headers["x-mem8-interest"] = f"{kept['interest']:.6f}"
@@ -274,7 +300,7 @@ def _usage(done: Done) -> dict[str, int]:
     }
 
 
-def _sse_response(events: AsyncGenerator[bytes, None]) -> Response:
+def sse_response(events: AsyncGenerator[bytes, None]) -> Response:
     """A stream of events; the request is logged and counted when it ends."""
     streamed = current().streamed(events)
     response = Response(streamed, content_type="text/event-stream", headers=SSE_HEADERS)
@@ -282,7 +308,7 @@ def _sse_response(events: AsyncGenerator[bytes, None]) -> Response:
     return response
 
 
-async def _released(
+async def released(
     events: AsyncGenerator[bytes, None], release: Callable[[], None]
 ) -> AsyncGenerator[bytes, None]:
     """The events, then the stream's slot given back (however the stream ends)."""

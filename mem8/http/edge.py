@@ -13,7 +13,15 @@ from mem8 import errors
 from mem8.http.errors import render
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-JSON_ROUTES = frozenset({"chat_completions", "create_embedding", "search_memories"})
+JSON_ROUTES = frozenset(
+    {
+        "chat_completions",
+        "create_embedding",
+        "search_memories",
+        "update_chat_completion",
+        "create_response",
+    }
+)
 FORM_ROUTES = frozenset({"transcribe", "upload_file"})
 # hypercorn's own limit is raised above this (mem8.server), so that an oversized header block
 # reaches the app and is answered in the one error shape rather than with an empty 431.

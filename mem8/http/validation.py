@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mem8.errors import InvalidRequest
@@ -37,6 +37,8 @@ class ChatRequest:
     stop: list[str]
     seed: int | None
     user: str
+    store: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -134,7 +136,38 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         stop=_stop(body.get("stop")),
         seed=integer_field(body, "seed", -(2**63), 2**63 - 1),
         user=optional_field(body, "user", str) or "",
+        store=optional_field(body, "store", bool) or False,
+        metadata=metadata_field(body, "metadata"),
     )
+
+
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+
+
+def metadata_field(body: dict[str, Any], key: str) -> dict[str, str]:
+    """OpenAI's metadata: at most 16 pairs of strings, keys to 64 characters, values to 512."""
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidRequest(f"'{key}' must be an object of string values", param=key)
+    if len(value) > MAX_METADATA_PAIRS:
+        raise InvalidRequest(f"'{key}' holds at most {MAX_METADATA_PAIRS} pairs", param=key)
+    for name, item in value.items():
+        if len(name) > MAX_METADATA_KEY or len(item) > MAX_METADATA_VALUE:
+            raise InvalidRequest(
+                f"'{key}' keys are at most {MAX_METADATA_KEY} characters and values at most "
+                f"{MAX_METADATA_VALUE}",
+                param=f"{key}.{name}",
+            )
+    return dict(value)
+
+
+def number_field(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    """An optional number within [low, high] (temperature, top_p), for the other routes."""
+    return _number(body, key, low, high)
 
 
 def _check_unsupported_options(body: dict[str, Any]) -> None:

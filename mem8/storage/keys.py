@@ -22,7 +22,7 @@ _FIELDS = (
     "streams",
 )
 # The tables whose rows belong to a tenant: what claiming an old tenant moves.
-_TENANTED = ("memories", "files", "idempotency")
+_TENANTED = ("memories", "files", "idempotency", "stored")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from mem8.scope import Scope
 from mem8.storage.files import FileShelf
 from mem8.storage.idempotency import IdempotencyShelf
 from mem8.storage.keys import KeyShelf
+from mem8.storage.stored import StoredShelf
 
 BUSY_TIMEOUT_MS = 5000
 GRID_STATE = "grid"  # the state row holding the field saved at the last clean stop
@@ -169,6 +170,24 @@ def _migrate_6(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_7(db: sqlite3.Connection) -> None:
+    """Chat completions and responses kept with `store: true`, per tenant (issue 15)."""
+    db.execute(
+        """CREATE TABLE stored (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            model TEXT NOT NULL,
+            user TEXT NOT NULL,
+            created REAL NOT NULL,
+            metadata TEXT NOT NULL,
+            request TEXT NOT NULL,
+            answer TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX stored_by_tenant ON stored (tenant, kind, created)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_1,
     _migrate_2,
@@ -176,6 +195,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_4,
     _migrate_5,
     _migrate_6,
+    _migrate_7,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -488,6 +508,11 @@ class MemoryStore:
     def idempotency(self) -> IdempotencyShelf:
         """Answers by Idempotency-Key, in the same file and connection (the same rule)."""
         return IdempotencyShelf(self._db, self._write)
+
+    @property
+    def stored(self) -> StoredShelf:
+        """Stored chat completions and responses, in the same file and connection."""
+        return StoredShelf(self._db, self._write)
 
     # --- writes: one transaction each, durable on return ---
 

@@ -314,7 +314,7 @@ def test_unknown_route_is_404_and_wrong_method_405(server: RunningServer) -> Non
     missing = httpx.get(server.base_url + "/nothing/here")
     assert missing.status_code == 404
     assert _error(missing)["code"] == "not_found"
-    wrong = httpx.get(server.base_url + "/chat/completions")
+    wrong = httpx.put(server.base_url + "/chat/completions")  # GET lists stored ones
     assert wrong.status_code == 405
     assert _error(wrong)["code"] == "method_not_allowed"
 
