@@ -22,6 +22,7 @@ from mem8.http.metrics import Exposition
 from mem8.http.models import Models
 from mem8.http.observe import Observer
 from mem8.http.recent import RecentChats
+from mem8.http.responses import Responses
 from mem8.http.stored import StoredCompletions
 from mem8.http.usage import Tenants
 from mem8.system import System
@@ -58,6 +59,7 @@ def _routes(app: QuartTrio, system: System, gate: Gate) -> None:
     app.add_url_rule("/v1/models/<path:model>", "retrieve_model", models.retrieve, methods=["GET"])
     app.add_url_rule("/v1/chat/completions", "chat_completions", chat.create, methods=["POST"])
     _stored_routes(app, StoredCompletions(system))
+    _response_routes(app, Responses(system, gate, chat))
     embeddings = Embeddings(system)
     app.add_url_rule("/v1/embeddings", "create_embedding", embeddings.create, methods=["POST"])
     transcriptions = Transcriptions(system)
@@ -94,6 +96,16 @@ def _stored_routes(app: QuartTrio, stored: StoredCompletions) -> None:
     add(one, "update_chat_completion", stored.update, methods=["POST"])
     add(one, "delete_chat_completion", stored.delete, methods=["DELETE"])
     add(f"{one}/messages", "chat_completion_messages", stored.messages, methods=["GET"])
+
+
+def _response_routes(app: QuartTrio, responses: Responses) -> None:
+    """The Responses API (mem8.http.responses), on the chat completions' persona flow."""
+    add = app.add_url_rule
+    one = "/v1/responses/<response_id>"
+    add("/v1/responses", "create_response", responses.create, methods=["POST"])
+    add(one, "retrieve_response", responses.retrieve, methods=["GET"])
+    add(one, "delete_response", responses.delete, methods=["DELETE"])
+    add(f"{one}/input_items", "response_input_items", responses.input_items, methods=["GET"])
 
 
 def _dashboard_routes(app: QuartTrio, dashboard: Dashboard) -> None:
