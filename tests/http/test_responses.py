@@ -14,6 +14,7 @@ import pytest
 from openai import OpenAI
 
 from mem8.backends.fake import ScriptedLLM
+from mem8.errors import BackendUnavailable
 from tests.http.test_contract import assert_matches, assert_matches_each, sse_data
 from tests.support.server import RunningServer
 
@@ -174,6 +175,20 @@ def test_a_response_cut_at_its_length_is_incomplete(client: OpenAI, llm: Scripte
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_backend_that_is_down_is_a_503_and_the_next_response_is_answered(
+    client: OpenAI, llm: ScriptedLLM, stream: bool
+) -> None:
+    llm.enqueue([BackendUnavailable("the test backend is down")])
+    with pytest.raises(openai.InternalServerError) as refused:
+        client.responses.create(model=MODEL, input="Hi", stream=stream)
+    assert refused.value.status_code == 503
+    assert "the test backend is down" in str(refused.value)
+    created = client.responses.create(model=MODEL, input="Hi again")
+    assert created.output_text == "echo: Hi again"
+    assert client.responses.input_items.list(created.id).data[0].content[0].text == "Hi again"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
