@@ -13,6 +13,7 @@ from openai import OpenAI
 
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
+from mem8.errors import BackendUnavailable
 from tests.http.test_contract import assert_matches
 from tests.support.openapi import violations
 from tests.support.server import RunningServer, running_server
@@ -49,6 +50,13 @@ def test_only_stored_completions_are_listed_with_their_answer_and_metadata(
     assert stored.metadata == {"topic": "sea"}
     assert stored.model == MODEL
     assert stored.usage is not None and stored.usage.completion_tokens == 4
+
+
+def test_a_failed_completion_is_not_stored(client: OpenAI, llm: ScriptedLLM) -> None:
+    llm.enqueue([BackendUnavailable("the test backend is down")])
+    with pytest.raises(openai.InternalServerError):
+        ask(client, "Hello?", store=True)
+    assert client.chat.completions.list().data == []
 
 
 def test_a_streamed_completion_is_stored_whole(client: OpenAI, llm: ScriptedLLM) -> None:
