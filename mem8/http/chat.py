@@ -58,7 +58,7 @@ class ChatCompletions:
         self.recent = recent
 
     async def create(self) -> Response:
-        raw = await self._body()
+        raw = await self.read_body()
         parsed = parse_json(raw)
         body = parse_chat(parsed)
         self._check_lengths(body)
@@ -141,7 +141,7 @@ class ChatCompletions:
         )
         self.recent.add(judged)
 
-    async def _body(self) -> bytes:
+    async def read_body(self) -> bytes:
         """The body, refused before it is read if it says it is too long (and after, if not)."""
         limit = self.system.settings.max_chat_body_bytes
         if (request.content_length or 0) > limit:

@@ -137,7 +137,7 @@ class Responses:
         self.chat = chat  # whose flow a response's chat goes through
 
     async def create(self) -> Response:
-        body = parse_response(parse_json(typing.cast(bytes, await request.get_data())))
+        body = parse_response(parse_json(await self.chat.read_body()))
         self._check_lengths(body)
         persona = self.system.persona(body.model)
         current().persona = body.model
@@ -158,15 +158,11 @@ class Responses:
         else:
             with replies:
                 answered = [first, *[m async for m in replies]]
-            done = answered[-1]
-            if not isinstance(done, Done):
-                raise errors.ActorUnavailable(UNFINISHED)
-            spent(done)
             answer = _answer(answered, self.system.clock.now())
+            spent(typing.cast(Done, answered[-1]))
+            identifier = response_id(chat.request_id)
             response = jsonify(
-                response_object(
-                    response_id(chat.request_id), chat.arrival, chat.persona, asked, answer
-                )
+                response_object(identifier, chat.arrival, chat.persona, asked, answer)
             )
         response.headers["x-mem8-interest"] = f"{accepted.interest:.6f}"
         response.headers["x-mem8-conscious"] = "true" if accepted.conscious else "false"
@@ -273,8 +269,10 @@ def _asked(body: ResponseRequest, chat: Chat, history: list[Said]) -> dict[str, 
 
 
 def _answer(answered: list[Message], completed_at: float) -> dict[str, Any]:
+    """The persona's whole answer (its pieces, then Done) as a response keeps it."""
     done = answered[-1]
-    assert isinstance(done, Done)
+    if not isinstance(done, Done):
+        raise errors.ActorUnavailable(UNFINISHED)
     return {
         "text": "".join(m.text for m in answered if isinstance(m, Token)),
         "finish_reason": done.finish_reason,
