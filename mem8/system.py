@@ -73,10 +73,20 @@ class System:
     metrics: Metrics  # what GET /metrics shows
 
     def persona(self, model: str) -> ActorRef:
-        ref = self.personas.get(model)
-        if ref is None:
+        """The persona actor a model name means (a persona's id, an alias, or the default)."""
+        return self.personas[self.persona_id(model)]
+
+    def persona_id(self, model: str, *, default: bool = True) -> str:
+        """The persona a model name means: itself, the persona its alias names, or (if
+        `default`) the default persona; else the spec's 404."""
+        if model in self.personas:
+            return model
+        target = self.settings.aliases.get(model) or (
+            self.settings.default_persona if default else ""
+        )
+        if target not in self.personas:
             raise errors.UnknownModel(model)
-        return ref
+        return target
 
     def journal_bytes(self) -> int:
         """Bytes the journal's files take on disk (0 without a journal); reads the disk."""
