@@ -23,10 +23,15 @@ from tests.support.server import RunningServer, running_server
 TOOLS = {"remember", "recall", "list_memories", "forget", "personas"}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
+@pytest.fixture(params=["objects", "msgpack"])
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """A server whose actors pass messages as objects, and one where they pass msgpack."""
     settings = Settings(
-        port=0, storage=str(tmp_path / "mem8.db"), ask_timeout=5.0, encoder="minilm"
+        port=0,
+        storage=str(tmp_path / "mem8.db"),
+        ask_timeout=5.0,
+        encoder="minilm",
+        actor_wire=request.param,
     )
     with running_server(settings, dict.fromkeys(settings.personas, ScriptedLLM())) as running:
         yield running
@@ -130,3 +135,13 @@ def test_once_keys_exist_mcp_needs_one(
     assert _structured(results[0])["ids"]
     listed = httpx.get(server.base_url + "/memories", headers={"Authorization": f"Bearer {secret}"})
     assert [m["text"] for m in listed.json()["data"]] == ["Keys work."]
+
+
+def test_a_foreign_host_is_refused_on_a_loopback_server(server: RunningServer) -> None:
+    """DNS rebinding: a page on evil.example that resolves to 127.0.0.1 gets no memory."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"Host": "evil.example", "Accept": "application/json, text/event-stream"}
+    refused = httpx.post(server.root + "/mcp", json=body, headers=headers)
+    assert refused.status_code == 421, refused.text  # Misdirected Request
+    origin = {**headers, "Host": "127.0.0.1", "Origin": "http://evil.example"}
+    assert httpx.post(server.root + "/mcp", json=body, headers=origin).status_code == 403
