@@ -32,7 +32,7 @@ from mem8.actors.messages import (
 )
 from mem8.actors.runtime import new_request_id
 from mem8.http.edge import is_loopback
-from mem8.http.errors import error_body
+from mem8.http.errors import error_body, error_headers
 from mem8.http.gate import Gate
 from mem8.http.memories import MAX_LIMIT, memory_object
 from mem8.system import System
@@ -66,7 +66,10 @@ class MemoryTools:
         self, ctx: Context, text: str, persona: str = "", user: str = ""
     ) -> dict[str, Any]:
         if not text.strip():
-            raise ValueError("text must not be empty")
+            raise ToolError("text must not be empty")
+        limit = self.system.settings.max_message_chars  # as for a chat message
+        if len(text) > limit:
+            raise ToolError(f"text is {len(text)} characters, more than {limit}")
         percept = Percept(text, "mcp:remember", "text", self.system.clock.now())
         remember = Remember(
             new_request_id(),
@@ -83,7 +86,7 @@ class MemoryTools:
         self, ctx: Context, query: str, persona: str = "", user: str = "", limit: int = 10
     ) -> dict[str, Any]:
         if not query.strip():
-            raise ValueError("query must not be empty")
+            raise ToolError("query must not be empty")
         search = MemorySearch(
             new_request_id(),
             self.tenant_of(ctx.headers),
@@ -145,7 +148,7 @@ def personas_shown(system: System) -> list[dict[str, Any]]:
 
 def _limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
+        raise ToolError(f"limit must be 1 to {MAX_LIMIT}")
     return limit
 
 
@@ -235,18 +238,21 @@ class Endpoint:
         try:
             self.gate.count(self.gate.caller_for(headers.get("authorization", "")))
         except errors.Mem8Error as error:  # refused before its body is read: close
-            body = json.dumps(error_body(error)).encode()
+            headers = {
+                **error_headers(error),
+                "Content-Type": "application/json",
+                "Connection": "close",
+            }
             await send(
                 {
                     "type": "http.response.start",
                     "status": error.status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"connection", b"close"),
-                    ],
+                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
                 }
             )
-            await send({"type": "http.response.body", "body": body})
+            await send(
+                {"type": "http.response.body", "body": json.dumps(error_body(error)).encode()}
+            )
             return
         await self.server.session_manager.handle_request(scope, receive, send)
 

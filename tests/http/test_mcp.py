@@ -85,11 +85,18 @@ def test_tools_keep_and_find_memories_of_the_callers_tenant(server: RunningServe
     # what MCP kept is the key's memory on /v1 too; another key sees none of it
     own = httpx.get(server.base_url + "/memories", headers={"Authorization": "Bearer mem8-alice"})
     assert {m["text"] for m in own.json()["data"]} >= {kept}
-    other = [("recall", {"query": "build server"}), ("forget", {"memory_id": remembered[0]})]
+    other = [
+        ("recall", {"query": "build server"}),
+        ("forget", {"memory_id": remembered[0]}),
+        ("recall", {"query": " "}),
+        ("recall", {"query": "x", "limit": 0}),
+    ]
     _, results, _ = anyio.run(_session_calls, url, "mem8-bob", other)
     assert _structured(results[0])["memories"] == []
     assert results[1].is_error  # not bob's to forget
     assert f"No memory '{remembered[0]}'" in results[1].content[0].text
+    assert results[2].is_error and "query must not be empty" in results[2].content[0].text
+    assert results[3].is_error and "limit must be 1 to 100" in results[3].content[0].text
 
     forgot = [("forget", {"memory_id": remembered[0]}), ("recall", {"query": "build server"})]
     _, results, _ = anyio.run(_session_calls, url, "mem8-alice", forgot)
@@ -130,6 +137,8 @@ def test_once_keys_exist_mcp_needs_one(
     refused = httpx.post(server.root + "/mcp", json=body, headers={"Authorization": "Bearer no"})
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "invalid_api_key"
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="mem8"'
+    assert refused.headers["Connection"] == "close"
     calls = [("remember", {"text": "Keys work."})]
     _, results, _ = anyio.run(_session_calls, server.root + "/mcp", secret, calls)
     assert _structured(results[0])["ids"]
