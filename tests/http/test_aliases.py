@@ -20,6 +20,7 @@ from openai import OpenAI
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
 from mem8.personas import builtin_personas
+from tests.support.openapi import violations
 from tests.support.server import RunningServer, running_server
 
 ALIASES = {
@@ -71,6 +72,8 @@ def test_aliases_are_listed_as_models_naming_their_persona(client: OpenAI) -> No
         assert models[alias].owned_by == "mem8"
         assert models[alias].model_extra == {"parent": persona}
     assert client.models.retrieve("gpt-4o-mini").model_extra == {"parent": "mem8-creative-v1"}
+    listed = client.get("/models", cast_to=object)
+    assert violations("ListModelsResponse", listed) == []
 
 
 def test_an_alias_answers_as_its_persona_and_remembers_under_it(client: OpenAI) -> None:
