@@ -27,6 +27,8 @@ from mem8.memory import MODALITIES, Memory
 from mem8.reencoding import check_encoder
 from mem8.storage.sqlite import MemoryStore
 
+ANONYMOUS = "anonymous"  # the tenant of a call with no key (mem8.http.context.ANONYMOUS)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mem8", description=__doc__)
@@ -51,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
         help="serve a non-loopback address without API keys (MEM8_INSECURE)",
     )
     serve.set_defaults(run=_serve)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the memory to an MCP client over stdio (a running server has it on /mcp)",
+        parents=[_storage_flag()],
+    )
+    mcp.add_argument(
+        "--tenant",
+        default=os.environ.get("MEM8_MCP_TENANT", ANONYMOUS),
+        help="whose memory: a key's name, or without keys the tenant a bearer key names "
+        f"(default: MEM8_MCP_TENANT, else '{ANONYMOUS}', the tenant of a call with no key)",
+    )
+    mcp.set_defaults(run=_mcp)
 
     replay = commands.add_parser("replay", help="replay a journal and check it reproduces")
     replay.add_argument("journal", type=Path, help="the journal directory")
@@ -204,6 +219,24 @@ def _serve(arguments: argparse.Namespace) -> int:
         "configuration: %s", settings.config_path or "built-in defaults (no mem8.toml)"
     )
     trio.run(partial(serve, settings))
+    return 0
+
+
+def _mcp(arguments: argparse.Namespace) -> int:
+    """The memory as MCP tools over stdin/stdout, in a headless system beside any server: it
+    keeps no journal and leaves the saved state alone, and a server on the same store recalls
+    what it keeps from its next start on."""
+    from mem8.http.mcp import memory_server, stdio_tenant
+    from mem8.system import open_system
+
+    logs.configure("WARNING")  # stderr: stdout carries the protocol
+    settings = _settings(arguments)
+
+    async def run() -> None:
+        async with open_system(settings, journal=False, persist=False, chat=False) as system:
+            await memory_server(system, stdio_tenant(arguments.tenant)).run_stdio_async()
+
+    trio.run(run)
     return 0
 
 

@@ -226,6 +226,16 @@ class Settings:
         "Folder whose simulation runs (`mem8 sim run --out`, default runs/NAME-seedN) the "
         "dashboard lists, relative to where the server starts.",
     )
+    default_persona: str = _setting(
+        "",
+        "MEM8_DEFAULT_PERSONA",
+        "Persona that answers a model name that is neither a persona nor an alias (empty: such "
+        "a name is a 404, as the spec says).",
+    )
+    aliases: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata={"doc": "Model names clients already send ([aliases] of mem8.toml): persona ids."},
+    )
     personas: Mapping[str, Persona] = field(
         default_factory=builtin_personas,
         metadata={"doc": "Personas: the built-in three plus [personas.ID] tables of mem8.toml."},
@@ -261,6 +271,7 @@ def load_settings(
         document = _read_toml(path)
         values.update(_server_table(path, document))
         personas.update(_persona_tables(path, document))
+        values["aliases"] = _alias_table(path, document, personas)
         values["config_path"] = str(path)
     for f in setting_fields():
         if f.metadata["env"] in environ:
@@ -293,10 +304,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _server_table(path: Path, document: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(document) - {"server", "personas"}
+    unknown = set(document) - {"server", "personas", "aliases"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown table {sorted(unknown)[0]!r} (expected server, personas)"
+            f"{path}: unknown table {sorted(unknown)[0]!r} (expected server, personas, aliases)"
         )
     table = document.get("server", {})
     if not isinstance(table, dict):
@@ -341,6 +352,26 @@ def _persona_tables(path: Path, document: dict[str, Any]) -> dict[str, Persona]:
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'personas' must be a table of [personas.ID] tables")
     return {pid: persona_from_table(path, pid, table) for pid, table in tables.items()}
+
+
+def _alias_table(
+    path: Path, document: dict[str, Any], personas: Mapping[str, Persona]
+) -> dict[str, str]:
+    """[aliases]: a model name clients send (`"gpt-4o-mini"`) to the persona that answers it."""
+    table = document.get("aliases", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f'{path}: \'aliases\' must be a table of "model name" = "persona id"')
+    for alias, target in table.items():
+        where = f"{path}: aliases.{alias}"
+        if not alias.strip() or alias != alias.strip():
+            raise ConfigError(f"{where}: an alias must be non-empty, without outer spaces")
+        if alias in personas:
+            raise ConfigError(f"{where}: already a persona's id; an alias cannot hide it")
+        if not isinstance(target, str) or target not in personas:
+            raise ConfigError(
+                f"{where}: must name a persona ({', '.join(sorted(personas))}), got {target!r}"
+            )
+    return dict(table)
 
 
 _PERSONA_KEYS = {
@@ -494,6 +525,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"memory_budget (MEM8_MEMORY_BUDGET): must be between 0 and 1, got "
             f"{settings.memory_budget}"
+        )
+    if settings.default_persona and settings.default_persona not in settings.personas:
+        raise ConfigError(
+            f"default_persona (MEM8_DEFAULT_PERSONA): must name a persona "
+            f"({', '.join(sorted(settings.personas))}), got {settings.default_persona!r}"
         )
     if settings.llm_backend == "openai" and not settings.openai_api_base:
         raise ConfigError(

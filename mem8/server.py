@@ -20,6 +20,8 @@ from mem8.encoders.base import Encoder
 from mem8.errors import ConfigError
 from mem8.http.app import create_app
 from mem8.http.edge import is_loopback
+from mem8.http.gate import Gate
+from mem8.http.mcp import Endpoint
 from mem8.keys import KeyRing
 from mem8.system import open_system
 
@@ -54,8 +56,10 @@ async def serve(
     _refuse_an_open_network(settings)
     stop = trio.Event() if shutdown is None else shutdown
     async with open_system(settings, backends=backends, clock=clock, encoder=encoder) as system:
-        app = create_app(system)
-        async with trio.open_nursery() as nursery:
+        gate = Gate(system)
+        mcp = Endpoint(system, gate)  # /mcp beside the routes, sharing their keys and limits
+        app = mcp.beside(create_app(system, gate))
+        async with mcp.running(), trio.open_nursery() as nursery:
             if threading.current_thread() is threading.main_thread():
                 nursery.start_soon(_stop_on_signal, stop)
             run = partial(_run_hypercorn, app, hypercorn_config(settings), stop, nursery)

@@ -73,10 +73,24 @@ class System:
     metrics: Metrics  # what GET /metrics shows
 
     def persona(self, model: str) -> ActorRef:
-        ref = self.personas.get(model)
-        if ref is None:
+        """The persona actor a model name means (a persona's id, an alias, or the default)."""
+        persona = self.persona_id(model)
+        if persona not in self.personas:  # a system opened without chat (`mem8 mcp`)
+            raise errors.ActorUnavailable(f"{persona} does not chat in this process")
+        return self.personas[persona]
+
+    def persona_id(self, model: str, *, default: bool = True) -> str:
+        """The persona a model name means: itself, the persona its alias names, or (if
+        `default`) the default persona; else the spec's 404."""
+        personas = self.settings.personas
+        if model in personas:
+            return model
+        target = self.settings.aliases.get(model) or (
+            self.settings.default_persona if default else ""
+        )
+        if target not in personas:
             raise errors.UnknownModel(model)
-        return ref
+        return target
 
     def journal_bytes(self) -> int:
         """Bytes the journal's files take on disk (0 without a journal); reads the disk."""
@@ -117,16 +131,20 @@ async def open_system(
     persist: bool = True,
     resume: bool = True,
     run: str | None = None,
+    chat: bool = True,
 ) -> AsyncIterator[System]:
     """Starts every actor, restoring memory from storage, and (if `resume`, as a server does;
     not replay, which repeats what the journal says) reads again the files whose reading the
     last run's end cut short; on exit saves the grid and the memory actor's state (unless not
-    `persist`: the CLI beside a server), writes the journal's final state and stops them."""
+    `persist`: the CLI beside a server), writes the journal's final state and stops them.
+    Without `chat` (`mem8 mcp`: memory only) no persona actor starts and no backend is chosen."""
     clock = clock or WallClock()
     if encoder is None:
         encoder = await trio.to_thread.run_sync(
             open_encoder, settings.encoder, settings.encoder_threads
         )
+    if not chat:
+        backends = {}
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
     for backend in {id(b): b for b in chosen.values()}.values():
         await backend.start()
@@ -178,6 +196,7 @@ async def open_system(
                     ),
                 )
                 for pid, persona in settings.personas.items()
+                if chat
             }
             sources["memory"] = memory
             hearing, reading = _start_senses(supervisor, settings, encoder, memory, clock)

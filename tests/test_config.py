@@ -101,6 +101,16 @@ def test_environment_beats_file_and_flags_beat_environment(tmp_path: Path) -> No
         ("[server]\nspeed = 3\n", r"server\.speed: unknown setting"),
         ("[server]\ngrid_size = 300\n", r"grid_size .*must be one of"),
         ("[extras]\n", "unknown table 'extras'"),
+        (
+            "[aliases]\n'gpt-4o-mini' = 'mem8-nobody'\n",
+            r"aliases\.gpt-4o-mini: must name a persona",
+        ),
+        ("[aliases]\n'gpt-4o-mini' = 3\n", r"aliases\.gpt-4o-mini: must name a persona"),
+        (
+            "[aliases]\n'mem8-creative-v1' = 'mem8-technical-v1'\n",
+            r"aliases\.mem8-creative-v1: already a persona's id",
+        ),
+        ("aliases = 'gpt'\n", "'aliases' must be a table"),
     ],
 )
 def test_a_bad_file_names_the_file_the_key_and_the_problem(
@@ -127,8 +137,26 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         assert f"| {f.name} | `{f.metadata['env']}` |" in readme, f.name
     assert {f.name for f in dataclasses.fields(Settings)} - {f.name for f in setting_fields()} == {
         "personas",
+        "aliases",
         "config_path",
     }
+
+
+def test_aliases_name_personas_and_the_default_persona_is_off_by_default(tmp_path: Path) -> None:
+    (tmp_path / "mem8.toml").write_text(
+        SCIENTIST + '[aliases]\n"gpt-4o-mini" = "mem8-scientist-v1"\n'
+        '"text-embedding-3-small" = "mem8-technical-v1"\n'
+    )
+    settings = load_settings(cwd=tmp_path, environ={})
+    assert settings.aliases == {
+        "gpt-4o-mini": "mem8-scientist-v1",
+        "text-embedding-3-small": "mem8-technical-v1",
+    }
+    assert settings.default_persona == ""
+    chosen = load_settings(cwd=tmp_path, environ={"MEM8_DEFAULT_PERSONA": "mem8-scientist-v1"})
+    assert chosen.default_persona == "mem8-scientist-v1"
+    with pytest.raises(ConfigError, match=r"default_persona \(MEM8_DEFAULT_PERSONA\): must name"):
+        load_settings(cwd=tmp_path, environ={"MEM8_DEFAULT_PERSONA": "gpt-4o"})
 
 
 def test_the_listen_backlog_is_a_setting_that_reaches_hypercorn() -> None:

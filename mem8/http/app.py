@@ -28,7 +28,8 @@ from mem8.http.usage import Tenants
 from mem8.system import System
 
 
-def create_app(system: System) -> QuartTrio:
+def create_app(system: System, gate: Gate | None = None) -> QuartTrio:
+    """The app; `gate` when another endpoint (/mcp) shares its keys and counts."""
     app = QuartTrio("mem8")
     app.config["MAX_CONTENT_LENGTH"] = system.settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 60  # seconds to receive a request body
@@ -36,7 +37,7 @@ def create_app(system: System) -> QuartTrio:
     app.config["PROPAGATE_EXCEPTIONS"] = False
     settings = system.settings
     edge = Edge(settings.host, settings.allowed_hosts, settings.cors_origins)
-    gate = Gate(system)
+    gate = gate or Gate(system)
     observer = Observer(system)
     app.before_request(observer.begin)  # first: a refused request is logged too
     app.before_request(edge.guard)

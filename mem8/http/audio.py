@@ -28,8 +28,8 @@ class Transcriptions:
 
     async def create(self) -> Response:
         form = await read_form(MAX_AUDIO_BYTES)
-        model = form.required("model")
-        self.system.persona(model)  # an unknown persona is the spec's 404
+        # the persona a name or alias means (unknown: the spec's 404) keeps what is heard
+        model = self.system.persona_id(form.required("model"))
         response_format = form.text("response_format") or "json"
         if response_format not in FORMATS:
             raise InvalidRequest(

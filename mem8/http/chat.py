@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -60,7 +61,10 @@ class ChatCompletions:
     async def create(self) -> Response:
         raw = await self.read_body()
         parsed = parse_json(raw)
+        # an alias or the default persona answers as that persona: memory and the answer's
+        # `model` are the persona's (as OpenAI answers "gpt-4o" with the snapshot it ran)
         body = parse_chat(parsed)
+        body = dataclasses.replace(body, model=self.system.persona_id(body.model))
         self._check_lengths(body)
         persona = self.system.persona(body.model)
         current().persona = body.model

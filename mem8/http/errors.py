@@ -29,11 +29,17 @@ def render(error: errors.Mem8Error) -> Response:
     response = Response(
         json.dumps(error_body(error)), status=error.status, content_type="application/json"
     )
-    if isinstance(error, errors.RateLimited):
-        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    if isinstance(error, errors.InvalidApiKey):
-        response.headers["WWW-Authenticate"] = 'Bearer realm="mem8"'
+    response.headers.update(error_headers(error))
     return response
+
+
+def error_headers(error: errors.Mem8Error) -> dict[str, str]:
+    """What a client needs besides the body: when to retry, how to authenticate."""
+    if isinstance(error, errors.RateLimited):
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    if isinstance(error, errors.InvalidApiKey):
+        return {"WWW-Authenticate": 'Bearer realm="mem8"'}
+    return {}
 
 
 def from_http_exception(exception: HTTPException) -> errors.Mem8Error:

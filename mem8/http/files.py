@@ -56,8 +56,8 @@ class Files:
         if purpose not in PURPOSES:
             raise InvalidRequest(f"'purpose' must be one of {', '.join(PURPOSES)}", param="purpose")
         persona = form.text("model") or EVERY_PERSONA
-        if persona:
-            self.system.persona(persona)  # an unknown persona is the spec's 404
+        if persona:  # a name or alias means its persona; an unknown one is the spec's 404
+            persona = self.system.persona_id(persona)
         tenant, user = caller(form.text("user") or "")
         upload = Upload(
             new_request_id(),

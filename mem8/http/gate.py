@@ -78,7 +78,7 @@ class Gate:
             elif request.path.startswith(GUARDED):
                 caller = self._caller()
                 g.caller = caller
-                self._count_request(caller)
+                self.count(caller)
         except errors.Mem8Error as error:
             response = render(error)
             response.headers["Connection"] = "close"
@@ -115,7 +115,11 @@ class Gate:
             raise errors.PermissionDenied(f"{what} needs an admin key")
 
     def _caller(self) -> Caller:
-        header = request.headers.get("Authorization", "")
+        return self.caller_for(request.headers.get("Authorization", ""))
+
+    def caller_for(self, header: str) -> Caller:
+        """Who an Authorization header's bearer key is (401 once keys exist and it is none);
+        /v1 and /mcp alike."""
         scheme, _, secret = header.partition(" ")
         secret = secret.strip() if scheme.lower() == "bearer" else ""
         keys = self.system.keys
@@ -138,7 +142,8 @@ class Gate:
             _own(caller.streams, settings.streams_per_key),
         )
 
-    def _count_request(self, caller: Caller) -> None:
+    def count(self, caller: Caller) -> None:
+        """One request of the caller's, refused (429) past its per-minute limits."""
         now = trio.current_time()
         usage = self.usage.setdefault(caller.tenant, Usage())
         usage.forget_before(now)

@@ -69,9 +69,10 @@ class Memories:
         self.whose = whose  # the tenant a request acts on
 
     def _persona_filter(self, value: str | None) -> str | None:
-        if value is not None:
-            self.system.persona(value)  # an unknown persona is the spec's 404
-        return value
+        if value is None:
+            return None
+        # an alias filters by its persona; an unknown name is the spec's 404 (no default)
+        return self.system.persona_id(value, default=False)
 
     async def list(self) -> Response:
         tenant = self.whose()

@@ -202,10 +202,10 @@ ERRORS = {
         404,
     ),
     "embeddings of an unknown model": ("POST", "/v1/embeddings", {"json": UNKNOWN_EMBEDDING}, 404),
-    "embeddings of tokens": (
+    "embeddings of no token": (  # 100261 is no token of cl100k_base
         "POST",
         "/v1/embeddings",
-        {"json": {"model": MODEL, "input": [1]}},
+        {"json": {"model": MODEL, "input": [1, 100261]}},
         400,
     ),
     "wrong method on embeddings": ("GET", "/v1/embeddings", {}, 405),
