@@ -194,7 +194,8 @@ class PersonaActor(Actor):
         if shape.logprobs and not self.backend.can_logprobs:
             raise errors.InvalidRequest(
                 f"logprobs are not available from this persona's backend, "
-                f"{self.backend.describe(model)}",
+                f"{self.backend.describe(model)}"
+                + (f" ({self.backend.logprobs_hint})" if self.backend.logprobs_hint else ""),
                 param="logprobs",
             )
         return GenerationRequest(

@@ -156,7 +156,8 @@ class LLMBackend(ABC):
 
     name: ClassVar[str]
     needs_key: ClassVar[bool] = False
-    can_logprobs: ClassVar[bool] = False  # whether it gives tokens' log probabilities
+    can_logprobs: bool = False  # whether it gives tokens' log probabilities
+    logprobs_hint: ClassVar[str] = ""  # how to have them where it can
 
     @abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:

@@ -53,7 +53,7 @@ class ScriptedLLM(LLMBackend):
     words) makes it refuse longer prompts as a real model does."""
 
     name: ClassVar[str] = "scripted"
-    can_logprobs: ClassVar[bool] = True
+    can_logprobs = True
 
     def __init__(
         self, *, token_delay: float = 0.0, context: int = UNLIMITED, cycle: Iterable[str] = ()

@@ -86,7 +86,7 @@ class OpenAIUpstreamBackend(LLMBackend):
 
     name: ClassVar[str] = "openai"
     needs_key: ClassVar[bool] = False  # local servers take none; a key is sent when set
-    can_logprobs: ClassVar[bool] = True  # passed through: an upstream without them says so
+    can_logprobs = True  # passed through: an upstream without them says so
 
     def __init__(
         self, settings: Settings, *, base_url: str | None = None, api_key: str | None = None
