@@ -262,6 +262,8 @@ class PersonaActor(Actor):
             sample = outcome if index == 0 else Answer(text=[])
             await self._stream(request, reply, sample, index)
             if sample.finish is None:
+                if index:  # the first's is checked as every answer's is
+                    raise errors.BackendFailed(f"answer {index} ended without finishing")
                 return
             outcome.reasons.append(sample.finish.finish_reason)
             outcome.completion_tokens += sample.finish.completion_tokens

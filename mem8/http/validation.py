@@ -307,13 +307,27 @@ def _messages(value: Any) -> list[dict[str, str]]:
             "'messages' is required and must be a non-empty array", param="messages"
         )
     messages = [_message(item, f"messages[{i}]") for i, item in enumerate(value)]
-    called: dict[str, str] = {}  # call id -> function, to name each tool answer
-    for message in messages:
-        for call in json.loads(message.get("tool_calls", "[]")):
-            called[call["id"]] = call["function"]["name"]
-        if message["role"] == "tool" and not message.get("name"):
-            message["name"] = called.get(message.get("tool_call_id", ""), "")
+    _pair_calls(messages)
     return messages
+
+
+def _pair_calls(messages: list[dict[str, str]]) -> None:
+    """Names each tool answer after the call it answers; a legacy call (no id) gets one, and
+    the function's answer after it that id, as upstreams pair them."""
+    called: dict[str, str] = {}  # call id -> function
+    legacy: dict[str, str] = {}  # function -> the id given to its last legacy call
+    for i, message in enumerate(messages):
+        if "tool_calls" in message:
+            calls = json.loads(message["tool_calls"])
+            for j, call in enumerate(calls):
+                if not call["id"]:
+                    call["id"] = legacy[call["function"]["name"]] = f"call_{i}_{j}"
+                called[call["id"]] = call["function"]["name"]
+            message["tool_calls"] = json.dumps(calls)
+        elif message["role"] == "tool" and not message["tool_call_id"]:
+            message["tool_call_id"] = legacy.get(message["name"], "")
+        elif message["role"] == "tool" and not message.get("name"):
+            message["name"] = called.get(message["tool_call_id"], "")
 
 
 def _message(item: Any, where: str) -> dict[str, str]:

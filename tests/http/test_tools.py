@@ -329,3 +329,27 @@ def test_logprobs_from_a_backend_without_them_are_refused_naming_it(settings: Se
     error = response.json()["error"]
     assert error["param"] == "logprobs"
     assert "scripted:" in error["message"]
+
+
+def test_a_legacy_call_and_its_answer_are_paired_by_a_made_up_id(
+    client: OpenAI, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(["Sunny."])
+    history = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "get_weather", "arguments": "{}"},
+        },
+        {"role": "function", "name": "get_weather", "content": "sunny"},
+    ]
+    client.chat.completions.create(
+        model=MODEL,
+        messages=history,  # type: ignore[arg-type]
+        functions=[WEATHER["function"]],  # type: ignore[list-item]
+    )
+    assistant, answer = llm.history[-1].messages[-2:]
+    (call,) = assistant.tool_calls
+    assert call.id == "call_1_0"
+    assert (answer.role, answer.tool_call_id, answer.name) == ("tool", "call_1_0", "get_weather")
