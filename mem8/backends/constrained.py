@@ -3,8 +3,11 @@ well-formed tool call or a reply matching a response format, and the call read b
 
 A call is written as Qwen2.5 and Hermes-style models are trained to write one,
 `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; the grammar lets nothing else
-through. When the model may choose ("auto"), the grammar allows either a call or prose that does
-not begin with "<", so the first character says which it chose."""
+through. When the model may choose ("auto"), it answers freely first: if it begins a call (Qwen
+writes the tags as special tokens, which the text leaves out, so a call shows as "{" or "<"), that
+answer is dropped and the call is made again under the grammar. A grammar offering both a call
+and prose does not work: llama.cpp's grammar refuses the special tag token the model would pick,
+and the model then writes prose (a ```json block) instead."""
 
 from __future__ import annotations
 
@@ -17,16 +20,17 @@ from mem8 import errors
 from mem8.backends.base import ChatMessage, GenerationRequest, Tool, ToolCall, new_call_id
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
-# text: free; call: must call; either: a call or prose; json: a reply matching a schema
+# text: free; call: must call; either: a call or prose, as the model begins; json: a reply
+# matching a schema
 Mode = Literal["text", "call", "either", "json"]
-_PROSE = "prose ::= [^<] [^\\x00]*"
+CALL_STARTS = ("<", "{")  # how a call begins, once leading whitespace is dropped
 _DEFINITIONS = ("$defs", "definitions")
 
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
     mode: Mode
-    grammar: str | None = None  # GBNF, as llama.cpp reads it
+    grammar: str | None = None  # GBNF, as llama.cpp reads it (under "either": for the call)
     hint: str = ""  # what the system prompt adds: the tools, or the format asked for
 
 
@@ -37,8 +41,8 @@ def constraint(request: GenerationRequest) -> Constraint:
     if offered:
         must = request.tool_choice != "auto"
         call = _grammar(_call_schema(offered), "tools").replace("root ::=", "tool-call ::=", 1)
-        root = f'root ::= "{CALL_OPEN}" tool-call "{CALL_CLOSE}"'
-        grammar = f"{call}\n{root}\n" if must else f"{call}\n{root} | prose\n{_PROSE}\n"
+        root = f'root ::= "{CALL_OPEN}" "\\n"? tool-call "\\n"? "{CALL_CLOSE}"'
+        grammar = f"{call}\n{root}\n"
         return Constraint("call" if must else "either", grammar, _tools_hint(offered, must))
     wanted = request.response_format
     if wanted is None:
@@ -153,12 +157,29 @@ def _integer_range(schema: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def _tools_hint(tools: tuple[Tool, ...], must: bool) -> str:
+    """The tools as Qwen2.5's own chat template offers them (the words it was trained on)."""
     described = "\n".join(
-        json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters})
+        json.dumps(
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                },
+            }
+        )
         for t in tools
     )
-    how = f'{CALL_OPEN}{{"name": ..., "arguments": {{...}}}}{CALL_CLOSE}'
-    when = "Call one of them now" if must else "To call one"
+    when = (
+        "You must call one of these functions now."
+        if must
+        else ("You may call one or more functions to assist with the user query.")
+    )
     return (
-        f"You can call these functions:\n{described}\n{when}: answer with {how} and nothing else."
+        f"# Tools\n\n{when}\n\nYou are provided with function signatures within "
+        f"<tools></tools> XML tags:\n<tools>\n{described}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments within "
+        f"{CALL_OPEN}{CALL_CLOSE} XML tags:\n{CALL_OPEN}\n"
+        f'{{"name": <function-name>, "arguments": <args-json-object>}}\n{CALL_CLOSE}'
     )

@@ -36,7 +36,7 @@ from mem8.backends.base import (
     TopLogprob,
     registry,
 )
-from mem8.backends.constrained import Mode, constraint, read_calls, rendered
+from mem8.backends.constrained import CALL_STARTS, Mode, constraint, read_calls, rendered
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -155,26 +155,32 @@ def _token_text(llama: Llama, token: int) -> str:
     return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
 
 
+Chunks = Iterator["CreateChatCompletionStreamResponse"]
+
+
 class _Generation:
     """One streamed chat completion, read a piece at a time by the thread that runs it.
 
-    What may be a tool call is held back until it is known: all of it when a call is due, the
-    first piece when the model may choose (a call begins with "<", prose never does)."""
+    What may be a tool call is held back until it is known: all of it when a call is due; when
+    the model may choose, its first words, and if they begin a call the answer is made again
+    by `call` (under the call's grammar)."""
 
     def __init__(
         self,
         llama: Llama,
-        chunks: Iterator[CreateChatCompletionStreamResponse],
+        chunks: Chunks,
         prompt_tokens: int,
         mode: Mode = "text",
         top: int = 0,
+        call: Callable[[], Chunks] | None = None,
     ) -> None:
         self._llama = llama
-        self._top = top  # alternatives asked for: llama.cpp adds the chosen one if not among them
         self._chunks = chunks
         self._prompt_tokens = prompt_tokens
+        self._top = top  # alternatives asked for: llama.cpp adds the chosen one if not among them
         self._held: list[TextDelta] | None = [] if mode in ("call", "either") else None
         self._choosing = mode == "either"
+        self._call = call
         self._pending: list[Generated] = []
 
     def step(self) -> Generated | None:
@@ -183,16 +189,22 @@ class _Generation:
         if self._pending:
             return self._pending.pop(0)
         try:
-            for chunk in self._chunks:
-                choice = chunk["choices"][0]
-                text = cast("str | None", choice["delta"].get("content"))
-                delta = TextDelta(text or "", _logprobs(choice, self._top))
-                if text and (item := self._text(delta)) is not None:
-                    return item
-                if choice["finish_reason"] is not None:
-                    return self._finish(choice["finish_reason"])
+            return self._next()
         except RuntimeError as error:  # llama_decode failed
             raise errors.BackendFailed(f"the embedded model failed: {error}") from error
+
+    def _next(self) -> Generated | None:
+        chunks = self._chunks
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            text = cast("str | None", choice["delta"].get("content"))
+            delta = TextDelta(text or "", _logprobs(choice, self._top))
+            if text and (item := self._text(delta)) is not None:
+                return item
+            if self._chunks is not chunks:  # the model began a call: made again, held to it
+                return self._next()
+            if choice["finish_reason"] is not None:
+                return self._finish(choice["finish_reason"])
         return None
 
     def _text(self, delta: TextDelta) -> TextDelta | None:
@@ -200,10 +212,14 @@ class _Generation:
         if self._held is None:
             return delta
         self._held.append(delta)
-        if self._choosing:
+        begun = "".join(piece.text for piece in self._held).lstrip()
+        if self._choosing and begun:
             self._choosing = False
-            if not delta.text.startswith("<"):  # prose: the model chose not to call
+            if not begun.startswith(CALL_STARTS):  # prose: the model chose not to call
                 return self._release()
+            if self._call is not None:
+                self.close()
+                self._held, self._chunks = [], self._call()
         return None
 
     def _release(self) -> TextDelta:
@@ -284,27 +300,31 @@ class _GenerationThread:
 
 def _start(model: _Model, request: GenerationRequest) -> _Generation:
     """Checks the prompt against the context and opens the stream (runs in a worker thread)."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
     held = constraint(request)
     messages = _llama_messages(request.messages, held.hint)
     prompt_tokens = model.tokens.count_prompt(messages)
     max_tokens = _max_tokens(request.max_tokens, prompt_tokens, model.llama.n_ctx())
-    grammar = None if held.grammar is None else LlamaGrammar.from_string(held.grammar, False)
-    chunks = model.llama.create_chat_completion(
-        messages=messages,
-        stream=True,
-        temperature=request.temperature,
-        top_p=1.0 if request.top_p is None else request.top_p,
-        max_tokens=max_tokens,
-        stop=list(request.stop),
-        seed=request.seed,
-        grammar=grammar,
-        logprobs=request.logprobs or None,
-        top_logprobs=request.top_logprobs if request.logprobs else None,
-    )
-    stream = cast("Iterator[CreateChatCompletionStreamResponse]", chunks)
-    return _Generation(model.llama, stream, prompt_tokens, held.mode, request.top_logprobs)
+
+    def completion(grammar: str | None) -> Chunks:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        chunks = model.llama.create_chat_completion(
+            messages=messages,
+            stream=True,
+            temperature=request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            max_tokens=max_tokens,
+            stop=list(request.stop),
+            seed=request.seed,
+            grammar=None if grammar is None else LlamaGrammar.from_string(grammar, False),
+            logprobs=request.logprobs or None,
+            top_logprobs=request.top_logprobs if request.logprobs else None,
+        )
+        return cast("Chunks", chunks)
+
+    first = completion(None if held.mode == "either" else held.grammar)
+    call = partial(completion, held.grammar) if held.mode == "either" else None
+    return _Generation(model.llama, first, prompt_tokens, held.mode, request.top_logprobs, call)
 
 
 def _llama_messages(

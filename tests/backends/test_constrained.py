@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import jsonschema
 import pytest
@@ -23,8 +24,11 @@ from mem8.backends.base import (
     ToolCalls,
 )
 from mem8.backends.constrained import constraint, read_calls, rendered
-from mem8.backends.embedded import EmbeddedBackend
+from mem8.backends.embedded import EmbeddedBackend, _Generation
 from mem8.config import Settings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 WEATHER = Tool(
     "get_weather",
@@ -172,3 +176,42 @@ def test_definitions_of_the_parameters_are_found_from_the_call() -> None:
     )
     held = constraint(_ask("hi", 1, tools=(nested,), tool_choice="required"))
     assert held.mode == "call" and held.grammar is not None and "city" in held.grammar
+
+
+def _chunks(*pieces: str) -> Iterator[Any]:
+    for piece in pieces:
+        yield {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
+    yield {"choices": [{"delta": {}, "finish_reason": "stop"}]}
+
+
+def _steps(generation: _Generation) -> list[Generated]:
+    items = []
+    while (item := generation.step()) is not None:
+        items.append(item)
+    return items
+
+
+def test_under_auto_prose_streams_as_it_comes() -> None:
+    llama = cast("Llama", SimpleNamespace(n_tokens=15))
+    generation = _Generation(llama, _chunks("Sun", "ny"), 10, "either", call=lambda: _chunks())
+    assert _steps(generation) == [TextDelta("Sun"), TextDelta("ny"), Finish("stop", 10, 5)]
+
+
+def test_under_auto_a_begun_call_is_made_again_under_the_grammar() -> None:
+    remade: list[bool] = []
+
+    def call() -> Iterator[Any]:
+        remade.append(True)
+        return _chunks('<tool_call>{"name": "get_weather", ', '"arguments": {"city": "Lisbon"}}')
+
+    llama = cast("Llama", SimpleNamespace(n_tokens=15))
+    generation = _Generation(
+        llama, _chunks("\n", '{"name": "get_w', "eather"), 10, "either", call=call
+    )
+    calls, finish = _steps(generation)
+    assert remade == [True]
+    assert isinstance(calls, ToolCalls)
+    assert [(c.name, json.loads(c.arguments)) for c in calls.calls] == [
+        ("get_weather", {"city": "Lisbon"})
+    ]
+    assert finish == Finish("tool_calls", 10, 5)
