@@ -6,10 +6,12 @@ import dataclasses
 import json
 
 import jsonschema
+import openai
 import pytest
 from openai import OpenAI
 
 from mem8.config import Settings
+from tests.http.test_contract import assert_matches
 from tests.support.server import running_server
 
 
@@ -77,9 +79,39 @@ def test_a_real_tool_call_and_json_reply_match_their_schemas(settings: Settings)
             max_tokens=80,
             seed=3,
         )
+        with pytest.raises(openai.BadRequestError, match="MEM8_EMBEDDED_LOGPROBS") as refused:
+            client.chat.completions.create(
+                model="mem8-creative-v1",
+                messages=asked,  # type: ignore[arg-type]
+                logprobs=True,
+            )
         client.close()
+    assert refused.value.body["param"] == "logprobs"  # type: ignore[index]
     assert called.choices[0].finish_reason == "tool_calls"
     (call,) = called.choices[0].message.tool_calls or []
     assert call.function.name == "forecast"
     jsonschema.validate(json.loads(call.function.arguments), CITY)
     jsonschema.validate(json.loads(replied.choices[0].message.content or ""), CITY)
+
+
+@pytest.mark.embedded
+def test_real_logprobs_come_in_openais_shape(settings: Settings) -> None:
+    small = dataclasses.replace(
+        settings, llm_backend="embedded", embedded_model="smollm2-135m", embedded_logprobs=True
+    )
+    with running_server(small) as server:
+        client = OpenAI(base_url=server.base_url, api_key="mem8-dummy-key", max_retries=0)
+        response = client.chat.completions.with_raw_response.create(
+            model="mem8-creative-v1",
+            messages=[{"role": "user", "content": "Say hello."}],
+            logprobs=True,
+            top_logprobs=2,
+            max_tokens=8,
+            seed=1,
+        )
+        client.close()
+    body = json.loads(response.text)
+    assert_matches("CreateChatCompletionResponse", body)
+    content = body["choices"][0]["logprobs"]["content"]
+    assert "".join(item["token"] for item in content) == body["choices"][0]["message"]["content"]
+    assert all(item["logprob"] <= 0 and len(item["top_logprobs"]) == 2 for item in content)
