@@ -240,12 +240,12 @@ def _unique_names(tools: list[dict[str, Any]], key: str) -> None:
 
 
 def _tool_choice(value: Any, tools: list[dict[str, Any]], key: str) -> str:
-    """ "auto", "none", "required" or the name of an offered function."""
+    """`auto`, `none`, `required` (not in the legacy `function_call`) or an offered function's
+    name, from the string or the object that names it."""
     if value is None:
         return "auto" if tools else "none"
-    if value in ("auto", "none", "required") and not (
-        key == "function_call" and value == "required"
-    ):
+    modes = ("auto", "none") if key == "function_call" else ("auto", "none", "required")
+    if value in modes:
         if value != "none" and not tools:
             raise InvalidRequest(f"'{key}' {value!r} needs tools to call", param=key)
         return str(value)
@@ -254,7 +254,7 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]], key: str) -> str:
         named = value["function"].get("name")
     if not isinstance(named, str):
         raise InvalidRequest(
-            f"'{key}' must be 'none', 'auto', 'required' or names a function", param=key
+            f"'{key}' must be one of {', '.join(modes)} or name a function", param=key
         )
     if named not in {t["name"] for t in tools}:
         raise InvalidRequest(f"'{key}' names {named!r}, which is not among the tools", param=key)
