@@ -171,7 +171,7 @@ class PersonaActor(Actor):
         client's messages; and the reply's room."""
         emotion = Emotion(*begun.emotion)
         tone = modulation(emotion)
-        present = set(chat.messages)
+        present = resent(chat.messages)
         window = [chat_message(m) for m in begun.window if m not in present]
         model = self.persona.model
         context = await self.backend.context_window(model, self.persona.context)
@@ -358,6 +358,19 @@ def chat_message(turn: Turn) -> ChatMessage:
         for call in json.loads(turn.tool_calls or "[]")
     )
     return ChatMessage(turn.role, turn.content, calls, turn.tool_call_id or "", turn.name or "")
+
+
+def resent(turns: list[Turn]) -> set[Turn]:
+    """The turns the client sent, and each as the window remembers it (a call told as text,
+    a user's message with the tool results after it), so the window adds neither again."""
+    present = set(turns)
+    for i, turn in enumerate(turns):
+        if turn.tool_calls:
+            said = turn.content + told(chat_message(turn).tool_calls)
+            present.add(Turn("assistant", said))
+        if turn.role == "tool" and (i + 1 == len(turns) or turns[i + 1].role != "tool"):
+            present.add(Turn("user", asked(turns[: i + 1])))
+    return present
 
 
 def told(calls: tuple[ToolCall, ...]) -> str:

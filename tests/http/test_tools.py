@@ -353,3 +353,21 @@ def test_a_legacy_call_and_its_answer_are_paired_by_a_made_up_id(
     (call,) = assistant.tool_calls
     assert call.id == "call_1_0"
     assert (answer.role, answer.tool_call_id, answer.name) == ("tool", "call_1_0", "get_weather")
+
+
+def test_a_resent_tool_conversation_is_not_added_again_from_the_window(
+    client: OpenAI, llm: ScriptedLLM
+) -> None:
+    llm.enqueue([[LISBON], "It is sunny.", "You are welcome."])
+    called = {"role": "assistant", "content": None, "tool_calls": [_call_json(LISBON)]}
+    answered = {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+    said = {"role": "assistant", "content": "It is sunny."}
+    thanks = {"role": "user", "content": "Thanks!"}
+    for history in ([*ASK], [*ASK, called, answered], [*ASK, called, answered, said, thanks]):
+        client.chat.completions.create(
+            model=MODEL,
+            messages=history,  # type: ignore[arg-type]
+            tools=[WEATHER],  # type: ignore[list-item]
+        )
+    sent = [m for m in llm.history[-1].messages if m.role != "system"]
+    assert [m.role for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
