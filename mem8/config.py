@@ -87,6 +87,11 @@ class Settings:
     embedded_context: int = _setting(
         2048, "MEM8_EMBEDDED_CONTEXT", "Context window (tokens) of the embedded model."
     )
+    embedded_logprobs: bool = _setting(
+        False,
+        "MEM8_EMBEDDED_LOGPROBS",
+        "Let the embedded model give logprobs (keeps every logit: context x vocabulary floats).",
+    )
     memory_budget: float = _setting(
         0.25,
         "MEM8_MEMORY_BUDGET",

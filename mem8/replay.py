@@ -132,6 +132,7 @@ class RecordedLLM(LLMBackend):
     """Serves each request's recorded output once the driver reaches its commit record."""
 
     name: ClassVar[str] = "recorded"
+    can_logprobs = True  # a chat that had them is replayed (the record holds only its text)
 
     def __init__(self, outcomes: dict[str, Outcome]) -> None:
         self.outcomes = outcomes

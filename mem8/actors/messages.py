@@ -291,10 +291,17 @@ def from_map(body: Any) -> Message:
 
 @part
 class Turn(Part):
-    """One message of a conversation: who said it (system, user, assistant) and what."""
+    """One message of a conversation: who said it (system, user, assistant, tool) and what; an
+    assistant's tool calls (a JSON array in OpenAI's shape: data the actors pass on, never
+    read), a tool's answer to which call of which function."""
 
     role: str
     content: str
+    tool_calls: str | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"tool_calls", "tool_call_id", "name"})
 
 
 def last_user_text(turns: list[Turn]) -> str:
@@ -456,6 +463,22 @@ class Supersession(NamedTuple):
 # --- chat -----------------------------------------------------------------------------------
 
 
+@part
+class AnswerShape(Part):
+    """What a chat asks of its answer beyond text. Tools and the response format travel as
+    JSON text: schemas the actors pass to the backend and never read (and a JSON number may
+    be larger than msgpack takes)."""
+
+    tools: str = "[]"  # [{"name", "description", "parameters"}]
+    tool_choice: str = "auto"  # auto, none, required, or the one function's name
+    parallel_tool_calls: bool = True
+    legacy_functions: bool = False  # asked with `functions`: answered as a `function_call`
+    response_format: str | None = None  # {"kind", "schema", "name", "strict"}
+    logprobs: bool = False
+    top_logprobs: int = 0
+    n: int = 1  # samples; only the first is remembered
+
+
 @message("chat")
 class Chat(Message):
     """A chat completion request for one persona; answered by Token* then Done (or Failed)."""
@@ -474,8 +497,9 @@ class Chat(Message):
     conversation: str = ""  # the rolling window's key within the caller's scope
     idempotency: Idempotency | None = None
     keep: Keep | None = None  # kept with its answer, for the stored completions' routes
+    shape: AnswerShape | None = None  # None: plain text, one answer
 
-    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"idempotency", "keep"})
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"idempotency", "keep", "shape"})
 
 
 @message("accepted")
@@ -494,6 +518,17 @@ class Accepted(Message):
 class Token(Message):
     request_id: str
     text: str
+    index: int = 0  # which of the n answers
+    logprobs: str | None = None  # JSON: OpenAI's logprobs.content items for this text
+
+
+@message("tool_called")
+class ToolCalled(Message):
+    """The answer (number `index`) calls tools: a JSON array in OpenAI's tool_calls shape."""
+
+    request_id: str
+    calls: str
+    index: int = 0
 
 
 @message("done")
@@ -503,6 +538,7 @@ class Done(Message):
     prompt_tokens: int
     completion_tokens: int
     backend: str
+    finish_reasons: list[str] = field(default_factory=list)  # each answer's, when n > 1
 
 
 @message("failed")

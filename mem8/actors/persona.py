@@ -3,10 +3,12 @@ recalls), is judged for interest, answered by the LLM (or subconsciously), and c
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -14,6 +16,7 @@ from mem8 import budget, errors, passages
 from mem8.actors.messages import (
     Accepted,
     Ack,
+    AnswerShape,
     Begin,
     Begun,
     Chat,
@@ -26,12 +29,23 @@ from mem8.actors.messages import (
     PersonaChange,
     RecalledMemory,
     Token,
+    ToolCalled,
     Turn,
     last_user_text,
 )
 from mem8.actors.percepts import encoded
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
-from mem8.backends.base import ChatMessage, Finish, GenerationRequest, LLMBackend, TextDelta
+from mem8.backends.base import (
+    ChatMessage,
+    Finish,
+    GenerationRequest,
+    LLMBackend,
+    ResponseFormat,
+    TextDelta,
+    Tool,
+    ToolCall,
+    ToolCalls,
+)
 from mem8.emotion import modulation
 from mem8.encoders.base import Encoder
 from mem8.interest import Stimulus, interest, subconscious_reply
@@ -47,11 +61,15 @@ BACKEND_ERRORS = (errors.BackendUnavailable, errors.BackendFailed)
 
 @dataclass
 class Answer:
-    """An answer as it is produced: the text pieces so far, then its Finish or its error."""
+    """An answer as it is produced: the text pieces so far (a tool call told as text: what the
+    persona remembers of it), then its Finish or its error; with n > 1, the first sample's
+    (the one remembered), the others' finish reasons and tokens beside it."""
 
     text: list[str]
     finish: Finish | None = None
     error: errors.Mem8Error | None = None
+    reasons: list[str] = field(default_factory=list)  # every sample's finish reason
+    completion_tokens: int = 0  # every sample's
 
     def outcome(self) -> Outcome:
         """The answer as the commit and the journal record it."""
@@ -153,8 +171,8 @@ class PersonaActor(Actor):
         client's messages; and the reply's room."""
         emotion = Emotion(*begun.emotion)
         tone = modulation(emotion)
-        present = set(chat.messages)
-        window = [ChatMessage(m.role, m.content) for m in begun.window if m not in present]
+        present = resent(chat.messages)
+        window = [chat_message(m) for m in begun.window if m not in present]
         model = self.persona.model
         context = await self.backend.context_window(model, self.persona.context)
         recollections = [recollection(r) for r in begun.recalled]
@@ -162,7 +180,7 @@ class PersonaActor(Actor):
             persona=persona_prompt(self.persona.system_prompt, tone.prompt),
             memories=[(r.id, memory_line(r, chat.arrival)) for r in recollections],
             window=window,
-            messages=[ChatMessage(m.role, m.content) for m in chat.messages],
+            messages=[chat_message(m) for m in chat.messages],
             context=context,
             reply=self.persona.max_tokens if chat.max_tokens is None else chat.max_tokens,
             memory_share=self.memory_share,
@@ -172,6 +190,14 @@ class PersonaActor(Actor):
             temperature = chat.temperature  # the caller's explicit choice is kept exactly
         else:
             temperature = min(2.0, max(0.0, self.persona.temperature + tone.temperature_delta))
+        shape = chat.shape or AnswerShape()
+        if shape.logprobs and not self.backend.can_logprobs:
+            raise errors.InvalidRequest(
+                f"logprobs are not available from this persona's backend, "
+                f"{self.backend.describe(model)}"
+                + (f" ({self.backend.logprobs_hint})" if self.backend.logprobs_hint else ""),
+                param="logprobs",
+            )
         return GenerationRequest(
             model=model,
             messages=fitted.messages,
@@ -182,6 +208,12 @@ class PersonaActor(Actor):
             seed=chat.seed,
             request_id=chat.request_id,
             context=context,
+            tools=tuple(Tool(**tool) for tool in json.loads(shape.tools)),
+            tool_choice=shape.tool_choice,
+            parallel_tool_calls=shape.parallel_tool_calls,
+            response_format=_response_format(shape.response_format),
+            logprobs=shape.logprobs,
+            top_logprobs=shape.top_logprobs,
         )
 
     async def _answer_subconsciously(self, chat: Chat, judgement: Judgement, reply: Reply) -> None:
@@ -200,7 +232,7 @@ class PersonaActor(Actor):
         try:
             request = await self._generation_request(chat, begun)
             with self.metrics.backend_seconds.labels(self.backend.name).time():
-                await self._stream(request, reply, outcome)
+                await self._samples(request, chat.shape or AnswerShape(), reply, outcome)
         except errors.Mem8Error as error:
             outcome.error = error
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -217,12 +249,38 @@ class PersonaActor(Actor):
         with trio.CancelScope(shield=True):
             await self._commit(chat, judgement, outcome, reply, backend=self.backend.name)
 
-    async def _stream(self, request: GenerationRequest, reply: Reply, outcome: Answer) -> None:
+    async def _samples(
+        self, request: GenerationRequest, shape: AnswerShape, reply: Reply, outcome: Answer
+    ) -> None:
+        """The n answers asked for, one after another, each with its own seed; only the
+        first is the persona's own (remembered)."""
+        first = request
+        for index in range(shape.n):
+            if index:
+                seed = (first.seed or 0) + index  # another draw, reproducible if seeded
+                request = dataclasses.replace(first, seed=seed)
+            sample = outcome if index == 0 else Answer(text=[])
+            await self._stream(request, reply, sample, index)
+            if sample.finish is None:
+                if index:  # the first's is checked as every answer's is
+                    raise errors.BackendFailed(f"answer {index} ended without finishing")
+                return
+            outcome.reasons.append(sample.finish.finish_reason)
+            outcome.completion_tokens += sample.finish.completion_tokens
+
+    async def _stream(
+        self, request: GenerationRequest, reply: Reply, outcome: Answer, index: int
+    ) -> None:
         async with aclosing(self.backend.generate(request)) as generation:
             async for item in generation:
                 if isinstance(item, TextDelta):
                     outcome.text.append(item.text)
-                    await reply.send(Token(request.request_id, item.text))
+                    logprobs = _logprobs_json(item) if request.logprobs else None
+                    await reply.send(Token(request.request_id, item.text, index, logprobs))
+                elif isinstance(item, ToolCalls):
+                    outcome.text.append(told(item.calls))
+                    calls = json.dumps([_call_shape(call) for call in item.calls])
+                    await reply.send(ToolCalled(request.request_id, calls, index))
                 else:
                     outcome.finish = item
 
@@ -231,7 +289,7 @@ class PersonaActor(Actor):
     ) -> None:
         """Remembers (durably) before answering Done; a failure to remember fails the request."""
         exchange = [
-            Turn("user", last_user_text(chat.messages)),
+            Turn("user", asked(chat.messages)),
             Turn("assistant", "".join(outcome.text)),
         ]
         if reply.abandoned and outcome.error is None:  # told nothing, so nothing is kept
@@ -271,8 +329,9 @@ class PersonaActor(Actor):
                         chat.request_id,
                         finish.finish_reason,
                         finish.prompt_tokens,
-                        finish.completion_tokens,
+                        outcome.completion_tokens or finish.completion_tokens,
                         backend,
+                        outcome.reasons if len(outcome.reasons) > 1 else [],
                     )
                 )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -291,6 +350,78 @@ class PersonaActor(Actor):
         """The texts' encoder vectors as little-endian float32 bytes, from a worker thread."""
         vectors = await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
         return [vector.astype("<f4").tobytes() for vector in vectors]
+
+
+def chat_message(turn: Turn) -> ChatMessage:
+    """A conversation's turn as the backend reads it, tool calls and answers included."""
+    calls = tuple(
+        ToolCall(call["id"], call["function"]["name"], call["function"]["arguments"])
+        for call in json.loads(turn.tool_calls or "[]")
+    )
+    return ChatMessage(turn.role, turn.content, calls, turn.tool_call_id or "", turn.name or "")
+
+
+def resent(turns: list[Turn]) -> set[Turn]:
+    """The turns the client sent, and each as the window remembers it (a call told as text,
+    a user's message with the tool results after it), so the window adds neither again."""
+    present = set(turns)
+    for i, turn in enumerate(turns):
+        if turn.tool_calls:
+            said = turn.content + told(chat_message(turn).tool_calls)
+            present.add(Turn("assistant", said))
+        if turn.role == "tool" and (i + 1 == len(turns) or turns[i + 1].role != "tool"):
+            present.add(Turn("user", asked(turns[: i + 1])))
+    return present
+
+
+def told(calls: tuple[ToolCall, ...]) -> str:
+    """Tool calls as the persona remembers having made them."""
+    return "; ".join(f"called {call.name}({call.arguments})" for call in calls)
+
+
+def asked(turns: list[Turn]) -> str:
+    """What the persona remembers being asked: the user's last message, and what the tools it
+    called answered since (their results are part of the exchange)."""
+    last_user = max((i for i, turn in enumerate(turns) if turn.role == "user"), default=-1)
+    results = [
+        f"{turn.name or 'a tool'} returned {turn.content}"
+        for turn in turns[last_user + 1 :]
+        if turn.role == "tool"
+    ]
+    return "\n".join([last_user_text(turns), *results]).strip()
+
+
+def _call_shape(call: ToolCall) -> dict[str, object]:
+    """A call in OpenAI's tool_calls shape."""
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _logprobs_json(delta: TextDelta) -> str:
+    """A piece's tokens in OpenAI's logprobs.content shape."""
+    return json.dumps(
+        [
+            {
+                "token": item.token,
+                "logprob": item.logprob,
+                "bytes": list(item.token.encode("utf-8")),
+                "top_logprobs": [
+                    {"token": top.token, "logprob": top.logprob, "bytes": list(top.token.encode())}
+                    for top in item.top
+                ],
+            }
+            for item in delta.logprobs
+        ]
+    )
+
+
+def _response_format(described: str | None) -> ResponseFormat | None:
+    if described is None:
+        return None
+    return ResponseFormat(**json.loads(described))
 
 
 def recollection(recalled: RecalledMemory) -> Recollection:

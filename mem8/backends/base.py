@@ -1,21 +1,69 @@
-"""The LLM backend contract: one abstract method, `generate`, streaming text then a Finish."""
+"""The LLM backend contract: one abstract method, `generate`, streaming text (or tool calls)
+then a Finish."""
 
 from __future__ import annotations
 
 import math
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from mem8.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model calls: its call id, the function's name and its JSON arguments."""
+
+    id: str
+    name: str
+    arguments: str  # a JSON object, as OpenAI sends it: text
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the caller offers: its name, what it does, its parameters' JSON schema."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """Structured output: "json_object" (any object) or "json_schema" (this schema)."""
+
+    kind: str
+    schema: dict[str, Any] | None = None
+    name: str = "response"
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's log probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: str  # system, user or assistant
+    role: str  # system, user, assistant or tool
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn's calls
+    tool_call_id: str = ""  # a tool turn's answer to this call
+    name: str = ""  # a tool turn's function
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,23 +77,47 @@ class GenerationRequest:
     seed: int | None = None
     request_id: str = ""  # which request this serves: replay looks recorded outputs up by it
     context: int | None = None  # the context (tokens) the prompt was fitted to
+    tools: tuple[Tool, ...] = ()
+    # "auto", "none", "required", or the name of the one function to call
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    @property
+    def offered(self) -> tuple[Tool, ...]:
+        """The tools the model may call: none under "none", only the named one if named."""
+        if self.tool_choice == "none":
+            return ()
+        if self.tool_choice in ("auto", "required"):
+            return self.tools
+        return tuple(t for t in self.tools if t.name == self.tool_choice)
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()  # when asked for and the backend gives them
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalls:
+    """The model's answer is these calls (then a Finish with reason "tool_calls")."""
+
+    calls: tuple[ToolCall, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Finish:
     """The last item of a generation: why it stopped and what it cost in tokens."""
 
-    finish_reason: str  # "stop" or "length"
+    finish_reason: str  # "stop", "length" or "tool_calls"
     prompt_tokens: int
     completion_tokens: int
 
 
-Generated = TextDelta | Finish
+Generated = TextDelta | ToolCalls | Finish
 # What a backend assumes of a model's context when neither it nor the persona says more.
 DEFAULT_CONTEXT = 4096
 
@@ -84,10 +156,12 @@ class LLMBackend(ABC):
 
     name: ClassVar[str]
     needs_key: ClassVar[bool] = False
+    can_logprobs: bool = False  # whether it gives tokens' log probabilities
+    logprobs_hint: ClassVar[str] = ""  # how to have them where it can
 
     @abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
-        """Yields TextDelta items as they come, then exactly one Finish.
+        """Yields TextDelta items as they come (or one ToolCalls), then exactly one Finish.
 
         Closing the iterator early (the client went away) must stop the generation."""
 
@@ -129,3 +203,8 @@ class BackendRegistry:
 
 
 registry = BackendRegistry()
+
+
+def new_call_id() -> str:
+    """An id for a call the backend did not name (Ollama's and llama.cpp's calls have none)."""
+    return f"call_{secrets.token_hex(12)}"

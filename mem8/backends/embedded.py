@@ -15,7 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import outcome
 import trio
@@ -31,8 +31,12 @@ from mem8.backends.base import (
     LLMBackend,
     TextDelta,
     TokenCounter,
+    TokenLogprob,
+    ToolCalls,
+    TopLogprob,
     registry,
 )
+from mem8.backends.constrained import CALL_STARTS, Mode, constraint, read_calls, rendered
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -126,6 +130,7 @@ def _load_model(settings: Settings) -> _Model:
             n_threads=settings.embedded_threads,
             n_ctx=settings.embedded_context,
             seed=DEFAULT_SEED,
+            logits_all=settings.embedded_logprobs,  # llama.cpp's logprobs need every logit
             verbose=False,
         )
         vocabulary = Llama(model_path=str(path), vocab_only=True, verbose=False)
@@ -150,33 +155,88 @@ def _token_text(llama: Llama, token: int) -> str:
     return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
 
 
+Chunks = Iterator["CreateChatCompletionStreamResponse"]
+
+
 class _Generation:
-    """One streamed chat completion, read a piece at a time by the thread that runs it."""
+    """One streamed chat completion, read a piece at a time by the thread that runs it.
+
+    What may be a tool call is held back until it is known: all of it when a call is due; when
+    the model may choose, its first words, and if they begin a call the answer is made again
+    by `call` (under the call's grammar)."""
 
     def __init__(
-        self, llama: Llama, chunks: Iterator[CreateChatCompletionStreamResponse], prompt_tokens: int
+        self,
+        llama: Llama,
+        chunks: Chunks,
+        prompt_tokens: int,
+        mode: Mode = "text",
+        top: int = 0,
+        call: Callable[[], Chunks] | None = None,
     ) -> None:
         self._llama = llama
         self._chunks = chunks
         self._prompt_tokens = prompt_tokens
+        self._top = top  # alternatives asked for: llama.cpp adds the chosen one if not among them
+        self._held: list[TextDelta] | None = [] if mode in ("call", "either") else None
+        self._choosing = mode == "either"
+        self._call = call
+        self._pending: list[Generated] = []
 
     def step(self) -> Generated | None:
-        """The next text piece, then the Finish, then None (blocking: runs in a worker thread)."""
+        """The next text piece (or the call), then the Finish, then None (blocking: runs in a
+        worker thread)."""
+        if self._pending:
+            return self._pending.pop(0)
         try:
-            for chunk in self._chunks:
-                choice = chunk["choices"][0]
-                text = cast("str | None", choice["delta"].get("content"))
-                if text:
-                    return TextDelta(text)
-                if choice["finish_reason"] is not None:
-                    return self._finish(choice["finish_reason"])
+            return self._next()
         except RuntimeError as error:  # llama_decode failed
             raise errors.BackendFailed(f"the embedded model failed: {error}") from error
+
+    def _next(self) -> Generated | None:
+        chunks = self._chunks
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            text = cast("str | None", choice["delta"].get("content"))
+            delta = TextDelta(text or "", _logprobs(choice, self._top))
+            if text and (item := self._text(delta)) is not None:
+                return item
+            if self._chunks is not chunks:  # the model began a call: made again, held to it
+                return self._next()
+            if choice["finish_reason"] is not None:
+                return self._finish(choice["finish_reason"])
         return None
 
-    def _finish(self, reason: str) -> Finish:
+    def _text(self, delta: TextDelta) -> TextDelta | None:
+        """The piece to pass on now, if any."""
+        if self._held is None:
+            return delta
+        self._held.append(delta)
+        begun = "".join(piece.text for piece in self._held).lstrip()
+        if self._choosing and begun:
+            self._choosing = False
+            if not begun.startswith(CALL_STARTS):  # prose: the model chose not to call
+                return self._release()
+            if self._call is not None:
+                self.close()
+                self._held, self._chunks = [], self._call()
+        return None
+
+    def _release(self) -> TextDelta:
+        held, self._held = self._held or [], None
+        logprobs = tuple(item for delta in held for item in delta.logprobs)
+        return TextDelta("".join(delta.text for delta in held), logprobs)
+
+    def _finish(self, reason: str) -> Generated:
         completion = generated_tokens(self._llama, self._prompt_tokens, reason)
-        return Finish(reason, self._prompt_tokens, completion)
+        if self._held is None:
+            return Finish(reason, self._prompt_tokens, completion)
+        calls = read_calls("".join(delta.text for delta in self._held))
+        if not calls:  # cut short: what there is, as text
+            self._pending = [Finish(reason, self._prompt_tokens, completion)]
+            return self._release()
+        self._pending = [Finish("tool_calls", self._prompt_tokens, completion)]
+        return ToolCalls(calls)
 
     def close(self) -> None:
         """Ends the llama.cpp generator early (a no-op once it has finished)."""
@@ -240,25 +300,53 @@ class _GenerationThread:
 
 def _start(model: _Model, request: GenerationRequest) -> _Generation:
     """Checks the prompt against the context and opens the stream (runs in a worker thread)."""
-    messages = _llama_messages(request.messages)
+    held = constraint(request)
+    messages = _llama_messages(request.messages, held.hint)
     prompt_tokens = model.tokens.count_prompt(messages)
     max_tokens = _max_tokens(request.max_tokens, prompt_tokens, model.llama.n_ctx())
-    chunks = model.llama.create_chat_completion(
-        messages=messages,
-        stream=True,
-        temperature=request.temperature,
-        top_p=1.0 if request.top_p is None else request.top_p,
-        max_tokens=max_tokens,
-        stop=list(request.stop),
-        seed=request.seed,
+
+    def completion(grammar: str | None) -> Chunks:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        chunks = model.llama.create_chat_completion(
+            messages=messages,
+            stream=True,
+            temperature=request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            max_tokens=max_tokens,
+            stop=list(request.stop),
+            seed=request.seed,
+            grammar=None if grammar is None else LlamaGrammar.from_string(grammar, False),
+            logprobs=request.logprobs or None,
+            top_logprobs=request.top_logprobs if request.logprobs else None,
+        )
+        return cast("Chunks", chunks)
+
+    first = completion(None if held.mode == "either" else held.grammar)
+    call = partial(completion, held.grammar) if held.mode == "either" else None
+    return _Generation(model.llama, first, prompt_tokens, held.mode, request.top_logprobs, call)
+
+
+def _llama_messages(
+    messages: tuple[ChatMessage, ...], hint: str = ""
+) -> list[ChatCompletionRequestMessage]:
+    return cast("list[ChatCompletionRequestMessage]", rendered(messages, hint))
+
+
+def _logprobs(choice: Any, top: int) -> tuple[TokenLogprob, ...]:
+    """A chunk's logprobs.content (llama.cpp gives OpenAI's shape), as the contract has them,
+    with the `top` likeliest alternatives."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return tuple(
+        TokenLogprob(item["token"], float(item["logprob"]), _likeliest(item["top_logprobs"], top))
+        for item in content or []
     )
-    stream = cast("Iterator[CreateChatCompletionStreamResponse]", chunks)
-    return _Generation(model.llama, stream, prompt_tokens)
 
 
-def _llama_messages(messages: tuple[ChatMessage, ...]) -> list[ChatCompletionRequestMessage]:
-    rendered = [{"role": m.role, "content": m.content} for m in messages]
-    return cast("list[ChatCompletionRequestMessage]", rendered)
+def _likeliest(alternatives: list[Any], top: int) -> tuple[TopLogprob, ...]:
+    ranked = sorted(alternatives, key=lambda alternative: -float(alternative["logprob"]))
+    return tuple(TopLogprob(a["token"], float(a["logprob"])) for a in ranked[:top])
 
 
 def _max_tokens(requested: int | None, prompt_tokens: int, context: int) -> int:
@@ -283,9 +371,11 @@ class EmbeddedBackend(LLMBackend):
     """A GGUF chat model (Qwen2.5-Coder-0.5B-Instruct by default) run in-process by llama.cpp."""
 
     name: ClassVar[str] = "embedded"
+    logprobs_hint: ClassVar[str] = "set MEM8_EMBEDDED_LOGPROBS=true to have them"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self.can_logprobs = settings.embedded_logprobs
         self._model: _Model | None = None
         self._loading = trio.Lock()
         # llama.cpp is not thread-safe: one generation at a time. A semaphore rather than a Lock,

@@ -20,6 +20,10 @@ from mem8.backends.base import (
     LLMBackend,
     TextDelta,
     TokenCounter,
+    TokenLogprob,
+    ToolCall,
+    ToolCalls,
+    TopLogprob,
     registry,
 )
 
@@ -36,15 +40,20 @@ class WordTokens:
         return sum(self.text(m.content) for m in messages)
 
 
+Scripted = str | Exception | list[ToolCall]
+
+
 class ScriptedLLM(LLMBackend):
     """Replies with queued texts (split into word tokens), then the lines of `cycle` in turn
     (a simulation's script), or an echo of the last user message.
 
-    A queued exception is raised instead of replying. Thread-safe, so a test thread can enqueue
-    while the server runs in another. `context` (in words) makes it refuse longer prompts as a
-    real model does."""
+    A queued exception is raised instead of replying, a queued list of ToolCalls is the
+    answer's calls. Asked for logprobs, each word has a made-up one (-0.5, then -0.6 ...).
+    Thread-safe, so a test thread can enqueue while the server runs in another. `context` (in
+    words) makes it refuse longer prompts as a real model does."""
 
     name: ClassVar[str] = "scripted"
+    can_logprobs = True
 
     def __init__(
         self, *, token_delay: float = 0.0, context: int = UNLIMITED, cycle: Iterable[str] = ()
@@ -52,18 +61,18 @@ class ScriptedLLM(LLMBackend):
         self.context = context
         self._cycle = list(cycle)
         self._said = 0  # lines of the cycle said
-        self._queue: deque[str | Exception] = deque()
+        self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self.history: list[GenerationRequest] = []
         self.token_delay = token_delay
         self.cancelled = 0  # generations closed before their Finish
         self.closed_early = threading.Event()  # set at the first of them: a test thread waits
 
-    def enqueue(self, replies: Iterable[str | Exception]) -> None:
+    def enqueue(self, replies: Iterable[Scripted]) -> None:
         with self._lock:
             self._queue.extend(replies)
 
-    def _next_reply(self, request: GenerationRequest) -> str | Exception:
+    def _next_reply(self, request: GenerationRequest) -> Scripted:
         with self._lock:
             self.history.append(request)
             if self._queue:
@@ -91,6 +100,10 @@ class ScriptedLLM(LLMBackend):
                 f"{prompt_tokens}",
                 param="messages",
             )
+        if isinstance(reply, list):
+            yield ToolCalls(tuple(reply))
+            yield Finish("tool_calls", prompt_tokens, len(reply))
+            return
         tokens = _split_tokens(reply)
         limit = len(tokens) if request.max_tokens is None else request.max_tokens
         limit = min(limit, self.context - prompt_tokens)
@@ -101,7 +114,7 @@ class ScriptedLLM(LLMBackend):
                 if self.token_delay:
                     await trio.sleep(self.token_delay)
                 emitted += 1
-                yield TextDelta(token)
+                yield TextDelta(token, _logprobs(token, emitted, request.top_logprobs))
             reason = "length" if limit < len(tokens) else "stop"
             finished = True
             yield Finish(reason, prompt_tokens, emitted)
@@ -109,6 +122,13 @@ class ScriptedLLM(LLMBackend):
             if not finished:
                 self.cancelled += 1
                 self.closed_early.set()
+
+
+def _logprobs(token: str, position: int, top: int) -> tuple[TokenLogprob, ...]:
+    """A made-up, reproducible log probability for a word and `top` alternatives."""
+    logprob = -0.4 - position / 10
+    alternatives = tuple(TopLogprob(f"{token}~{i}", logprob - i - 1) for i in range(top))
+    return (TokenLogprob(token, logprob, (TopLogprob(token, logprob), *alternatives)[:top]),)
 
 
 def _split_tokens(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,11 +20,16 @@ from mem8.backends._http import (
     transport_failure,
 )
 from mem8.backends.base import (
+    ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
     LLMBackend,
+    ResponseFormat,
     TextDelta,
+    ToolCall,
+    ToolCalls,
+    new_call_id,
     registry,
 )
 from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
@@ -54,6 +60,7 @@ class OllamaBackend(LLMBackend):
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:
         url = f"{self.base_url}/api/chat"
         finish: Finish | None = None
+        calls: list[ToolCall] = []
         # A client per generation: nothing pooled outlives the trio run that made it.
         try:
             async with (
@@ -64,7 +71,7 @@ class OllamaBackend(LLMBackend):
                 lines = reply.aiter_lines()
                 try:
                     async for line in lines:
-                        text, finish = self._read_line(line)
+                        text, finish = self._read_line(line, calls)
                         if text:
                             yield TextDelta(text)
                         if finish is not None:
@@ -75,6 +82,9 @@ class OllamaBackend(LLMBackend):
             raise self._transport_error(error) from error
         if finish is None:
             raise BackendFailed(f"{self._who()}: the stream was cut before its final 'done' line")
+        if calls:
+            yield ToolCalls(tuple(calls))
+            finish = Finish("tool_calls", finish.prompt_tokens, finish.completion_tokens)
         yield finish
 
     async def context_window(self, model: str, configured: int | None) -> int:
@@ -135,8 +145,9 @@ class OllamaBackend(LLMBackend):
             )
         raise BackendFailed(f"{self._who()} answered HTTP {reply.status_code}: {message}")
 
-    def _read_line(self, line: str) -> tuple[str, Finish | None]:
-        """The text a stream line adds, and the Finish if it is the final 'done' line."""
+    def _read_line(self, line: str, calls: list[ToolCall]) -> tuple[str, Finish | None]:
+        """The text a stream line adds (its tool calls go to `calls`), and the Finish if it
+        is the final 'done' line."""
         if not line.strip():
             return "", None
         chunk = json_object(line)
@@ -146,6 +157,8 @@ class OllamaBackend(LLMBackend):
             raise BackendFailed(f"{self._who()} failed mid-stream: {chunk['error']}")
         message = chunk.get("message")
         text = message.get("content") if isinstance(message, dict) else None
+        if isinstance(message, dict):
+            calls.extend(_tool_calls(message.get("tool_calls")))
         finish = _finish(chunk) if chunk.get("done") is True else None
         return (text if isinstance(text, str) else ""), finish
 
@@ -166,13 +179,75 @@ class OllamaBackend(LLMBackend):
 
 
 def chat_body(request: GenerationRequest) -> dict[str, Any]:
-    """The /api/chat request: the conversation, streamed, with the sampling options."""
-    return {
+    """The /api/chat request: the conversation, streamed, with the sampling options, the tools
+    offered (Ollama cannot be made to call one: "required" offers them all, a named choice
+    only that one) and the output's format (a JSON schema, or "json")."""
+    body: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "stream": True,
         "options": _options(request),
     }
+    if request.offered:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                },
+            }
+            for tool in request.offered
+        ]
+    if request.response_format is not None:
+        body["format"] = _format(request.response_format)
+    return body
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    """A message as Ollama takes it: a call's arguments as an object, a tool's answer named."""
+    native: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        native["tool_calls"] = [
+            {"function": {"name": call.name, "arguments": _arguments(call.arguments)}}
+            for call in message.tool_calls
+        ]
+    if message.role == "tool" and message.name:
+        native["tool_name"] = message.name
+    return native
+
+
+def _arguments(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return {}  # a caller's malformed arguments: Ollama takes only an object
+
+
+def _format(response_format: ResponseFormat) -> str | dict[str, Any]:
+    if response_format.kind == "json_schema" and response_format.schema is not None:
+        return response_format.schema
+    return "json"
+
+
+def _tool_calls(value: Any) -> list[ToolCall]:
+    """Ollama's calls (arguments as an object, no id) as OpenAI's (arguments as JSON text)."""
+    if not isinstance(value, list):
+        return []
+    calls = []
+    for call in value:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            arguments = function.get("arguments", {})
+            text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            call_id = call.get("id")
+            calls.append(
+                ToolCall(
+                    call_id if isinstance(call_id, str) else new_call_id(), function["name"], text
+                )
+            )
+    return calls
 
 
 def model_context(shown: dict[str, Any], largest: int) -> int | None:

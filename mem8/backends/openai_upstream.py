@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -20,11 +20,18 @@ from mem8.backends._http import (
     transport_failure,
 )
 from mem8.backends.base import (
+    ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
     LLMBackend,
     TextDelta,
+    TokenLogprob,
+    Tool,
+    ToolCall,
+    ToolCalls,
+    TopLogprob,
+    new_call_id,
     registry,
 )
 from mem8.errors import BackendFailed, BackendUnavailable, Mem8Error
@@ -43,10 +50,35 @@ class _Tally:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     done: bool = False  # the "data: [DONE]" line came
+    # the calls streamed so far by their index: [id, name, arguments so far]
+    calls: dict[int, list[str]] = field(default_factory=dict)
 
     def finish(self) -> Finish:
         reason = "length" if self.finish_reason == "length" else "stop"
+        if self.calls:
+            reason = "tool_calls"
         return Finish(reason, self.prompt_tokens, self.completion_tokens)
+
+    def tool_calls(self) -> ToolCalls | None:
+        if not self.calls:
+            return None
+        called = [self.calls[index] for index in sorted(self.calls)]
+        return ToolCalls(tuple(ToolCall(i or new_call_id(), n, a) for i, n, a in called))
+
+    def add_calls(self, deltas: object) -> None:
+        """Adds a chunk's tool_calls deltas: a call's id and name, then its arguments in parts."""
+        for position, delta in enumerate(deltas if isinstance(deltas, list) else []):
+            if not isinstance(delta, dict):
+                continue
+            index = delta.get("index", position)
+            call = self.calls.setdefault(
+                index if isinstance(index, int) else position, ["", "", ""]
+            )
+            function = delta.get("function")
+            function = function if isinstance(function, dict) else {}
+            call[0] = call[0] or _string(delta.get("id"))
+            call[1] = call[1] or _string(function.get("name"))
+            call[2] += _string(function.get("arguments"))
 
 
 class OpenAIUpstreamBackend(LLMBackend):
@@ -54,6 +86,7 @@ class OpenAIUpstreamBackend(LLMBackend):
 
     name: ClassVar[str] = "openai"
     needs_key: ClassVar[bool] = False  # local servers take none; a key is sent when set
+    can_logprobs = True  # passed through: an upstream without them says so
 
     def __init__(
         self, settings: Settings, *, base_url: str | None = None, api_key: str | None = None
@@ -77,16 +110,16 @@ class OpenAIUpstreamBackend(LLMBackend):
             ):
                 await self._check_status(reply)
                 if _is_json(reply):
-                    text = await self._read_whole(reply, tally)
-                    if text:
-                        yield TextDelta(text)
+                    delta = await self._read_whole(reply, tally)
+                    if delta.text:
+                        yield delta
                 else:
                     lines = reply.aiter_lines()
                     try:
                         async for line in lines:
-                            text = self._read_line(line, tally)
-                            if text:
-                                yield TextDelta(text)
+                            delta = self._read_line(line, tally)
+                            if delta.text:
+                                yield delta
                             if tally.done:
                                 break
                     finally:
@@ -95,6 +128,9 @@ class OpenAIUpstreamBackend(LLMBackend):
             raise self._transport_error(error) from error
         if not tally.done and tally.finish_reason is None:
             raise BackendFailed(f"{self._who()}: the stream was cut before 'data: [DONE]'")
+        calls = tally.tool_calls()
+        if calls is not None:
+            yield calls
         yield tally.finish()
 
     async def context_window(self, model: str, configured: int | None) -> int:
@@ -154,28 +190,30 @@ class OpenAIUpstreamBackend(LLMBackend):
             message += "; check MEM8_UPSTREAM_API_KEY"
         raise BackendFailed(message)
 
-    async def _read_whole(self, reply: httpx.Response, tally: _Tally) -> str:
+    async def _read_whole(self, reply: httpx.Response, tally: _Tally) -> TextDelta:
         """A plain JSON reply: an error, or the whole completion (the upstream did not stream)."""
         await reply.aread()
         body = json_object(reply.text) or {}
         self._raise_error(body)
         choice = _first_choice(body)
         message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
         tally.finish_reason = _string(choice.get("finish_reason")) or "stop"
+        tally.add_calls(message.get("tool_calls"))
         _count_usage(body, tally)
-        return _string(message.get("content")) if isinstance(message, dict) else ""
+        return TextDelta(_string(message.get("content")), _logprobs(choice))
 
-    def _read_line(self, line: str, tally: _Tally) -> str:
+    def _read_line(self, line: str, tally: _Tally) -> TextDelta:
         """The text one SSE line adds; the rest of what it says goes into the tally."""
         field, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if field == "error":
             raise BackendFailed(f"{self._who()} failed mid-stream: {value}")
         if field != "data":
-            return ""  # blank separators, comments, event: and id: lines
+            return _NOTHING  # blank separators, comments, event: and id: lines
         if value.strip() == "[DONE]":
             tally.done = True
-            return ""
+            return _NOTHING
         chunk = json_object(value)
         if chunk is None:
             raise BackendFailed(f"{self._who()} sent an event that is not JSON: {value[:200]}")
@@ -201,30 +239,105 @@ class OpenAIUpstreamBackend(LLMBackend):
         return f"the OpenAI-compatible upstream at {self.base_url}"
 
 
+_NOTHING = TextDelta("")
+
+
 def chat_body(request: GenerationRequest) -> dict[str, Any]:
-    """The /chat/completions request: streamed, with usage asked for, and the sampling knobs."""
+    """The /chat/completions request: streamed, with usage asked for, the sampling knobs, and
+    the tools, response format and logprobs in OpenAI's own fields."""
     optional = {
         "top_p": request.top_p,
         "max_tokens": request.max_tokens,
         "seed": request.seed,
         "stop": list(request.stop) or None,
+        "response_format": _response_format(request),
+        "logprobs": request.logprobs or None,
+        "top_logprobs": request.top_logprobs or None,
     }
-    return {
+    body = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
         "temperature": request.temperature,
         **{key: value for key, value in optional.items() if value is not None},
     }
+    if request.tools:
+        body["tools"] = [_tool(tool) for tool in request.tools]
+        body["tool_choice"] = _tool_choice(request.tool_choice)
+        if not request.parallel_tool_calls:
+            body["parallel_tool_calls"] = False
+    return body
 
 
-def _read_chunk(chunk: dict[str, Any], tally: _Tally) -> str:
+def _message(message: ChatMessage) -> dict[str, Any]:
+    native: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        native["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.role == "tool":
+        native["tool_call_id"] = message.tool_call_id
+    return native
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: str) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _response_format(request: GenerationRequest) -> dict[str, Any] | None:
+    wanted = request.response_format
+    if wanted is None:
+        return None
+    if wanted.kind == "json_object":
+        return {"type": "json_object"}
+    described = {"name": wanted.name, "schema": wanted.schema or {}, "strict": wanted.strict}
+    return {"type": "json_schema", "json_schema": described}
+
+
+def _read_chunk(chunk: dict[str, Any], tally: _Tally) -> TextDelta:
     choice = _first_choice(chunk)
     delta = choice.get("delta")
+    delta = delta if isinstance(delta, dict) else {}
     tally.finish_reason = _string(choice.get("finish_reason")) or tally.finish_reason
+    tally.add_calls(delta.get("tool_calls"))
     _count_usage(chunk, tally)
-    return _string(delta.get("content")) if isinstance(delta, dict) else ""
+    return TextDelta(_string(delta.get("content")), _logprobs(choice))
+
+
+def _logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+    """A choice's logprobs.content, as the backend contract carries them."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return tuple(
+        TokenLogprob(
+            _string(item.get("token")),
+            _number(item.get("logprob")),
+            tuple(
+                TopLogprob(_string(top.get("token")), _number(top.get("logprob")))
+                for top in item.get("top_logprobs") or []
+                if isinstance(top, dict)
+            ),
+        )
+        for item in (content if isinstance(content, list) else [])
+        if isinstance(item, dict)
+    )
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _first_choice(body: dict[str, Any]) -> dict[str, Any]:

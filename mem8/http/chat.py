@@ -17,6 +17,7 @@ from quart import Response, request
 from mem8 import errors
 from mem8.actors.messages import (
     Accepted,
+    AnswerShape,
     Chat,
     Done,
     Idempotency,
@@ -25,6 +26,7 @@ from mem8.actors.messages import (
     Keep,
     Message,
     Token,
+    ToolCalled,
     Turn,
 )
 from mem8.actors.runtime import ActorRef, ReplyStream, new_request_id
@@ -33,7 +35,7 @@ from mem8.http.errors import error_body, from_unexpected
 from mem8.http.gate import Gate
 from mem8.http.observe import current
 from mem8.http.recent import Judged, RecentChats
-from mem8.http.validation import ChatRequest, parse_chat, parse_json
+from mem8.http.validation import ChatRequest, Shape, parse_chat, parse_json
 from mem8.system import System
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -191,7 +193,7 @@ class ChatCompletions:
             tenant=tenant,
             user=user,
             arrival=self.system.clock.now(),
-            messages=[Turn(m["role"], m["content"]) for m in body.messages],
+            messages=[_turn(m) for m in body.messages],
             temperature=body.temperature,
             top_p=body.top_p,
             max_tokens=body.max_tokens,
@@ -200,6 +202,7 @@ class ChatCompletions:
             conversation=conversation,
             idempotency=idempotency,
             keep=_keep(body, request_id) if body.store else None,
+            shape=_answer_shape(body.shape),
         )
 
 
@@ -212,6 +215,33 @@ def _keep(body: ChatRequest, request_id: str) -> Keep:
         "seed": body.seed,
     }
     return Keep(COMPLETION, completion_id(request_id), body.metadata, json.dumps(asked))
+
+
+def _turn(message: dict[str, str]) -> Turn:
+    return Turn(
+        message["role"],
+        message["content"],
+        message.get("tool_calls"),
+        message.get("tool_call_id"),
+        message.get("name"),
+    )
+
+
+def _answer_shape(shape: Shape) -> AnswerShape | None:
+    """The shape as the actors carry it; None when only text is asked (as chats were)."""
+    if shape == Shape():
+        return None
+    response_format = shape.response_format
+    return AnswerShape(
+        tools=json.dumps(shape.tools),
+        tool_choice=shape.tool_choice,
+        parallel_tool_calls=shape.parallel_tool_calls,
+        legacy_functions=shape.legacy_functions,
+        response_format=None if response_format is None else json.dumps(response_format),
+        logprobs=shape.logprobs,
+        top_logprobs=shape.top_logprobs,
+        n=shape.n,
+    )
 
 
 def _too_large(limit: int) -> errors.InputTooLarge:
@@ -269,7 +299,6 @@ class _KeptReplies:
 
 
 def _completion(body: ChatRequest, chat: Chat, replies: list[Message]) -> Response:
-    text = "".join(m.text for m in replies if isinstance(m, Token))
     done = replies[-1]
     if not isinstance(done, Done):
         raise errors.ActorUnavailable(UNFINISHED)
@@ -279,17 +308,59 @@ def _completion(body: ChatRequest, chat: Chat, replies: list[Message]) -> Respon
         "created": math.floor(chat.arrival),
         "model": body.model,
         "system_fingerprint": f"mem8-{done.backend}",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": done.finish_reason,
-            }
-        ],
+        "choices": [_choice(body.shape, replies, done, i) for i in range(body.shape.n)],
         "usage": _usage(done),
     }
     return Response(json.dumps(payload), content_type="application/json")
+
+
+def _choice(shape: Shape, replies: list[Message], done: Done, index: int) -> dict[str, Any]:
+    """Answer number `index`: its text or its calls, its log probabilities, why it ended."""
+    tokens = [m for m in replies if isinstance(m, Token) and m.index == index]
+    calls = [
+        call
+        for m in replies
+        if isinstance(m, ToolCalled) and m.index == index
+        for call in json.loads(m.calls)
+    ]
+    text = "".join(m.text for m in tokens)
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if calls:
+        message["content"] = text or None
+        message.update(_calls_field(shape, calls))
+    logprobs = None
+    if shape.logprobs:
+        content = [item for m in tokens for item in json.loads(m.logprobs or "[]")]
+        logprobs = {"content": content, "refusal": None}
+    return {
+        "index": index,
+        "message": message,
+        "logprobs": logprobs,
+        "finish_reason": _finish_reason(shape, done, index),
+    }
+
+
+def _calls_field(shape: Shape, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The calls as the request asked for them: `tool_calls`, or a legacy `function_call`."""
+    if shape.legacy_functions:
+        return {"function_call": calls[0]["function"]}
+    return {"tool_calls": calls}
+
+
+def _finish_reason(shape: Shape, done: Done, index: int) -> str:
+    reasons = done.finish_reasons or [done.finish_reason]
+    reason = reasons[index] if index < len(reasons) else done.finish_reason
+    if reason == "tool_calls" and shape.legacy_functions:
+        return "function_call"
+    return reason
+
+
+def _calls_delta(shape: Shape, calls: list[dict[str, Any]], first: int) -> dict[str, Any]:
+    """Whole calls as one delta, numbered on from `first` (OpenAI's stream sends a call's
+    arguments in pieces; one piece is a valid stream too)."""
+    if shape.legacy_functions:
+        return {"function_call": calls[0]["function"]}
+    return {"tool_calls": [{"index": first + i, **call} for i, call in enumerate(calls)]}
 
 
 def completion_id(request_id: str) -> str:
@@ -341,21 +412,51 @@ async def _chunks(
         "model": body.model,
     }
     usage_field = {"usage": None} if body.include_usage else {}
+    shape = body.shape
+    begun: set[int] = set()  # answers whose role chunk went out
 
-    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        chunk = {**base, "choices": [choice], **usage_field, **extra}
+    def event(
+        delta: dict[str, Any],
+        finish: str | None = None,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        chunk = {**base, "choices": [choice], **usage_field}
         return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
+    def role(index: int) -> list[bytes]:
+        if index in begun:
+            return []
+        begun.add(index)
+        return [event({"role": "assistant", "content": ""}, index=index)]
+
     try:
-        yield event({"role": "assistant", "content": ""})
+        yield role(0)[0]
         message: Message | None = first
+        calls_sent = [0] * shape.n  # each answer's calls so far: a call's `index`
         while message is not None:
             if isinstance(message, Token):
-                yield event({"content": message.text})
+                for chunk in role(message.index):
+                    yield chunk
+                logprobs = None
+                if shape.logprobs:
+                    logprobs = {"content": json.loads(message.logprobs or "[]"), "refusal": None}
+                yield event({"content": message.text}, None, message.index, logprobs)
+            elif isinstance(message, ToolCalled):
+                for chunk in role(message.index):
+                    yield chunk
+                calls = json.loads(message.calls)
+                yield event(
+                    _calls_delta(shape, calls, calls_sent[message.index]), None, message.index
+                )
+                calls_sent[message.index] += len(calls)
             elif isinstance(message, Done):
                 spent(message)
-                yield event({}, message.finish_reason)
+                for index in range(shape.n):
+                    for chunk in role(index):
+                        yield chunk
+                    yield event({}, _finish_reason(shape, message, index), index)
                 if body.include_usage:
                     final = {**base, "choices": [], "usage": _usage(message)}
                     yield b"data: " + json.dumps(final).encode() + b"\n\n"

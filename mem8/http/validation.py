@@ -10,15 +10,20 @@ from typing import Any
 
 from mem8.errors import InvalidRequest
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",  # the legacy shape of a tool's answer
+}
 MAX_STOP = 4
+MAX_N = 8  # answers are generated one after another: more would hold the model long
+MAX_TOP_LOGPROBS = 20
 # Other fields (frequency_penalty, logit_bias, metadata ...) are accepted and ignored, as
 # OpenAI-compatible servers do; these would change the answer's shape, so they are refused.
 UNSUPPORTED = {
-    "tools": "tool calls",
-    "functions": "function calls",
-    "tool_choice": "tool calls",
-    "function_call": "function calls",
     "audio": "audio output",
     "prediction": "predicted outputs",
     "web_search_options": "web search",
@@ -28,6 +33,7 @@ UNSUPPORTED = {
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
+    # role and content; an assistant's "tool_calls" (JSON), a tool's "tool_call_id" and "name"
     messages: list[dict[str, str]]
     stream: bool
     include_usage: bool
@@ -39,6 +45,21 @@ class ChatRequest:
     user: str
     store: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    shape: Shape = field(default_factory=lambda: Shape())
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the request asks of the answer beyond text (see mem8.actors.messages.AnswerShape)."""
+
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
+    legacy_functions: bool = False
+    response_format: dict[str, Any] | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    n: int = 1
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -124,7 +145,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
             raise InvalidRequest(
                 f"{what.capitalize()} are not supported by mem8 personas", param=key
             )
-    _check_unsupported_options(body)
+    shape = _shape(body)
     return ChatRequest(
         model=required_string(body, "model"),
         messages=_messages(body.get("messages")),
@@ -138,6 +159,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         user=optional_field(body, "user", str) or "",
         store=optional_field(body, "store", bool) or False,
         metadata=metadata_field(body, "metadata"),
+        shape=shape,
     )
 
 
@@ -170,23 +192,145 @@ def number_field(body: dict[str, Any], key: str, low: float, high: float) -> flo
     return _number(body, key, low, high)
 
 
-def _check_unsupported_options(body: dict[str, Any]) -> None:
-    n = body.get("n", 1)
-    if n is not None and (isinstance(n, bool) or n != 1):
-        raise InvalidRequest("Only n=1 is supported: a persona gives one answer", param="n")
-    if body.get("logprobs"):
-        raise InvalidRequest("logprobs are not supported", param="logprobs")
-    response_format = body.get("response_format")
-    if response_format not in (None, {"type": "text"}):
+def _shape(body: dict[str, Any]) -> Shape:
+    legacy = body.get("tools") is None and body.get("functions") is not None
+    tools = _functions(body) if legacy else _tools(body.get("tools"))
+    choice_key = "function_call" if legacy else "tool_choice"
+    logprobs = optional_field(body, "logprobs", bool) or False
+    top = integer_field(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if top is not None and not logprobs:
         raise InvalidRequest(
-            'Only response_format {"type": "text"} is supported', param="response_format"
+            "'top_logprobs' may only be set when 'logprobs' is true", param="top_logprobs"
         )
+    return Shape(
+        tools=tools,
+        tool_choice=_tool_choice(body.get(choice_key), tools, choice_key),
+        parallel_tool_calls=_parallel(body),
+        legacy_functions=legacy,
+        response_format=_response_format(body.get("response_format")),
+        logprobs=logprobs,
+        top_logprobs=top or 0,
+        n=integer_field(body, "n", 1, MAX_N) or 1,
+    )
 
 
-def required_string(body: dict[str, Any], key: str) -> str:
+def _tools(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest("'tools' must be an array of function tools", param="tools")
+    tools = []
+    for i, tool in enumerate(value):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise InvalidRequest(
+                f"{where} must be a tool of type 'function' (the only kind mem8 calls)",
+                param=where,
+            )
+        tools.append(_function(tool.get("function"), f"{where}.function"))
+    _unique_names(tools, "tools")
+    return tools
+
+
+def _functions(body: dict[str, Any]) -> list[dict[str, Any]]:
+    value = body.get("functions")
+    if not isinstance(value, list):
+        raise InvalidRequest("'functions' must be an array of functions", param="functions")
+    functions = [_function(f, f"functions[{i}]") for i, f in enumerate(value)]
+    _unique_names(functions, "functions")
+    return functions
+
+
+def _function(value: Any, where: str) -> dict[str, Any]:
+    """A function's name, description and parameters' schema, checked."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where} must be an object with a 'name'", param=where)
+    name = value.get("name")
+    if not isinstance(name, str) or not _FUNCTION_NAME.fullmatch(name):
+        raise InvalidRequest(
+            f"{where}.name is required: 1 to 64 letters, digits, '_' or '-'",
+            param=f"{where}.name",
+        )
+    description = value.get("description", "")
+    if not isinstance(description, str):
+        raise InvalidRequest(f"{where}.description must be a string", param=f"{where}.description")
+    parameters = value.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(parameters, dict):
+        raise InvalidRequest(
+            f"{where}.parameters must be a JSON schema object", param=f"{where}.parameters"
+        )
+    return {"name": name, "description": description, "parameters": parameters}
+
+
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _unique_names(tools: list[dict[str, Any]], key: str) -> None:
+    names = [t["name"] for t in tools]
+    for name in names:
+        if names.count(name) > 1:
+            raise InvalidRequest(f"'{key}' names the function {name!r} twice", param=key)
+
+
+def _tool_choice(value: Any, tools: list[dict[str, Any]], key: str) -> str:
+    """`auto`, `none`, `required` (not in the legacy `function_call`) or an offered function's
+    name, from the string or the object that names it."""
+    if value is None:
+        return "auto" if tools else "none"
+    modes = ("auto", "none") if key == "function_call" else ("auto", "none", "required")
+    if value in modes:
+        if value != "none" and not tools:
+            raise InvalidRequest(f"'{key}' {value!r} needs tools to call", param=key)
+        return str(value)
+    named = value.get("name") if isinstance(value, dict) else None
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        named = value["function"].get("name")
+    if not isinstance(named, str):
+        raise InvalidRequest(
+            f"'{key}' must be one of {', '.join(modes)} or name a function", param=key
+        )
+    if named not in {t["name"] for t in tools}:
+        raise InvalidRequest(f"'{key}' names {named!r}, which is not among the tools", param=key)
+    return named
+
+
+def _parallel(body: dict[str, Any]) -> bool:
+    value = optional_field(body, "parallel_tool_calls", bool)
+    return True if value is None else bool(value)
+
+
+def _response_format(value: Any) -> dict[str, Any] | None:
+    """None for text; else {"kind", "schema", "name", "strict"}."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"kind": kind, "schema": None, "name": "response", "strict": False}
+    if kind != "json_schema":
+        raise InvalidRequest(
+            "'response_format' must be of type 'text', 'json_object' or 'json_schema'",
+            param="response_format",
+        )
+    described = value.get("json_schema")
+    where = "response_format.json_schema"
+    if not isinstance(described, dict) or not isinstance(described.get("name"), str):
+        raise InvalidRequest(f"'{where}' must be an object with a 'name'", param=where)
+    schema = described.get("schema", {})
+    if not isinstance(schema, dict):
+        raise InvalidRequest(f"'{where}.schema' must be a JSON schema object", param=where)
+    strict = described.get("strict") or False
+    if not isinstance(strict, bool):
+        raise InvalidRequest(f"'{where}.strict' must be a boolean", param=f"{where}.strict")
+    return {"kind": kind, "schema": schema, "name": described["name"], "strict": strict}
+
+
+def required_string(body: dict[str, Any], key: str, where: str = "") -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"'{key}' is required and must be a non-empty string", param=key)
+        name = f"{where}.{key}" if where else key
+        raise InvalidRequest(f"'{name}' is required and must be a non-empty string", param=name)
     return value
 
 
@@ -195,7 +339,28 @@ def _messages(value: Any) -> list[dict[str, str]]:
         raise InvalidRequest(
             "'messages' is required and must be a non-empty array", param="messages"
         )
-    return [_message(item, f"messages[{i}]") for i, item in enumerate(value)]
+    messages = [_message(item, f"messages[{i}]") for i, item in enumerate(value)]
+    _pair_calls(messages)
+    return messages
+
+
+def _pair_calls(messages: list[dict[str, str]]) -> None:
+    """Names each tool answer after the call it answers; a legacy call (no id) gets one, and
+    the function's answer after it that id, as upstreams pair them."""
+    called: dict[str, str] = {}  # call id -> function
+    legacy: dict[str, str] = {}  # function -> the id given to its last legacy call
+    for i, message in enumerate(messages):
+        if "tool_calls" in message:
+            calls = json.loads(message["tool_calls"])
+            for j, call in enumerate(calls):
+                if not call["id"]:
+                    call["id"] = legacy[call["function"]["name"]] = f"call_{i}_{j}"
+                called[call["id"]] = call["function"]["name"]
+            message["tool_calls"] = json.dumps(calls)
+        elif message["role"] == "tool" and not message["tool_call_id"]:
+            message["tool_call_id"] = legacy.get(message["name"], "")
+        elif message["role"] == "tool" and not message.get("name"):
+            message["name"] = called.get(message["tool_call_id"], "")
 
 
 def _message(item: Any, where: str) -> dict[str, str]:
@@ -204,13 +369,64 @@ def _message(item: Any, where: str) -> dict[str, str]:
     role = item.get("role")
     if role not in ROLES:
         raise InvalidRequest(
-            f"{where}.role must be one of system, developer, user, assistant; got {role!r}",
+            f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
             param=f"{where}.role",
         )
     content = item.get("content")
     if content is None and role == "assistant":
         content = ""  # OpenAI's own shape for a turn that only called tools: no text
-    return {"role": ROLES[role], "content": _content(content, f"{where}.content")}
+    message = {"role": ROLES[role], "content": _content(content, f"{where}.content")}
+    if role == "assistant":
+        calls = _tool_calls(item, where)
+        if calls:
+            message["tool_calls"] = json.dumps(calls)
+    elif role == "tool":
+        call_id = item.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise InvalidRequest(
+                f"{where}.tool_call_id is required for a tool message",
+                param=f"{where}.tool_call_id",
+            )
+        message["tool_call_id"] = call_id
+    elif role == "function":
+        message["name"] = required_string(item, "name", where)
+        message["tool_call_id"] = ""
+    return message
+
+
+def _tool_calls(item: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """An assistant turn's calls in OpenAI's shape (a legacy function_call is one of them)."""
+    value = item.get("tool_calls")
+    legacy = item.get("function_call")
+    if value is None and legacy is not None:
+        value = [{"id": "", "type": "function", "function": legacy}]
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{where}.tool_calls must be an array", param=f"{where}.tool_calls")
+    calls = []
+    for i, call in enumerate(value):
+        at = f"{where}.tool_calls[{i}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"{at}.function must name a function", param=f"{at}.function")
+        arguments = function.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            raise InvalidRequest(
+                f"{at}.function.arguments must be a string of JSON",
+                param=f"{at}.function.arguments",
+            )
+        call_id = call.get("id") or ""
+        if not isinstance(call_id, str):
+            raise InvalidRequest(f"{at}.id must be a string", param=f"{at}.id")
+        calls.append(
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": function["name"], "arguments": arguments},
+            }
+        )
+    return calls
 
 
 def _content(value: Any, where: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 from mem8 import errors
 from mem8.actors.messages import (
     SCHEMA_VERSION,
+    AnswerShape,
     Association,
     Begin,
     Begun,
@@ -33,6 +34,8 @@ from mem8.actors.messages import (
     RecalledMemory,
     Remember,
     Supersession,
+    Token,
+    ToolCalled,
     Turn,
     decode,
     from_map,
@@ -55,6 +58,22 @@ def test_messages_round_trip() -> None:
     assert decode(CHAT.encode()) == CHAT
 
 
+def test_tool_turns_and_an_answer_shape_round_trip() -> None:
+    calls = '[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]'
+    turns = [
+        Turn("user", "hi"),
+        Turn("assistant", "", tool_calls=calls),
+        Turn("tool", "42", tool_call_id="c1", name="f"),
+    ]
+    shape = AnswerShape(tools='[{"name": "f"}]', tool_choice="f", logprobs=True, n=2)
+    chat = Chat("r1", "p", "t", "u", 1.5, turns, shape=shape)
+    assert decode(chat.encode()) == chat
+    assert "shape" not in CHAT.to_map()  # a plain chat is journaled as it was before shapes
+    assert "tool_calls" not in Turn("user", "hi").to_map()
+    for message in (ToolCalled("r1", calls, 1), Token("r1", "a", 1, "[]")):
+        assert decode(message.encode()) == message
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
@@ -70,7 +89,16 @@ def test_messages_round_trip() -> None:
             "missing fields",
         ),
         (
-            msgpack.packb({"type": "token", "v": SCHEMA_VERSION, "request_id": "r", "text": 3}),
+            packed(
+                {
+                    "type": "token",
+                    "v": SCHEMA_VERSION,
+                    "request_id": "r",
+                    "text": 3,
+                    "index": 0,
+                    "logprobs": None,
+                }
+            ),
             "token.text",
         ),
     ],

@@ -25,7 +25,9 @@ from mem8.actors.messages import (
     Token,
     Turn,
 )
+from mem8.actors.persona import asked, told
 from mem8.actors.runtime import new_request_id
+from mem8.backends.base import ToolCall
 from mem8.backends.fake import ScriptedLLM
 from mem8.clock import VirtualClock
 from mem8.config import Settings
@@ -175,3 +177,18 @@ def test_the_persona_hands_the_memory_actor_the_exchange_cut_and_encoded(
         assert all(np.array_equal(m.vector, v) for m, v in zip(stored, expected, strict=True))
 
     with_system(dataclasses.replace(settings, personas=eager), test)
+
+
+def test_the_exchange_kept_holds_the_tool_results_since_the_users_message() -> None:
+    turns = [
+        Turn("user", "Weather in Lisbon?"),
+        Turn("assistant", "", tool_calls="[]"),
+        Turn("tool", '{"sky": "sunny"}', tool_call_id="c1", name="get_weather"),
+    ]
+    assert asked(turns) == 'Weather in Lisbon?\nget_weather returned {"sky": "sunny"}'
+    assert asked(turns[:1]) == "Weather in Lisbon?"
+
+
+def test_a_call_is_told_as_the_persona_remembers_it() -> None:
+    calls = (ToolCall("c1", "get_weather", '{"city": "Lisbon"}'), ToolCall("c2", "now", "{}"))
+    assert told(calls) == 'called get_weather({"city": "Lisbon"}); called now({})'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,10 +10,15 @@ import pytest
 import trio
 
 from mem8.backends.base import (
+    ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
+    ResponseFormat,
     TextDelta,
+    Tool,
+    ToolCall,
+    ToolCalls,
     registry,
 )
 from mem8.backends.ollama import OllamaBackend
@@ -237,3 +243,73 @@ def test_an_unreachable_ollama_s_context_is_the_default_and_asked_again() -> Non
     backend = backend_at(closed_port_url())
     assert trio.run(backend.context_window, "llama2:latest", None) == 4096
     assert backend._contexts.known == {}
+
+
+WEATHER = Tool(
+    "get_weather",
+    "The weather in a city",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+PLACE = {"type": "object", "properties": {"city": {"type": "string"}}}
+
+
+def test_tools_and_history_calls_are_sent_in_ollamas_form(ollama: OllamaServer) -> None:
+    call = ToolCall("call_1", "get_weather", '{"city": "Lisbon"}')
+    messages = (
+        ChatMessage("user", "Weather?"),
+        ChatMessage("assistant", "", (call,)),
+        ChatMessage("tool", '{"sky": "sunny"}', tool_call_id="call_1", name="get_weather"),
+    )
+    request = GenerationRequest("llama2:latest", messages, 0.5, tools=(WEATHER,))
+    generate_all(backend_at(ollama.url), request)
+    body = ollama.last_body()
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather in a city",
+                "parameters": WEATHER.parameters,
+            },
+        }
+    ]
+    assert body["messages"][1]["tool_calls"] == [
+        {"function": {"name": "get_weather", "arguments": {"city": "Lisbon"}}}
+    ]
+    assert body["messages"][2] == {
+        "role": "tool",
+        "content": '{"sky": "sunny"}',
+        "tool_name": "get_weather",
+    }
+
+
+def test_tool_choice_none_sends_no_tools(ollama: OllamaServer) -> None:
+    generate_all(backend_at(ollama.url), chat(tools=(WEATHER,), tool_choice="none"))
+    assert "tools" not in ollama.last_body()
+
+
+def test_ollamas_tool_calls_are_answered_as_tool_calls() -> None:
+    called = {"name": "get_weather", "arguments": {"city": "Lisbon"}}
+    with running(OllamaServer(Script(tokens=(), tool_calls=(called,)))) as server:
+        items = generate_all(backend_at(server.url), chat(tools=(WEATHER,)))
+    calls, finish = items
+    assert isinstance(calls, ToolCalls) and isinstance(finish, Finish)
+    (call,) = calls.calls
+    assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Lisbon"})
+    assert call.id.startswith("call_")
+    assert finish.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("response_format", "expected"),
+    [(ResponseFormat("json_object"), "json"), (ResponseFormat("json_schema", PLACE), PLACE)],
+)
+def test_the_response_format_is_sent_as_format(
+    ollama: OllamaServer, response_format: ResponseFormat, expected: Any
+) -> None:
+    generate_all(backend_at(ollama.url), chat(response_format=response_format))
+    assert ollama.last_body()["format"] == expected
+
+
+def test_ollama_gives_no_logprobs() -> None:
+    assert not OllamaBackend.can_logprobs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,10 +10,15 @@ import pytest
 import trio
 
 from mem8.backends.base import (
+    ChatMessage,
     Finish,
     Generated,
     GenerationRequest,
+    ResponseFormat,
     TextDelta,
+    Tool,
+    ToolCall,
+    ToolCalls,
     registry,
 )
 from mem8.backends.openai_upstream import OpenAIUpstreamBackend
@@ -234,3 +240,111 @@ def test_a_model_s_context_is_the_persona_s_or_the_upstream_s_or_the_default() -
         assert trio.run(backend.context_window, "smol", 2000) == 2000
     with running(OpenAIServer(Script())) as silent:
         assert trio.run(backend_at(v1(silent)).context_window, "smol", None) == 4096
+
+
+WEATHER = Tool(
+    "get_weather",
+    "The weather in a city",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+@pytest.mark.parametrize(
+    ("choice", "native"),
+    [
+        ("auto", "auto"),
+        ("none", "none"),
+        ("required", "required"),
+        ("get_weather", {"type": "function", "function": {"name": "get_weather"}}),
+    ],
+)
+def test_tools_and_their_choice_are_sent_natively(
+    upstream: OpenAIServer, choice: str, native: Any
+) -> None:
+    generate_all(backend_at(v1(upstream)), chat(tools=(WEATHER,), tool_choice=choice))
+    body = upstream.last_body()
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather in a city",
+                "parameters": WEATHER.parameters,
+            },
+        }
+    ]
+    assert body["tool_choice"] == native
+    assert "parallel_tool_calls" not in body
+
+
+def test_history_calls_and_answers_keep_their_ids(upstream: OpenAIServer) -> None:
+    call = ToolCall("call_1", "get_weather", '{"city": "Lisbon"}')
+    messages = (
+        ChatMessage("user", "Weather?"),
+        ChatMessage("assistant", "", (call,)),
+        ChatMessage("tool", "sunny", tool_call_id="call_1", name="get_weather"),
+    )
+    request = GenerationRequest("smol", messages, 0.5, tools=(WEATHER,), parallel_tool_calls=False)
+    generate_all(backend_at(v1(upstream)), request)
+    body = upstream.last_body()
+    assert body["messages"][1]["tool_calls"] == [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'},
+        }
+    ]
+    assert body["messages"][2] == {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
+    assert body["parallel_tool_calls"] is False
+
+
+def test_streamed_call_parts_are_joined_into_whole_calls() -> None:
+    calls = (
+        {"name": "get_weather", "arguments": {"city": "Lisbon"}},
+        {"name": "get_weather", "arguments": {"city": "Porto"}},
+    )
+    with running(OpenAIServer(Script(tokens=(), tool_calls=calls))) as server:
+        items = generate_all(backend_at(v1(server)), chat(tools=(WEATHER,)))
+    called, finish = items
+    assert isinstance(called, ToolCalls) and isinstance(finish, Finish)
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in called.calls] == [
+        ("call_0", "get_weather", {"city": "Lisbon"}),
+        ("call_1", "get_weather", {"city": "Porto"}),
+    ]
+    assert finish.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("response_format", "native"),
+    [
+        (ResponseFormat("json_object"), {"type": "json_object"}),
+        (
+            ResponseFormat("json_schema", {"type": "object"}, "place", strict=True),
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "place", "schema": {"type": "object"}, "strict": True},
+            },
+        ),
+    ],
+)
+def test_the_response_format_is_sent_natively(
+    upstream: OpenAIServer, response_format: ResponseFormat, native: Any
+) -> None:
+    generate_all(backend_at(v1(upstream)), chat(response_format=response_format))
+    assert upstream.last_body()["response_format"] == native
+
+
+def test_logprobs_are_asked_for_and_passed_on(upstream: OpenAIServer) -> None:
+    items = generate_all(backend_at(v1(upstream)), chat(logprobs=True, top_logprobs=2))
+    body = upstream.last_body()
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 2)
+    deltas = [item for item in items if isinstance(item, TextDelta)]
+    assert [d.logprobs[0].token for d in deltas] == ["Hello", ",", " wave", " world"]
+    assert deltas[0].logprobs[0].logprob == -0.5
+    assert [top.token for top in deltas[0].logprobs[0].top] == ["Hello", "x"]
+
+
+def test_no_logprobs_nor_tools_are_sent_unless_asked(upstream: OpenAIServer) -> None:
+    generate_all(backend_at(v1(upstream)), chat())
+    body = upstream.last_body()
+    assert not {"logprobs", "top_logprobs", "tools", "tool_choice", "response_format"} & set(body)

@@ -40,6 +40,8 @@ class Script:
     framing: Framing = "chunked"
     prompt_tokens: int = 11
     send_counts: bool = True  # Ollama's eval counts / the OpenAI usage chunk
+    # answer with these calls ({"name", "arguments": object}) after the tokens, if any
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 class WireServer(ThreadingHTTPServer):
@@ -251,6 +253,10 @@ class _OllamaHandler(_WireHandler):
                 return
             yield _line(self._chunk(body, token, done=False))
             sent += 1
+        if script.tool_calls:
+            called = self._chunk(body, "", done=False)
+            called["message"]["tool_calls"] = [{"function": call} for call in script.tool_calls]
+            yield _line(called)
         last = self._chunk(body, "", done=True)
         last["done_reason"] = "length" if limit is not None and limit <= sent else "stop"
         if script.send_counts:
@@ -328,18 +334,43 @@ class _OpenAIHandler(_WireHandler):
             if index == script.error_after:
                 yield _event({"error": {"message": "the model crashed", "type": "server_error"}})
                 return
-            yield _event(_completion_chunk(body, {"content": token}, None))
+            logprobs = _logprobs(token) if body.get("logprobs") else None
+            yield _event(_completion_chunk(body, {"content": token}, None, logprobs))
             sent += 1
         reason = "length" if limit is not None and limit <= sent else "stop"
+        for index, call in enumerate(script.tool_calls):
+            # as OpenAI streams a call: its id and name, then its arguments in two parts
+            arguments = json.dumps(call["arguments"])
+            head = {"id": f"call_{index}", "type": "function", "function": {"name": call["name"]}}
+            for part in (
+                {**head, "function": {**head["function"], "arguments": ""}},
+                {"function": {"arguments": arguments[:5]}},
+                {"function": {"arguments": arguments[5:]}},
+            ):
+                yield _event(
+                    _completion_chunk(body, {"tool_calls": [{"index": index, **part}]}, None)
+                )
+            reason = "tool_calls"
         yield _event(_completion_chunk(body, {}, reason))
         if script.send_counts and body.get("stream_options", {}).get("include_usage"):
             yield _event(_usage_chunk(body, script.prompt_tokens, sent))
         yield b"data: [DONE]\n\n"
 
 
-def _completion_chunk(body: dict[str, Any], delta: dict[str, str], reason: str | None) -> Any:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+def _completion_chunk(
+    body: dict[str, Any], delta: dict[str, Any], reason: str | None, logprobs: Any = None
+) -> Any:
+    choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
     return {**_chunk_head(body), "choices": [choice]}
+
+
+def _logprobs(token: str) -> Any:
+    """A made-up log probability for the token, with one alternative."""
+    top = [
+        {"token": token, "logprob": -0.5, "bytes": None},
+        {"token": "x", "logprob": -2.0, "bytes": None},
+    ]
+    return {"content": [{"token": token, "logprob": -0.5, "bytes": None, "top_logprobs": top}]}
 
 
 def _usage_chunk(body: dict[str, Any], prompt: int, completion: int) -> Any:
