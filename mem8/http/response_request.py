@@ -15,6 +15,7 @@ from mem8.http.validation import (
     number_field,
     optional_field,
     required_string,
+    text_content,
 )
 
 TEXT_PARTS = ("input_text", "output_text", "text")
@@ -122,20 +123,4 @@ def _item(item: Any, where: str) -> Said:
 
 
 def _text(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidRequest(f"{where} must be a string or an array of text parts", param=where)
-    texts = []
-    for i, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") not in TEXT_PARTS:
-            kind = part.get("type") if isinstance(part, dict) else None
-            raise InvalidRequest(
-                f"{where}[{i}]: content of type {kind!r} is not supported; only text is",
-                param=f"{where}[{i}]",
-            )
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise InvalidRequest(f"{where}[{i}].text must be a string", param=f"{where}[{i}].text")
-        texts.append(text)
-    return "\n".join(texts)
+    return text_content(content, where, TEXT_PARTS)

@@ -430,22 +430,29 @@ def _tool_calls(item: dict[str, Any], where: str) -> list[dict[str, Any]]:
 
 
 def _content(value: Any, where: str) -> str:
+    return text_content(value, where, ("text",))
+
+
+def text_content(value: Any, where: str, kinds: tuple[str, ...]) -> str:
+    """A message's content as text: a string, or its parts of the given types joined by lines
+    (chat's "text"; the Responses API's "input_text" and "output_text" too)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list):
-        parts = []
-        for i, part in enumerate(value):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise InvalidRequest(
-                    f"{where}[{i}] must be a text part; only text is supported",
-                    param=f"{where}[{i}]",
-                )
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise InvalidRequest(f"{where}[{i}].text must be a string", param=f"{where}[{i}]")
-            parts.append(text)
-        return "\n".join(parts)
-    raise InvalidRequest(f"{where} must be a string or an array of text parts", param=where)
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{where} must be a string or an array of text parts", param=where)
+    texts = []
+    for i, part in enumerate(value):
+        if not isinstance(part, dict) or part.get("type") not in kinds:
+            kind = part.get("type") if isinstance(part, dict) else None
+            raise InvalidRequest(
+                f"{where}[{i}]: content of type {kind!r} is not supported; only text is",
+                param=f"{where}[{i}]",
+            )
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidRequest(f"{where}[{i}].text must be a string", param=f"{where}[{i}].text")
+        texts.append(text)
+    return "\n".join(texts)
 
 
 def optional_field(body: dict[str, Any], key: str, kind: type) -> Any:
