@@ -6,7 +6,8 @@
 # another (its ONNX graph is built from its weights: ~15 s), hash-pinned in
 # requirements-models.lock.
 # Debian's tesseract (OCR of uploaded images) and chromium (the dashboard's browser test, driven
-# by Playwright: nothing downloads a browser) are installed with apt-get when missing.
+# by Playwright: nothing downloads a browser) are installed with apt-get when missing, and so are
+# Debian's nodejs and npm, which install the npm openai package the Node client test uses.
 # Quiet and quick when nothing changed.
 set -euo pipefail
 
@@ -161,9 +162,42 @@ install_chromium() {
   fi
 }
 
+# The npm `openai` package for tests/http/test_node_client.py: Debian's nodejs and npm (like
+# tesseract: apt-get needs root), then `npm ci` from tests/node's package-lock.json when its
+# node_modules is missing or older than the lock.
+install_node_client() {
+  local dir="$ROOT/tests/node" sudo="" log
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+      if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+        say "npm is missing and apt-get needs root: the npm openai package's test fails until it is there (apt-get install nodejs npm)"
+        return
+      fi
+    fi
+    say "installing Debian's nodejs and npm (the npm openai package's test)"
+    log="$(mktemp -t mem8-apt.XXXXXX.log)"
+    if ! { $sudo apt-get install -y -q --no-install-recommends nodejs npm >"$log" 2>&1 ||
+           { $sudo apt-get update -q >>"$log" 2>&1 &&
+             $sudo apt-get install -y -q --no-install-recommends nodejs npm >>"$log" 2>&1; }; }; then
+      tail -n 20 "$log" >&2
+      say "installing nodejs and npm failed (log: $log): the npm openai package's test will fail"
+      return
+    fi
+  fi
+  [ -f "$dir/node_modules/.package-lock.json" ] &&
+    [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ] && return
+  say "installing tests/node's pinned npm packages (npm ci: the openai package)"
+  log="$(mktemp -t mem8-npm.XXXXXX.log)"
+  if ! (cd "$dir" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    say "npm ci in tests/node failed (log: $log): the npm openai package's test will fail"
+  fi
+}
+
 main() {
   DEBIAN_FRONTEND=noninteractive install_tesseract
   DEBIAN_FRONTEND=noninteractive install_chromium
+  DEBIAN_FRONTEND=noninteractive install_node_client
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(fingerprint)" ] && [ -x "$VENV/bin/mem8" ]; then
     install_models
     install_encoder
