@@ -24,7 +24,15 @@ from mem8.config import Settings, load_settings
 from mem8.errors import ConfigError
 from mem8.sim import diff, outputs, sweep
 from mem8.sim.runner import Outcomes, PlayBack, Run, recorded_outcomes
-from mem8.sim.scenario import CHANGEABLE, Change, Event, Scenario, ScenarioError, load
+from mem8.sim.scenario import (
+    Change,
+    Event,
+    Scenario,
+    ScenarioError,
+    check_changeable,
+    highest,
+    load,
+)
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
@@ -316,11 +324,8 @@ def _change(scenario: Scenario, setting: str, at: float, index: int) -> Event:
         number = float(value)
     except ValueError as error:
         raise ConfigError(f"--set {setting}: must be PERSONA.NAME=NUMBER") from error
-    if persona not in scenario.personas:
-        raise ConfigError(f"--set {setting}: no persona {persona!r} in {scenario.path}")
-    if name not in CHANGEABLE:
-        raise ConfigError(f"--set {setting}: {name} is not one of {', '.join(CHANGEABLE)}")
-    if not 0.0 <= number <= (2.0 if name == "temperature" else 1.0):
+    check_changeable(scenario, persona, name, f"--set {setting}")
+    if not 0.0 <= number <= highest(name):
         raise ConfigError(f"--set {setting}: out of range")
     return Event(at, -1 - index, Change(persona, {name: number}), f"--set {setting}")
 

@@ -31,6 +31,20 @@ class ScenarioError(ConfigError):
     """A scenario that cannot be run: the file, the key and the reason."""
 
 
+def highest(name: str) -> float:
+    """The largest value a changeable setting takes: a temperature up to 2, the rest up to 1."""
+    return 2.0 if name == "temperature" else 1.0
+
+
+def check_changeable(scenario: Scenario, persona: str, name: str, flag: str) -> None:
+    """A command line's PERSONA.NAME (`--set`, `--vary`) names a persona of the scenario and a
+    setting a change may set; else a ConfigError naming the flag."""
+    if persona not in scenario.personas:
+        raise ConfigError(f"{flag}: no persona {persona!r} in {scenario.path}")
+    if name not in CHANGEABLE:
+        raise ConfigError(f"{flag}: {name} is not one of {', '.join(CHANGEABLE)}")
+
+
 @dataclass(frozen=True)
 class Say:
     """A line said to a persona by an outside speaker (a person, not a persona)."""
@@ -305,7 +319,7 @@ class _Reader:
             where = f"{key}.set.{name}"
             if name not in CHANGEABLE:
                 raise self.fail(where, f"cannot be changed (one of {', '.join(CHANGEABLE)})")
-            checked[name] = self._number(value, where, 0.0, 2.0 if name == "temperature" else 1.0)
+            checked[name] = self._number(value, where, 0.0, highest(name))
         return Change(self._persona_id(table, key, "persona"), checked)
 
     def _conversation(self, table: dict[str, Any], key: str) -> Action:

@@ -21,7 +21,7 @@ from typing import Any
 from mem8.config import load_settings
 from mem8.errors import ConfigError
 from mem8.sim.runner import Outcomes, changed
-from mem8.sim.scenario import CHANGEABLE, Scenario, load
+from mem8.sim.scenario import Scenario, check_changeable, highest, load
 from mem8.sim.svg import Chart, colour, number_axis
 
 SWEEP_JSON = "sweep.json"
@@ -57,11 +57,8 @@ def parse_vary(text: str, scenario: Scenario) -> Vary:
         n = int(count)
     except ValueError as error:
         raise ConfigError(f"--vary {text}: must be PERSONA.TRAIT=A..B:N") from error
-    if persona not in scenario.personas:
-        raise ConfigError(f"--vary {text}: no persona {persona!r} in {scenario.path}")
-    if name not in CHANGEABLE:
-        raise ConfigError(f"--vary {text}: {name} is not one of {', '.join(CHANGEABLE)}")
-    top = 2.0 if name == "temperature" else 1.0
+    check_changeable(scenario, persona, name, f"--vary {text}")
+    top = highest(name)
     if not (0.0 <= low <= top and 0.0 <= high <= top and n >= 1):
         raise ConfigError(f"--vary {text}: values from 0 to {top:g}, and N at least 1")
     values = [low] if n == 1 else [round(low + (high - low) * i / (n - 1), 10) for i in range(n)]
