@@ -151,12 +151,18 @@ class RecordedLLM(LLMBackend):
         if outcome is None:
             raise errors.BackendFailed(f"the journal holds no output for {request.request_id}")
         await self.released.setdefault(request.request_id, trio.Event()).wait()
-        for text in outcome.text:
-            yield TextDelta(text)
-        if outcome.error is not None:
-            raise errors.rebuild(*outcome.error)
-        assert outcome.finish is not None
-        yield Finish(*outcome.finish)
+        async for item in played(outcome):
+            yield item
+
+
+async def played(outcome: Outcome) -> AsyncGenerator[Generated, None]:
+    """A recorded answer as the backend gave it: its text pieces, then its finish or error."""
+    for text in outcome.text:
+        yield TextDelta(text)
+    if outcome.error is not None:
+        raise errors.rebuild(*outcome.error)
+    assert outcome.finish is not None
+    yield Finish(*outcome.finish)
 
 
 @dataclass

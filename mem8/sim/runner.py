@@ -47,12 +47,13 @@ from mem8.actors.messages import (
     Turn,
 )
 from mem8.actors.percepts import encoded
-from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
+from mem8.backends.base import Generated, GenerationRequest, LLMBackend
 from mem8.clock import VirtualClock
 from mem8.config import Settings
 from mem8.grid.dynamics import fading_at
 from mem8.grid.tiling import joined
 from mem8.personas import Persona
+from mem8.replay import played
 from mem8.senses import documents
 from mem8.sim.scenario import (
     TRAITS,
@@ -182,12 +183,8 @@ class PlayBack(LLMBackend):
         outcome = self.outcomes.get(request.request_id)
         if outcome is None:
             raise errors.BackendFailed(f"the recorded run holds no output for {request.request_id}")
-        for text in outcome.text:
-            yield TextDelta(text)
-        if outcome.error is not None:
-            raise errors.rebuild(*outcome.error)
-        assert outcome.finish is not None
-        yield Finish(*outcome.finish)
+        async for item in played(outcome):
+            yield item
 
     async def aclose(self) -> None:
         if self.live is not None:
