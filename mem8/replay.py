@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator
@@ -46,10 +47,19 @@ from mem8.actors.messages import (
     Restore,
     StoredPage,
     Token,
+    ToolCalled,
     from_map,
 )
 from mem8.actors.runtime import new_request_id
-from mem8.backends.base import Finish, Generated, GenerationRequest, LLMBackend, TextDelta
+from mem8.backends.base import (
+    Finish,
+    Generated,
+    GenerationRequest,
+    LLMBackend,
+    TextDelta,
+    ToolCall,
+    ToolCalls,
+)
 from mem8.clock import VirtualClock
 from mem8.config import Settings
 from mem8.encoders import open_named
@@ -156,9 +166,13 @@ class RecordedLLM(LLMBackend):
 
 
 async def played(outcome: Outcome) -> AsyncGenerator[Generated, None]:
-    """A recorded answer as the backend gave it: its text pieces, then its finish or error."""
+    """A recorded answer as the backend gave it: its text pieces and calls, then its finish or
+    error."""
     for text in outcome.text:
         yield TextDelta(text)
+    calls = outcome.tool_calls()
+    if calls:
+        yield ToolCalls(tuple(ToolCall(c["id"], **c["function"]) for c in calls))
     if outcome.error is not None:
         raise errors.rebuild(*outcome.error)
     assert outcome.finish is not None
@@ -173,11 +187,12 @@ class _Running:
     accepted: trio.Event = field(default_factory=trio.Event)
     finished: trio.Event = field(default_factory=trio.Event)
     text: list[str] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
     finish: Finished | None = None
     error: errors.Mem8Error | None = None
 
     def outcome(self) -> Outcome:
-        return Outcome.of(self.text, self.finish, self.error)
+        return Outcome.of(self.text, self.finish, self.error, self.calls)
 
 
 async def replay(directory: Path) -> ReplayReport:
@@ -403,8 +418,10 @@ async def _run(system: System, request: _Running) -> None:
             async for reply in replies:
                 if isinstance(reply, Accepted):
                     request.accepted.set()
-                elif isinstance(reply, Token):
+                elif isinstance(reply, Token) and reply.index == 0:
                     request.text.append(reply.text)
+                elif isinstance(reply, ToolCalled) and reply.index == 0:
+                    request.calls.extend(json.loads(reply.calls))
                 elif isinstance(reply, Done):
                     request.finish = Finished(
                         reply.finish_reason, reply.prompt_tokens, reply.completion_tokens

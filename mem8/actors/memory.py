@@ -302,6 +302,7 @@ class MemoryActor(Actor):
             "persona": message.persona,
             "arrival": message.arrival,
             "text": "".join(message.outcome.text),
+            "calls": message.outcome.tool_calls(),
             "finish": list(finish),
             "answered_by": message.answered_by,
             "interest": message.interest,
@@ -895,6 +896,7 @@ def _stored(message: Commit) -> StoredExchange | None:
         return None
     answer = {
         "text": "".join(message.outcome.text),
+        "calls": message.outcome.tool_calls(),
         "finish_reason": finish.finish_reason,
         "prompt_tokens": finish.prompt_tokens,
         "completion_tokens": finish.completion_tokens,

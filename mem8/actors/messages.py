@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import types
 import typing
 from collections.abc import Callable
@@ -375,19 +376,34 @@ class ErrorReport(NamedTuple):
 @part
 class Outcome(Part):
     """How one request ended, as the commit and the journal record it: the text pieces the
-    backend gave and how it finished, or the error that ended it."""
+    backend gave and how it finished, or the error that ended it; and the tools it called, a
+    JSON array in OpenAI's tool_calls shape (None when it called none)."""
 
     text: list[str]
     finish: Finished | None
     error: ErrorReport | None
+    calls: str | None = None
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"calls"})
 
     @classmethod
     def of(
-        cls, text: list[str], finish: Finished | None, error: errors.Mem8Error | None
+        cls,
+        text: list[str],
+        finish: Finished | None,
+        error: errors.Mem8Error | None,
+        calls: list[dict[str, Any]] | None = None,
     ) -> Outcome:
-        """The record of an answer: its text pieces, and how it finished or the error."""
+        """The record of an answer: its text pieces and calls, and how it finished or the
+        error."""
         report = None if error is None else ErrorReport(type(error).__name__, error.message)
-        return cls(list(text), finish, report)
+        return cls(list(text), finish, report, json.dumps(calls) if calls else None)
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The calls the answer made, in OpenAI's tool_calls shape."""
+        return (
+            [] if self.calls is None else typing.cast(list[dict[str, Any]], json.loads(self.calls))
+        )
 
     def digest(self) -> str:
         """Identifies the response the client got; replay compares these."""
@@ -396,6 +412,8 @@ class Outcome(Part):
         else:
             assert self.finish is not None
             summary = ["ok", "".join(self.text), *self.finish]
+            if self.calls is not None:
+                summary.append(self.calls)
         return hashlib.sha256(msgpack.packb(summary, use_bin_type=True)).hexdigest()
 
 

@@ -7,8 +7,10 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -61,11 +63,12 @@ BACKEND_ERRORS = (errors.BackendUnavailable, errors.BackendFailed)
 
 @dataclass
 class Answer:
-    """An answer as it is produced: the text pieces so far (a tool call told as text: what the
-    persona remembers of it), then its Finish or its error; with n > 1, the first sample's
-    (the one remembered), the others' finish reasons and tokens beside it."""
+    """An answer as it is produced: the text pieces and the tool calls so far, then its Finish
+    or its error; with n > 1, the first sample's (the one remembered), the others' finish
+    reasons and tokens beside it."""
 
     text: list[str]
+    calls: list[ToolCall] = field(default_factory=list)
     finish: Finish | None = None
     error: errors.Mem8Error | None = None
     reasons: list[str] = field(default_factory=list)  # every sample's finish reason
@@ -79,7 +82,12 @@ class Answer:
             if finish is None
             else Finished(finish.finish_reason, finish.prompt_tokens, finish.completion_tokens)
         )
-        return Outcome.of(self.text, finished, self.error)
+        calls = [_call_shape(call) for call in self.calls]
+        return Outcome.of(self.text, finished, self.error, calls)
+
+    def told(self) -> str:
+        """The answer as the persona remembers it: its text, then the calls it made."""
+        return " ".join(part for part in ("".join(self.text), told(self.calls)) if part)
 
 
 @dataclass(frozen=True)
@@ -218,7 +226,7 @@ class PersonaActor(Actor):
 
     async def _answer_subconsciously(self, chat: Chat, judgement: Judgement, reply: Reply) -> None:
         text = subconscious_reply(judgement.interest)
-        outcome = Answer([text], Finish("stop", 0, 0))
+        outcome = Answer([text], finish=Finish("stop", 0, 0))
         try:
             await reply.send(Token(chat.request_id, text))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -278,7 +286,7 @@ class PersonaActor(Actor):
                     logprobs = _logprobs_json(item) if request.logprobs else None
                     await reply.send(Token(request.request_id, item.text, index, logprobs))
                 elif isinstance(item, ToolCalls):
-                    outcome.text.append(told(item.calls))
+                    outcome.calls.extend(item.calls)
                     calls = json.dumps([_call_shape(call) for call in item.calls])
                     await reply.send(ToolCalled(request.request_id, calls, index))
                 else:
@@ -290,7 +298,7 @@ class PersonaActor(Actor):
         """Remembers (durably) before answering Done; a failure to remember fails the request."""
         exchange = [
             Turn("user", asked(chat.messages)),
-            Turn("assistant", "".join(outcome.text)),
+            Turn("assistant", outcome.told()),
         ]
         if reply.abandoned and outcome.error is None:  # told nothing, so nothing is kept
             outcome.error = errors.GenerationCancelled("the client went away")
@@ -374,7 +382,7 @@ def resent(turns: list[Turn]) -> set[Turn]:
     return present
 
 
-def told(calls: tuple[ToolCall, ...]) -> str:
+def told(calls: Sequence[ToolCall]) -> str:
     """Tool calls as the persona remembers having made them."""
     return "; ".join(f"called {call.name}({call.arguments})" for call in calls)
 
@@ -391,7 +399,7 @@ def asked(turns: list[Turn]) -> str:
     return "\n".join([last_user_text(turns), *results]).strip()
 
 
-def _call_shape(call: ToolCall) -> dict[str, object]:
+def _call_shape(call: ToolCall) -> dict[str, Any]:
     """A call in OpenAI's tool_calls shape."""
     return {
         "id": call.id,

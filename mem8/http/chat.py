@@ -202,7 +202,7 @@ class ChatCompletions:
             conversation=conversation,
             idempotency=idempotency,
             keep=_keep(body, request_id) if body.store else None,
-            shape=_answer_shape(body.shape),
+            shape=answer_shape(body.shape),
         )
 
 
@@ -227,7 +227,7 @@ def _turn(message: dict[str, str]) -> Turn:
     )
 
 
-def _answer_shape(shape: Shape) -> AnswerShape | None:
+def answer_shape(shape: Shape) -> AnswerShape | None:
     """The shape as the actors carry it; None when only text is asked (as chats were)."""
     if shape == Shape():
         return None
@@ -273,10 +273,12 @@ def _kept_response(body: ChatRequest, kept: dict[str, Any]) -> Response:
     chat = Chat(request_id, body.model, "", "", arrival, [])
     done = Done(request_id, reason, prompt_tokens, completion_tokens, kept["answered_by"])
     first = Token(request_id, kept["text"])
+    calls = kept.get("calls")  # absent from keys kept before calls were kept apart
+    replies: list[Message] = [ToolCalled(request_id, json.dumps(calls))] if calls else []
     if body.stream:
-        response = sse_response(_chunks(body, chat, first, _KeptReplies([done])))
+        response = sse_response(_chunks(body, chat, first, _KeptReplies([*replies, done])))
     else:
-        response = _completion(body, chat, [first, done])
+        response = _completion(body, chat, [first, *replies, done])
     response.headers["x-mem8-interest"] = f"{kept['interest']:.6f}"
     response.headers["x-mem8-conscious"] = "true" if kept["conscious"] else "false"
     response.headers["Idempotent-Replayed"] = "true"

@@ -35,6 +35,10 @@ def usage_of(answer: dict[str, Any]) -> dict[str, int]:
 def completion_object(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored chat completion as OpenAI shows it: the completion, with its metadata."""
     answer = json.loads(stored["answer"])
+    message: dict[str, Any] = {"role": "assistant", "content": answer["text"], "refusal": None}
+    calls = answer.get("calls")  # absent from completions kept before calls were kept apart
+    if calls:
+        message.update(content=answer["text"] or None, tool_calls=calls)
     return {
         "id": stored["id"],
         "object": "chat.completion",
@@ -44,7 +48,7 @@ def completion_object(stored: dict[str, Any]) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer["text"], "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": answer["finish_reason"],
             }

@@ -371,3 +371,48 @@ def test_a_resent_tool_conversation_is_not_added_again_from_the_window(
         )
     sent = [m for m in llm.history[-1].messages if m.role != "system"]
     assert [m.role for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
+
+
+def test_a_stored_tool_call_is_retrieved_as_a_tool_call(client: OpenAI, llm: ScriptedLLM) -> None:
+    llm.enqueue([[LISBON]])
+    created = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,  # type: ignore[arg-type]
+        tools=[WEATHER],  # type: ignore[list-item]
+        store=True,
+    )
+    stored = client.chat.completions.retrieve(created.id)
+    choice = stored.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_1",
+        LISBON.name,
+        LISBON.arguments,
+    )
+    raw = client.chat.completions.with_raw_response.retrieve(created.id).http_response
+    assert_matches("CreateChatCompletionResponse", raw.json())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_retried_tool_call_is_answered_again_as_a_tool_call(
+    server: RunningServer, llm: ScriptedLLM, stream: bool
+) -> None:
+    llm.enqueue([[LISBON]])
+    body = {"model": MODEL, "messages": ASK, "tools": [WEATHER]}
+    key = {"Idempotency-Key": f"weather-{stream}"}
+    url = f"{server.base_url}/chat/completions"
+    first = httpx.post(url, json=body, headers=key, timeout=30).json()
+    if stream:
+        with httpx.stream("POST", url, json={**body, "stream": True}, headers=key) as again:
+            assert again.headers["Idempotent-Replayed"] == "true"
+            chunks = [json.loads(e) for e in sse_data(again.iter_lines())[:-1]]
+        calls = [c for chunk in chunks for c in chunk["choices"][0]["delta"].get("tool_calls", [])]
+        assert [c["function"]["arguments"] for c in calls] == [LISBON.arguments]
+        assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    else:
+        again = httpx.post(url, json=body, headers=key, timeout=30)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["choices"] == first["choices"]
+        assert again.json()["choices"][0]["message"]["tool_calls"][0]["id"] == "call_1"
+    assert len(llm.history) == 1  # answered once
