@@ -15,6 +15,7 @@ import trio
 from openai import OpenAI
 
 from mem8.actors.journal import read_journal
+from mem8.backends.base import ToolCall
 from mem8.backends.fake import ScriptedLLM
 from mem8.config import Settings
 from mem8.encoders import open_named
@@ -24,6 +25,7 @@ from tests.support.processes import free_port, mem8_serve, wait_healthy
 from tests.support.server import running_server
 
 HELLO = [{"role": "user", "content": "Hello!"}]
+LISBON = ToolCall("call_1", "get_weather", '{"city": "Lisbon"}')
 
 
 def record_session(settings: Settings, requests: int = 6) -> Path:
@@ -213,6 +215,40 @@ def test_stored_completions_and_their_changes_replay(settings: Settings) -> None
     report = trio.run(replay, journal)
     assert report.problems == [] and report.mismatches == []
     assert report.requests == report.matched == 2 and report.state_matched is True
+
+
+def test_tool_calls_and_a_response_replay(settings: Settings) -> None:
+    """A chat answered by a tool call, its result sent back, and the same through the
+    Responses API: replay plays the recorded calls back as calls, and they match."""
+    llm = ScriptedLLM()
+    llm.enqueue([[LISBON], "Sunny.", [LISBON]])
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    with (
+        running_server(settings, dict.fromkeys(settings.personas, llm)) as server,
+        OpenAI(base_url=server.base_url, api_key="key-a", max_retries=0) as client,
+    ):
+        asked = [{"role": "user", "content": "Weather in Lisbon?"}]
+        called = client.chat.completions.create(
+            model="mem8-creative-v1", messages=asked, tools=[weather]
+        )  # type: ignore[call-overload]
+        (call,) = called.choices[0].message.tool_calls
+        answered = [
+            *asked,
+            called.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sun"},
+        ]
+        client.chat.completions.create(model="mem8-creative-v1", messages=answered, tools=[weather])  # type: ignore[call-overload]
+        response = client.responses.create(
+            model="mem8-creative-v1",
+            input="Weather?",
+            tools=[{"type": "function", "name": "get_weather", "parameters": {}}],  # type: ignore[list-item]
+        )
+        assert response.output[0].type == "function_call"
+    journal = settings.journal_dir()
+    assert journal is not None
+    report = trio.run(replay, journal)
+    assert report.problems == [] and report.mismatches == []
+    assert report.requests == report.matched == 3 and report.state_matched is True
 
 
 def _serve_chats(tmp_path: Path, chats: int, stop: signal.Signals, tag: str) -> None:

@@ -204,10 +204,10 @@ def _shape(body: dict[str, Any]) -> Shape:
         )
     return Shape(
         tools=tools,
-        tool_choice=_tool_choice(body.get(choice_key), tools, choice_key),
-        parallel_tool_calls=_parallel(body),
+        tool_choice=tool_choice_of(body.get(choice_key), tools, choice_key),
+        parallel_tool_calls=parallel_field(body),
         legacy_functions=legacy,
-        response_format=_response_format(body.get("response_format")),
+        response_format=response_format_of(body.get("response_format")),
         logprobs=logprobs,
         top_logprobs=top or 0,
         n=integer_field(body, "n", 1, MAX_N) or 1,
@@ -227,8 +227,8 @@ def _tools(value: Any) -> list[dict[str, Any]]:
                 f"{where} must be a tool of type 'function' (the only kind mem8 calls)",
                 param=where,
             )
-        tools.append(_function(tool.get("function"), f"{where}.function"))
-    _unique_names(tools, "tools")
+        tools.append(function_of(tool.get("function"), f"{where}.function"))
+    unique_names(tools, "tools")
     return tools
 
 
@@ -236,12 +236,12 @@ def _functions(body: dict[str, Any]) -> list[dict[str, Any]]:
     value = body.get("functions")
     if not isinstance(value, list):
         raise InvalidRequest("'functions' must be an array of functions", param="functions")
-    functions = [_function(f, f"functions[{i}]") for i, f in enumerate(value)]
-    _unique_names(functions, "functions")
+    functions = [function_of(f, f"functions[{i}]") for i, f in enumerate(value)]
+    unique_names(functions, "functions")
     return functions
 
 
-def _function(value: Any, where: str) -> dict[str, Any]:
+def function_of(value: Any, where: str) -> dict[str, Any]:
     """A function's name, description and parameters' schema, checked."""
     if not isinstance(value, dict):
         raise InvalidRequest(f"{where} must be an object with a 'name'", param=where)
@@ -265,14 +265,14 @@ def _function(value: Any, where: str) -> dict[str, Any]:
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def _unique_names(tools: list[dict[str, Any]], key: str) -> None:
+def unique_names(tools: list[dict[str, Any]], key: str) -> None:
     names = [t["name"] for t in tools]
     for name in names:
         if names.count(name) > 1:
             raise InvalidRequest(f"'{key}' names the function {name!r} twice", param=key)
 
 
-def _tool_choice(value: Any, tools: list[dict[str, Any]], key: str) -> str:
+def tool_choice_of(value: Any, tools: list[dict[str, Any]], key: str) -> str:
     """`auto`, `none`, `required` (not in the legacy `function_call`) or an offered function's
     name, from the string or the object that names it."""
     if value is None:
@@ -294,12 +294,12 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]], key: str) -> str:
     return named
 
 
-def _parallel(body: dict[str, Any]) -> bool:
+def parallel_field(body: dict[str, Any]) -> bool:
     value = optional_field(body, "parallel_tool_calls", bool)
     return True if value is None else bool(value)
 
 
-def _response_format(value: Any) -> dict[str, Any] | None:
+def response_format_of(value: Any) -> dict[str, Any] | None:
     """None for text; else {"kind", "schema", "name", "strict"}."""
     if value is None:
         return None

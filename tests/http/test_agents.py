@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
+from mem8.backends.base import ToolCall
 from mem8.backends.fake import ScriptedLLM
 from tests.support.server import RunningServer
 
@@ -69,3 +70,35 @@ def test_a_streamed_agent_run_adds_up(server: RunningServer, llm: ScriptedLLM) -
 
     joined, final = with_agent(server, streamed)
     assert joined == final == "Waves upon the shore"
+
+
+def test_an_agent_calls_its_function_tool_and_answers_with_the_result(
+    server: RunningServer, llm: ScriptedLLM
+) -> None:
+    """The SDK sends the tool, runs the call the persona makes, sends the result back as a
+    function_call_output item, and the persona's next answer is the run's output."""
+    seen: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        seen.append(city)
+        return f"sunny in {city}"
+
+    llm.enqueue([[ToolCall("call_1", "get_weather", '{"city": "Lisbon"}')], "It is sunny."])
+
+    async def run(agent: Any) -> str:
+        agent = agent.clone(tools=[get_weather])
+        return str((await agents.Runner.run(agent, "Weather in Lisbon?")).final_output)
+
+    assert with_agent(server, run) == "It is sunny."
+    assert seen == ["Lisbon"]
+    first, second = llm.history[-2:]
+    assert [t.name for t in first.tools] == ["get_weather"]
+    assert first.tools[0].parameters["required"] == ["city"]
+    result = second.messages[-1]
+    assert (result.role, result.tool_call_id, result.content) == (
+        "tool",
+        "call_1",
+        "sunny in Lisbon",
+    )

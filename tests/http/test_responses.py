@@ -13,12 +13,26 @@ import openai
 import pytest
 from openai import OpenAI
 
+from mem8.backends.base import ToolCall
 from mem8.backends.fake import ScriptedLLM
 from mem8.errors import BackendUnavailable
 from tests.http.test_contract import assert_matches, assert_matches_each, sse_data
 from tests.support.server import RunningServer
 
 MODEL = "mem8-creative-v1"
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+LISBON = ToolCall("call_1", "get_weather", '{"city": "Lisbon"}')
 EVENTS_IN_ORDER = [
     "response.created",
     "response.in_progress",
@@ -194,13 +208,19 @@ def test_a_backend_that_is_down_is_a_503_and_the_next_response_is_answered(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "web_search"}]}, "tools"),
-        ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+        ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0]"),
+        ({"tools": [{"type": "function", "parameters": {}}]}, "tools[0].name"),
+        ({"tools": [WEATHER, WEATHER]}, "tools"),
         ({"background": True}, "background"),
         ({"tool_choice": "required"}, "tool_choice"),
-        ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "name": "f"}}, "tool_choice"),
+        ({"text": {"format": {"type": "xml"}}}, "text.format"),
+        ({"text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
         ({"include": ["message.output_text.logprobs"]}, "include"),
-        ({"input": [{"type": "function_call_output", "call_id": "c", "output": "4"}]}, None),
+        ({"input": [{"type": "function_call_output", "output": "4"}]}, "input[0].call_id"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f"}]}, None),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, None),
         ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, None),
     ],
 )
@@ -231,3 +251,132 @@ def test_what_the_routes_answer_is_what_openais_description_says(http: httpx.Cli
     assert named == [e["type"] for e in events]
     deleted = http.delete(f"/responses/{response['id']}")
     assert deleted.json() == {"id": response["id"], "object": "response", "deleted": True}
+
+
+def test_a_function_call_is_an_output_item_and_its_output_continues_the_response(
+    client: OpenAI, llm: ScriptedLLM
+) -> None:
+    llm.enqueue([[LISBON], "Sunny in Lisbon."])
+    called = client.responses.create(
+        model=MODEL,
+        input="Weather in Lisbon?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    (item,) = called.output
+    assert item.type == "function_call"
+    assert (item.call_id, item.name, item.arguments) == ("call_1", LISBON.name, LISBON.arguments)
+    assert llm.history[-1].tools[0].name == "get_weather"
+    assert llm.history[-1].tools[0].parameters == WEATHER["parameters"]
+    assert called.tools[0].name == "get_weather" and called.tool_choice == "auto"
+    answered = client.responses.create(
+        model=MODEL,
+        previous_response_id=called.id,
+        input=[{"type": "function_call_output", "call_id": "call_1", "output": '{"sky": "sun"}'}],
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert answered.output_text == "Sunny in Lisbon."
+    sent = llm.history[-1].messages
+    assert sent[-2].role == "assistant" and sent[-2].tool_calls == (LISBON,)
+    assert (sent[-1].role, sent[-1].tool_call_id, sent[-1].name) == (
+        "tool",
+        "call_1",
+        "get_weather",
+    )
+    assert sent[-1].content == '{"sky": "sun"}'
+    (listed,) = client.responses.input_items.list(answered.id).data
+    assert listed.type == "function_call_output" and listed.call_id == "call_1"
+    assert client.responses.retrieve(called.id).output[0].type == "function_call"
+
+
+def test_calls_sent_back_as_input_items_are_one_assistant_turn(
+    client: OpenAI, llm: ScriptedLLM
+) -> None:
+    paris = {"type": "function_call", "call_id": "call_2", "name": "get_weather"}
+    client.responses.create(
+        model=MODEL,
+        tools=[WEATHER],  # type: ignore[list-item]
+        input=[  # type: ignore[list-item]
+            {"role": "user", "content": "Lisbon and Paris?"},
+            {
+                "type": "function_call",
+                "call_id": "call_1",
+                "name": "get_weather",
+                "arguments": LISBON.arguments,
+            },
+            {**paris, "arguments": '{"city": "Paris"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "sun"},
+            {"type": "function_call_output", "call_id": "call_2", "output": "rain"},
+        ],
+    )
+    sent = llm.history[-1].messages
+    assert [m.role for m in sent[-4:]] == ["user", "assistant", "tool", "tool"]
+    assert [c.id for c in sent[-3].tool_calls] == ["call_1", "call_2"]
+    assert [m.content for m in sent[-2:]] == ["sun", "rain"]
+
+
+def test_a_streamed_function_call_comes_as_its_items_events(
+    client: OpenAI, llm: ScriptedLLM
+) -> None:
+    llm.enqueue([[LISBON]])
+    with client.responses.stream(
+        model=MODEL,
+        input="Weather?",
+        tools=[WEATHER],  # type: ignore[list-item]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    (item,) = final.output
+    assert item.type == "function_call" and item.arguments == LISBON.arguments
+
+
+def test_tool_choice_and_a_json_schema_format_reach_the_backend(
+    client: OpenAI, llm: ScriptedLLM
+) -> None:
+    llm.enqueue(['{"city": "Lisbon"}'])
+    schema = WEATHER["parameters"]
+    response = client.responses.create(
+        model=MODEL,
+        input="Where?",
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="none",
+        text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},  # type: ignore[typeddict-item]
+    )
+    asked = llm.history[-1]
+    assert asked.tool_choice == "none"
+    assert asked.response_format is not None and asked.response_format.schema == schema
+    assert response.text.format.type == "json_schema"  # type: ignore[union-attr]
+    assert json.loads(response.output_text) == {"city": "Lisbon"}
+
+
+def test_function_calls_and_their_events_are_what_openais_description_says(
+    http: httpx.Client, llm: ScriptedLLM
+) -> None:
+    llm.enqueue([[LISBON], [LISBON]])
+    body = {"model": MODEL, "input": "Weather?", "tools": [WEATHER], "tool_choice": "required"}
+    created = http.post("/responses", json=body)
+    assert created.status_code == 200, created.text
+    assert_matches("Response", created.json())
+    asked = {**body, "tool_choice": {"type": "function", "name": "get_weather"}, "stream": True}
+    with http.stream("POST", "/responses", json=asked) as streamed:
+        events = [json.loads(data) for data in sse_data(streamed.iter_lines())]
+    assert_matches_each("ResponseStreamEvent", events)
+    assert events[-1]["response"]["tool_choice"] == {"type": "function", "name": "get_weather"}
+    follow = {
+        "model": MODEL,
+        "previous_response_id": created.json()["id"],
+        "input": [{"type": "function_call_output", "call_id": "call_1", "output": "sun"}],
+    }
+    answered = http.post("/responses", json=follow)
+    assert_matches("Response", answered.json())
+    items = http.get(f"/responses/{answered.json()['id']}/input_items").json()
+    assert_matches("ResponseItemList", items)
