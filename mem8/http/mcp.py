@@ -35,6 +35,7 @@ from mem8.http.edge import is_loopback
 from mem8.http.errors import error_body, error_headers
 from mem8.http.gate import Gate
 from mem8.http.memories import MAX_LIMIT, memory_object
+from mem8.http.observe import HEADER, Exchange, Observer
 from mem8.system import System
 
 PATH = "/mcp"
@@ -208,6 +209,7 @@ class Endpoint:
 
     def __init__(self, system: System, gate: Gate) -> None:
         self.gate = gate
+        self.observer = Observer(system)  # /mcp is logged and counted as the routes are
         self.server = memory_server(system, self._tenant)
         self.server.streamable_http_app(
             streamable_http_path=PATH, transport_security=_security(system)
@@ -234,9 +236,36 @@ class Endpoint:
         return dispatch
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request to /mcp, logged and counted (route "mcp") when it ends, its
+        x-request-id echoed."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        exchange = self.observer.opened(headers.get(HEADER, ""), scope.get("method", ""))
+        exchange.route = PATH.strip("/")
+
+        async def observed(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                exchange.status = message["status"]
+                echoed = (HEADER.encode(), exchange.request_id.encode())
+                message = {**message, "headers": [*message.get("headers", []), echoed]}
+            await send(message)
+
         try:
-            self.gate.count(self.gate.caller_for(headers.get("authorization", "")))
+            await self._answer(scope, receive, observed, headers, exchange)
+        finally:
+            exchange.ended(exchange)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Mapping[str, str],
+        exchange: Exchange,
+    ) -> None:
+        try:
+            caller = self.gate.caller_for(headers.get("authorization", ""))
+            exchange.tenant = caller.tenant
+            self.gate.count(caller)
         except errors.Mem8Error as error:  # refused before its body is read: close
             headers = {
                 **error_headers(error),

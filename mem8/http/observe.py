@@ -95,9 +95,13 @@ class Observer:
         self.system = system
 
     async def begin(self) -> None:
-        given = request.headers.get(HEADER, "")
+        g.exchange = self.opened(request.headers.get(HEADER, ""), request.method)
+
+    def opened(self, given: str, method: str) -> Exchange:
+        """A request's record (its id the client's, if sane); /mcp, outside the app's routes,
+        opens its own and ends it itself."""
         request_id = given if SANE_ID.fullmatch(given) else new_request_id()
-        g.exchange = Exchange(request_id, trio.current_time(), self._end, request.method)
+        return Exchange(request_id, trio.current_time(), self._end, method)
 
     async def answer(self, response: Response) -> Response:
         exchange: Exchange | None = g.get("exchange")

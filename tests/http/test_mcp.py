@@ -4,6 +4,7 @@ resources that really keep and find memories, under the same keys and tenants as
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,29 @@ def test_a_foreign_host_is_refused_on_a_loopback_server(server: RunningServer) -
     assert refused.status_code == 421, refused.text  # Misdirected Request
     origin = {**headers, "Host": "127.0.0.1", "Origin": "http://evil.example"}
     assert httpx.post(server.root + "/mcp", json=body, headers=origin).status_code == 403
+
+
+def test_mcp_requests_are_logged_and_counted_with_their_request_id(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="mem8.requests")
+    url = server.root + "/mcp"
+    anyio.run(_session_calls, url, "mem8-alice", [("personas", {})])
+    refused = httpx.post(url, json={}, headers={"Host": "evil.example", "x-request-id": "ab-1"})
+    assert refused.headers["x-request-id"] == "ab-1"
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "route=mcp" in r.getMessage()]
+
+    deadline = time.monotonic() + 10  # a request's line is written just after its answer
+    while not any("request_id=ab-1" in line for line in logged()):
+        assert time.monotonic() < deadline, logged()
+        time.sleep(0.05)
+    lines = logged()
+    assert any("tenant=key-" in line and "status=200" in line for line in lines)
+    assert any(
+        "request_id=ab-1" in line and f"status={refused.status_code}" in line for line in lines
+    )
+    metrics = httpx.get(server.root + "/metrics", timeout=10).text
+    assert 'mem8_requests_total{persona="",route="mcp",status="200"}' in metrics
+    assert f'route="mcp",status="{refused.status_code}"' in metrics
