@@ -107,6 +107,7 @@ def _response_routes(app: QuartTrio, responses: Responses) -> None:
     add(one, "retrieve_response", responses.retrieve, methods=["GET"])
     add(one, "delete_response", responses.delete, methods=["DELETE"])
     add(f"{one}/input_items", "response_input_items", responses.input_items, methods=["GET"])
+    add(f"{one}/cancel", "cancel_response", responses.cancel, methods=["POST"])
 
 
 def _dashboard_routes(app: QuartTrio, dashboard: Dashboard) -> None:

@@ -219,6 +219,15 @@ class Responses:
         await self.system.memory.ask(change, StoredPage)
         return jsonify({"id": response_id, "object": "response", "deleted": True})
 
+    async def cancel(self, response_id: str) -> Response:
+        """Only a background response can be cancelled, and mem8 answers none in the
+        background: a stored response is finished already (400), any other id a 404."""
+        await self._one(response_id)
+        raise errors.InvalidRequest(
+            "Only responses created with 'background' can be cancelled; this one is finished",
+            param="response_id",
+        )
+
     async def input_items(self, response_id: str) -> Response:
         """The response's own input (not the history it continued), newest first by default."""
         stored = await self._one(response_id)

@@ -219,6 +219,8 @@ ERRORS = {
         {},
         404,
     ),
+    "cancelling an unknown response": ("POST", "/v1/responses/resp_nope/cancel", {}, 404),
+    "wrong method on cancel": ("GET", "/v1/responses/resp_nope/cancel", {}, 405),
     "embeddings of an unknown model": ("POST", "/v1/embeddings", {"json": UNKNOWN_EMBEDDING}, 404),
     "embeddings of no token": (  # 100261 is no token of cl100k_base
         "POST",

@@ -380,3 +380,10 @@ def test_function_calls_and_their_events_are_what_openais_description_says(
     assert_matches("Response", answered.json())
     items = http.get(f"/responses/{answered.json()['id']}/input_items").json()
     assert_matches("ResponseItemList", items)
+
+
+def test_a_finished_response_cannot_be_cancelled(client: OpenAI) -> None:
+    created = client.responses.create(model=MODEL, input="Hi")
+    with pytest.raises(openai.BadRequestError, match="background"):
+        client.responses.cancel(created.id)
+    assert client.responses.retrieve(created.id).status == "completed"
