@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import openai
 import pytest
 from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
@@ -27,11 +28,16 @@ class Weather(BaseModel):
 
 @pytest.fixture
 def chat(server: RunningServer) -> Iterator[ChatOpenAI]:
-    model = ChatOpenAI(
-        base_url=server.base_url, api_key="mem8-dummy-key", model=MODEL, max_retries=0
-    )  # type: ignore[call-arg]
-    yield model
-    model.root_client.close()  # else the server waits out its kept-alive connection
+    # a client of its own: langchain caches its default one by base URL, and closing that
+    # would leave it closed for a later test's server on the same port
+    with openai.DefaultHttpxClient() as http:
+        yield ChatOpenAI(
+            base_url=server.base_url,
+            api_key="mem8-dummy-key",
+            model=MODEL,
+            max_retries=0,
+            http_client=http,
+        )  # type: ignore[call-arg]
 
 
 def test_bind_tools_gives_tool_calls(chat: ChatOpenAI, llm: ScriptedLLM) -> None:
