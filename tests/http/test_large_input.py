@@ -100,7 +100,11 @@ def test_the_largest_message_does_not_hold_another_tenants_chat(
     answered: list[httpx.Response] = []
     # Encoding its passages takes seconds here and minutes on a machine busy with other
     # work: the test is of the other tenant's waits, not of this answer's time.
+    # So its waits are compared with the large chat's own time, in the same run, not with a
+    # fixed figure (`./scripts/manage.sh bench wait` measures them): held behind it, the other
+    # tenant's one chat would wait about as long as the large one took.
     worker = threading.Thread(target=lambda: answered.append(chat(live, large, timeout=900)))
+    began = time.perf_counter()
     worker.start()
     waits = []
     while worker.is_alive() and len(waits) < 50:
@@ -108,8 +112,9 @@ def test_the_largest_message_does_not_hold_another_tenants_chat(
         assert chat(live, "How is the pump?", key="key-b").status_code == 200
         waits.append(time.perf_counter() - started)
     worker.join()
+    took = time.perf_counter() - began
     assert answered[0].status_code == 200, answered[0].text
-    assert max(waits) < 2.0, waits  # measured: well under 1 s (docs/design.md)
+    assert len(waits) >= 3 and max(waits) < took / 3, (waits, took)
     assert len(memories(live)) > 50  # the large message, as passages
 
 
