@@ -42,6 +42,7 @@ def on_ray(address: str | None, jobs: int | None) -> Iterator[Place]:
                 dataclasses.replace(job, scenario=job.scenario.resolve(), out=job.out.resolve())
                 for job in todo
             ]
+            # No retry: a run's directory is made once, so a retried run would fail on it.
             remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
             yield from _finished(ray, remote, todo, jobs or len(todo))
 
