@@ -18,7 +18,15 @@ the lexical encoder.
 
 Issue 13's targets: mem8's own cost per turn under 2 ms at 10 personas holding 10k memories;
 100 personas without running out of memory. The anchor: Smallville (Park et al. 2023) took 13
-hours for 3,665 steps of its 25 agents."""
+hours for 3,665 steps of its 25 agents.
+
+--runtime ray [--scenarios A.toml,B.toml] [--repeat 2] [--rounds 3] [--workers 1,2]: whole
+scenarios per minute (the shipped ones in sims/, each `--repeat` times a batch, as a sweep runs
+them: `mem8.sim.sweep.run_job`, into directories of their own) on a local Ray cluster of 1 and 2
+workers (`mem8.sim.cluster`, the sweep's own), against the same batch run one scenario after
+another in this process, in the same round. Every runner is warm (it ran one scenario per
+worker first: imports, numba's cache, the encoder); a cluster's start and warm-up is reported
+apart. Medians over the rounds; a ratio is the round's Ray rate over its in-process rate."""
 
 from __future__ import annotations
 
@@ -30,9 +38,10 @@ import multiprocessing
 import os
 import random
 import resource
+import statistics
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +52,13 @@ import trio
 from mem8.backends.base import Generated, GenerationRequest, LLMBackend, TokenCounter
 from mem8.backends.fake import ScriptedLLM
 from mem8.clock import VirtualClock
-from mem8.config import Settings
+from mem8.config import Settings, load_settings
 from mem8.grid.threads import configure_threads
 from mem8.personas import Persona, Traits
 from mem8.sim.commands import sim_settings
 from mem8.sim.runner import Outcomes, Run
-from mem8.sim.scenario import Event, Scenario, Talk
+from mem8.sim.scenario import Event, Scenario, Talk, load
+from mem8.sim.sweep import Finished, Job, Place, run_job
 
 START = 1_704_067_200.0  # 2024-01-01 00:00 UTC
 STEP = 600.0  # a conversation every 10 virtual minutes
@@ -56,6 +66,7 @@ TURNS_PER_TALK = 4
 SCRIPT_LINES = 40  # lines each persona's scripted backend says in turn
 BUCKETS = (0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
 SMALLVILLE_STEPS, SMALLVILLE_HOURS, SMALLVILLE_AGENTS = 3_665, 13.0, 25
+SHIPPED = Path(__file__).resolve().parents[1] / "sims"  # the scenarios --runtime ray runs
 TARGET_MS, TARGET_PERSONAS, TARGET_MEMORIES = 2.0, 10, 10_000
 
 _PEOPLE = ("Ada", "Bo", "Chen", "Dara", "Eli", "Femi", "Gus", "Hana", "Ivo", "Juno", "Kai", "Lin")
@@ -382,6 +393,119 @@ def _encoding(encoding: dict[str, Any]) -> None:
     )
 
 
+# --- whole scenarios per minute, on Ray workers and in this process ---
+
+
+def in_this_process(todo: Sequence[Job]) -> Finished:
+    """The baseline: one run after another, here."""
+    for i, job in enumerate(todo):
+        yield i, run_job(job)
+
+
+def batch(place: Place, plans: Sequence[Job]) -> float:
+    """Seconds the runner takes for the jobs, each into a fresh directory."""
+    with tempfile.TemporaryDirectory(prefix="mem8-bench-sim-ray-") as scratch:
+        todo = [
+            Job(job.scenario, job.values, job.seed, Path(scratch) / f"{n:03d}", job.backend)
+            for n, job in enumerate(plans)
+        ]
+        started = time.perf_counter()
+        for _ in place(todo):
+            pass
+        return time.perf_counter() - started
+
+
+def scenario_rates(
+    paths: Sequence[Path], repeat: int, rounds: int, workers: Sequence[int]
+) -> dict[str, Any]:
+    """Per round the batch's scenarios per minute in this process and on each cluster size;
+    a cluster's seconds to start and warm up."""
+    from mem8.sim.cluster import on_ray  # Ray only in this mode
+
+    base = load_settings()
+    plans = []
+    for path in paths:
+        plan = load(path, base)
+        plans.append(Job(path.resolve(), {}, plan.seed, Path(), plan.backend))
+    todo = plans * repeat
+    batch(in_this_process, plans[:1])  # warm: imports, numba's cache, the encoder
+    found: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        here = batch(in_this_process, todo)
+        row: dict[str, Any] = {"in_process": 60 * len(todo) / here, "ray": {}, "start": {}}
+        for n in workers:
+            started = time.perf_counter()
+            with on_ray(None, n) as place:
+                batch(place, plans[:1] * n)  # a scenario on each worker at once: all warm
+                row["start"][n] = time.perf_counter() - started
+                row["ray"][n] = 60 * len(todo) / batch(place, todo)
+        found.append(row)
+    return {
+        "scenarios": [path.stem for path in paths],
+        "batch": len(todo),
+        "rounds": found,
+        "median": _medians(found, workers),
+    }
+
+
+def _medians(rounds: Sequence[dict[str, Any]], workers: Sequence[int]) -> dict[str, Any]:
+    def spread(values: list[float]) -> dict[str, float]:
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+    return {
+        "in_process": spread([r["in_process"] for r in rounds]),
+        "ray": {n: spread([r["ray"][n] for r in rounds]) for n in workers},
+        "ratio": {
+            n: statistics.median(r["ray"][n] / r["in_process"] for r in rounds) for n in workers
+        },
+        "start": {n: statistics.median(r["start"][n] for r in rounds) for n in workers},
+    }
+
+
+def report_rates(found: dict[str, Any]) -> None:
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores")
+    print(
+        f"scenarios {', '.join(found['scenarios'])}: a batch of {found['batch']} runs (whole "
+        "runs, as a sweep runs them), every runner warm"
+    )
+    workers = list(found["median"]["ray"])
+    names = ["in-process", *(f"ray {n} worker{'s' * (n > 1)}" for n in workers)]
+    print(f"{'round':>5}  " + " ".join(f"{name:>15}" for name in names) + "  (scenarios/min)")
+    for i, r in enumerate(found["rounds"], 1):
+        rates = [r["in_process"], *(r["ray"][n] for n in workers)]
+        print(f"{i:>5}  " + " ".join(f"{rate:>15.1f}" for rate in rates))
+    median = found["median"]
+    print(f"\nsummary (medians over {len(found['rounds'])} rounds)")
+    print(
+        f"{'runner':16} {'scenarios/min':>13} {'least..most':>15} {'vs in-process':>14} "
+        f"{'start s':>8}"
+    )
+    here = median["in_process"]
+    print(f"{'in-process':16} {here['median']:>13.1f} {_range(here):>15} {1.0:>13.2f}x {'-':>8}")
+    for name, n in zip(names[1:], workers, strict=True):
+        rate = median["ray"][n]
+        print(
+            f"{name:16} {rate['median']:>13.1f} {_range(rate):>15} "
+            f"{median['ratio'][n]:>13.2f}x {median['start'][n]:>8.1f}"
+        )
+    print("start s: ray.init of a local cluster and its warm-up run, before the batch")
+
+
+def _range(spread: dict[str, float]) -> str:
+    return f"{spread['min']:.1f}..{spread['max']:.1f}"
+
+
+def _numbers(text: str) -> list[int]:
+    found = [int(x) for x in text.split(",")]
+    if any(n < 1 for n in found):
+        raise argparse.ArgumentTypeError(f"{text}: each at least 1")
+    return found
+
+
+def _paths(text: str) -> list[Path]:
+    return [Path(x) for x in text.split(",")]
+
+
 def sizes(text: str) -> list[tuple[int, int]]:
     """'3:1000,10:10000': (personas, turns) pairs, at least 2 personas each."""
     found = []
@@ -401,7 +525,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoder-turns", type=int, default=40, help="0: skip the encoder")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", action="store_true", help="the figures as JSON")
+    parser.add_argument(
+        "--runtime",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: whole scenarios per minute on Ray workers against this process",
+    )
+    parser.add_argument("--scenarios", type=_paths, default=sorted(SHIPPED.glob("*.toml")))
+    parser.add_argument("--repeat", type=int, default=2, help="each scenario's runs in a batch")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=_numbers, default=[1, 2], help="cluster sizes: 1,2")
     arguments = parser.parse_args(argv)
+    if arguments.runtime == "ray":
+        found = scenario_rates(
+            arguments.scenarios, arguments.repeat, arguments.rounds, arguments.workers
+        )
+        if arguments.json:
+            print(json.dumps(found, indent=2))
+        else:
+            report_rates(found)
+        return
     results = [
         apart(measure, personas, turns, arguments.threshold, arguments.seed, "lexical")
         for personas, turns in arguments.sizes

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,21 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "--seeds", type=int, default=1, help="seeds per value (the scenario's, +1 ...)"
     )
     sweep_.add_argument(
-        "--jobs", type=int, default=2, help="runs at once, in processes (default 2)"
+        "--jobs",
+        type=int,
+        help="runs at once (default: 2 processes; with --runtime ray, the cluster's CPUs, or a "
+        "local cluster of this machine's cores)",
+    )
+    sweep_.add_argument(
+        "--runtime",
+        choices=("local", "ray"),
+        default="local",
+        help="local: processes of this machine; ray: Ray tasks (the ray extra)",
+    )
+    sweep_.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="a running Ray cluster (or auto); without it, a local one for the sweep",
     )
     sweep_.add_argument("--out", type=Path, help="the sweep's directory (default runs/NAME-sweep)")
     sweep_.add_argument("--backend", help="the LLM backend (default: the scenario's)")
@@ -352,13 +367,24 @@ def _diff(arguments: argparse.Namespace) -> int:
 def _sweep(arguments: argparse.Namespace) -> int:
     scenario = load(arguments.scenario, load_settings())
     varies = [sweep.parse_vary(text, scenario) for text in arguments.vary]
-    if arguments.seeds < 1 or arguments.jobs < 1:
+    if arguments.seeds < 1 or (arguments.jobs is not None and arguments.jobs < 1):
         raise ConfigError("--seeds and --jobs must be at least 1")
     out = arguments.out or Path("runs") / f"{scenario.name}-sweep"
-    _fresh(out, arguments.force)
     backend = arguments.backend or scenario.backend
-    document = sweep.sweep(scenario, varies, arguments.seeds, out, backend, arguments.jobs)
+    with _placement(arguments) as place:  # a cluster that cannot be had: before any directory
+        _fresh(out, arguments.force)
+        document = sweep.sweep(scenario, varies, arguments.seeds, out, backend, place)
     sweep.write(out, document)
     print(sweep.table(document), end="")
     print(f"{out / sweep.SWEEP_HTML}")
     return 0
+
+
+def _placement(arguments: argparse.Namespace) -> AbstractContextManager[sweep.Place]:
+    if arguments.runtime == "local":
+        if arguments.ray_address is not None:
+            raise ConfigError("--ray-address needs --runtime ray")
+        return nullcontext(sweep.in_processes(arguments.jobs or 2))
+    from mem8.sim import cluster  # Ray only when asked for
+
+    return cluster.on_ray(arguments.ray_address, arguments.jobs)

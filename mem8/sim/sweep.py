@@ -1,6 +1,7 @@
 """`mem8 sim sweep`: a scenario run for each value of a trait (or each pair of values of two) and
-each of several seeds, in parallel processes, each run into a directory of its own; then what
-each value did, with its spread across the seeds, as a table, sweep.json and sweep.html."""
+each of several seeds, in parallel processes (or as Ray tasks: `mem8.sim.cluster`), each run into
+a directory of its own; then what each value did, with its spread across the seeds, as a table,
+sweep.json and sweep.html."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import multiprocessing
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from html import escape
@@ -32,6 +33,7 @@ METRICS = {  # per persona: its name in sweep.json -> what a reader is told
     "remembered": "share of lines remembered",
 }
 Values = dict[str, float]  # "persona.trait" -> the value it was given
+Finished = Iterator[tuple[int, dict[str, Any]]]  # (a job's index, its figures) as each finishes
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def points(varies: Sequence[Vary]) -> list[Values]:
 
 @dataclass(frozen=True)
 class Job:
-    """One run of a sweep, as a worker process needs it (picklable)."""
+    """One run of a sweep, as a worker process (or a Ray task) needs it (picklable)."""
 
     scenario: Path
     values: Values
@@ -137,10 +139,14 @@ def metrics(outcomes: Outcomes, personas: Sequence[str]) -> dict[str, Any]:
 # --- the sweep ---
 
 
+Place = Callable[[Sequence[Job]], Finished]  # where the runs run: processes, a Ray cluster
+
+
 def sweep(
-    scenario: Scenario, varies: Sequence[Vary], seeds: int, out: Path, backend: str, jobs: int
+    scenario: Scenario, varies: Sequence[Vary], seeds: int, out: Path, backend: str, place: Place
 ) -> dict[str, Any]:
-    """Every run of the sweep, `jobs` at a time; the sweep's document (sweep.json)."""
+    """Every run of the sweep, run where `place` runs them; the sweep's document (sweep.json),
+    the same wherever they ran."""
     if len({v.key for v in varies}) != len(varies):
         raise ConfigError("--vary: each PERSONA.TRAIT once")
     todo = [
@@ -149,7 +155,7 @@ def sweep(
         for k in range(seeds)
     ]
     todo = [dataclasses.replace(job, out=out / job.name) for job in todo]
-    figures = _run_all(todo, jobs)
+    figures = _run_all(todo, place)
     runs = [
         {"values": job.values, "seed": job.seed, "dir": job.out.name, "metrics": figures[i]}
         for i, job in enumerate(todo)
@@ -171,20 +177,29 @@ def sweep(
     }
 
 
-def _run_all(todo: Sequence[Job], jobs: int) -> list[dict[str, Any]]:
-    """Each job's figures, in the jobs' order; progress on standard error as they finish.
-    Workers are spawned, not forked: the parent may hold threads (numba's, trio's)."""
+def _run_all(todo: Sequence[Job], place: Place) -> list[dict[str, Any]]:
+    """Each job's figures, in the jobs' order; progress on standard error as they finish."""
     figures: list[dict[str, Any]] = [{} for _ in todo]
     started = time.monotonic()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        waiting = {pool.submit(run_job, job): i for i, job in enumerate(todo)}
-        for done, future in enumerate(as_completed(waiting), 1):
-            i = waiting[future]
-            figures[i] = future.result()
-            spent = time.monotonic() - started
-            print(f"{done}/{len(todo)} {todo[i].name} ({spent:.0f} s)", file=sys.stderr, flush=True)
+    for done, (i, found) in enumerate(place(todo), 1):
+        figures[i] = found
+        spent = time.monotonic() - started
+        print(f"{done}/{len(todo)} {todo[i].name} ({spent:.0f} s)", file=sys.stderr, flush=True)
     return figures
+
+
+def in_processes(jobs: int) -> Place:
+    """Runs `jobs` at a time, each in a process of this machine. Workers are spawned, not
+    forked: the parent may hold threads (numba's, trio's)."""
+
+    def place(todo: Sequence[Job]) -> Finished:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            waiting = {pool.submit(run_job, job): i for i, job in enumerate(todo)}
+            for future in as_completed(waiting):
+                yield waiting[future], future.result()
+
+    return place
 
 
 def _point(values: Values, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

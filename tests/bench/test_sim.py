@@ -1,12 +1,15 @@
-"""`bench sim` with tiny sizes: its generated scenario, and its figures as JSON."""
+"""`bench sim` with tiny sizes: its generated scenario, and its figures as JSON; its Ray mode on
+a tiny scenario and one worker."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from bench import sim
+from tests.sim.conftest import TINY
 
 
 def test_the_generated_scenario_talks_in_pairs_for_the_turns_asked() -> None:
@@ -38,3 +41,17 @@ def test_the_report_prints_the_anchor_and_the_target(capsys: pytest.CaptureFixtu
     assert "Smallville took 13 hours for 3,665 steps" in shown
     assert "run --sizes 10:10000" in shown
     assert "encoder mpnet: not measured (not installed)" in shown
+
+
+def test_the_ray_mode_rates_whole_scenarios_against_this_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(TINY, encoding="utf-8")
+    arguments = ["--runtime", "ray", "--scenarios", str(tiny), "--repeat", "2", "--rounds", "1"]
+    sim.main([*arguments, "--workers", "1", "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert found["scenarios"] == ["tiny"] and found["batch"] == 2
+    (row,) = found["rounds"]
+    assert row["in_process"] > 0 and row["ray"]["1"] > 0 and row["start"]["1"] > 0
+    assert found["median"]["ratio"]["1"] == row["ray"]["1"] / row["in_process"]
