@@ -7,7 +7,8 @@ through. When the model may choose ("auto"), it answers freely first: if it begi
 writes the tags as special tokens, which the text leaves out, so a call shows as "{" or "<"), that
 answer is dropped and the call is made again under the grammar. A grammar offering both a call
 and prose does not work: llama.cpp's grammar refuses the special tag token the model would pick,
-and the model then writes prose (a ```json block) instead."""
+and the model then writes prose (a ```json block) instead; such a block begun under "auto" is
+taken as a call begun, and made again under the grammar."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 # matching a schema
 Mode = Literal["text", "call", "either", "json"]
 CALL_STARTS = ("<", "{")  # how a call begins, once leading whitespace is dropped
+# Offered tools and left to choose, a small model often writes its call as a ```json block of
+# prose: that is taken as beginning a call too (a fence of any other language is prose)
+FENCED_CALL = "```json"
 _DEFINITIONS = ("$defs", "definitions")
 
 

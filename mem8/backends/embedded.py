@@ -36,7 +36,14 @@ from mem8.backends.base import (
     TopLogprob,
     registry,
 )
-from mem8.backends.constrained import CALL_STARTS, Mode, constraint, read_calls, rendered
+from mem8.backends.constrained import (
+    CALL_STARTS,
+    FENCED_CALL,
+    Mode,
+    constraint,
+    read_calls,
+    rendered,
+)
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -214,8 +221,10 @@ class _Generation:
         self._held.append(delta)
         begun = "".join(piece.text for piece in self._held).lstrip()
         if self._choosing and begun:
+            if FENCED_CALL.startswith(begun):  # a code fence: held until its language shows
+                return None
             self._choosing = False
-            if not begun.startswith(CALL_STARTS):  # prose: the model chose not to call
+            if not begun.startswith((*CALL_STARTS, FENCED_CALL)):  # prose: it chose not to call
                 return self._release()
             if self._call is not None:
                 self.close()

@@ -215,3 +215,30 @@ def test_under_auto_a_begun_call_is_made_again_under_the_grammar() -> None:
         ("get_weather", {"city": "Lisbon"})
     ]
     assert finish == Finish("tool_calls", 10, 5)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "remade"),
+    [
+        (("``", "`json\n", '{"name"'), True),  # a call written as a fenced JSON block
+        (("```", "python\n", "print(1)"), False),  # code: prose
+        (("`", "x` is a variable"), False),
+    ],
+)
+def test_under_auto_a_fenced_json_block_is_a_call_begun(
+    pieces: tuple[str, ...], remade: bool
+) -> None:
+    made: list[bool] = []
+
+    def call() -> Iterator[Any]:
+        made.append(True)
+        return _chunks('<tool_call>{"name": "get_weather", "arguments": {"city": "Lisbon"}}')
+
+    llama = cast("Llama", SimpleNamespace(n_tokens=15))
+    generation = _Generation(llama, _chunks(*pieces), 10, "either", call=call)
+    steps = _steps(generation)
+    assert bool(made) == remade
+    if remade:
+        assert isinstance(steps[0], ToolCalls)
+    else:
+        assert "".join(s.text for s in steps if isinstance(s, TextDelta)) == "".join(pieces)
