@@ -172,10 +172,12 @@ async def open_system(
             )
             grid = _start_grid(supervisor, settings, encoder.dimensions, placer.packet_sigma())
             snapshots = settings.journal_dir() if journal_ref is not None else None
-            starts = itertools.count()  # the first start restores through Recollect, below
-            memory = supervisor.start(
-                "memory",
-                lambda: MemoryActor(
+            # the first start restores through Recollect, below; a restart after a crash
+            # carries on the crashed actor's windows, tallies and commit count
+            last: list[MemoryActor] = []
+
+            def memory_actor() -> MemoryActor:
+                actor = MemoryActor(
                     store,
                     encoder,
                     placer,
@@ -185,9 +187,13 @@ async def open_system(
                     window_limits(settings),
                     settings.idempotency_seconds,
                     metrics=metrics,
-                    restarted=next(starts) > 0,
-                ),
-            )
+                    restarted=bool(last),
+                    carried=last[0].saved() if last else None,
+                )
+                last[:] = [actor]
+                return actor
+
+            memory = supervisor.start("memory", memory_actor)
             personas = {
                 pid: supervisor.start(
                     f"persona:{pid}",

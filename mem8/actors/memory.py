@@ -140,6 +140,7 @@ class MemoryActor(Actor):
         *,
         metrics: Metrics,
         restarted: bool = False,
+        carried: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.metrics = metrics
@@ -161,6 +162,8 @@ class MemoryActor(Actor):
         self.idempotency_seconds = idempotency_seconds  # how long a retry gets the first answer
         # Per scope, its latest memory: the context the next one is encoded with.
         self.latest: dict[Scope, Memory] = {}
+        if carried is not None:  # what the actor this one replaces after its crash held
+            self._take(carried)
 
     @handles(Begin)
     async def on_begin(self, message: Begin, reply: Reply) -> None:

@@ -15,11 +15,13 @@ from mem8 import errors, passages
 from mem8.actors.messages import (
     Accepted,
     Chat,
+    Digest,
     Done,
     Message,
     Percept,
     Remember,
     Remembered,
+    Restore,
     Snapshot,
     SnapshotState,
     Token,
@@ -192,3 +194,26 @@ def test_the_exchange_kept_holds_the_tool_results_since_the_users_message() -> N
 def test_a_call_is_told_as_the_persona_remembers_it() -> None:
     calls = (ToolCall("c1", "get_weather", '{"city": "Lisbon"}'), ToolCall("c2", "now", "{}"))
     assert told(calls) == 'called get_weather({"city": "Lisbon"}); called now({})'
+
+
+def test_a_crashed_memory_actor_comes_back_with_its_windows_and_tallies(
+    settings: Settings,
+) -> None:
+    """A handler's bug restarts the memory actor; the new one carries on the conversations'
+    windows, the tallies and the commit count (the state hash that covers them is unchanged);
+    it came back empty, and its next commit was numbered from 0 again."""
+
+    async def test(system: System, llm: ScriptedLLM) -> None:
+        await replies(system, chat("My cat is called Miso."))
+        before = (await system.state_digests())["memory"]
+        counted = await tallies(system)
+        malformed = Restore(new_request_id(), {})  # no commit count: a KeyError in its handler
+        with pytest.raises(errors.ActorUnavailable, match="failed handling"):
+            await system.memory.ask(malformed, Digest)
+        with trio.fail_after(20):
+            while system.supervisor.restarts["memory"] == 0:
+                await trio.sleep(0.01)
+        assert (await system.state_digests())["memory"] == before
+        assert await tallies(system) == counted
+
+    with_system(settings, test)
