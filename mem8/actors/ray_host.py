@@ -61,6 +61,7 @@ class RayPlacement:
     def __init__(self, ask_timeout: float, mailbox_size: int) -> None:
         self._ask_timeout = ask_timeout
         self._mailbox_size = mailbox_size
+        self.hosted: dict[str, Any] = {}  # the Ray actor each name runs in now
 
     async def run(
         self,
@@ -76,11 +77,13 @@ class RayPlacement:
             .options(scheduling_strategy="SPREAD", num_cpus=0, max_restarts=0)
             .remote(name, recipe, self._ask_timeout, self._mailbox_size)
         )
+        self.hosted[name] = hosted
         link = _Link(name, hosted)
         try:
             return await link.serve(mailbox, refs, self._mailbox_size)
         finally:
             ray.kill(hosted)
+            del self.hosted[name]
 
 
 class _Link:

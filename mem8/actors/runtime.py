@@ -315,7 +315,7 @@ class Supervisor:
     ) -> None:
         self._nursery = nursery
         self._wire = wire
-        self._placement = placement
+        self.placement = placement
         self._ask_timeout = ask_timeout
         self._mailbox_size = mailbox_size
         self._max_restarts = max_restarts
@@ -338,7 +338,7 @@ class Supervisor:
         ref = ActorRef(name, send, self._ask_timeout, self._wire)
         self.refs[name] = ref
         self.restarts[name] = 0
-        placement = self._placement
+        placement = self.placement
 
         def run() -> Awaitable[str | None]:
             if recipe is not None and placement is not None:
