@@ -230,6 +230,8 @@ async def open_system(
                 keys,
                 metrics,
             )
+            if placement is not None:  # up before the first ask, whose timer would be running
+                await placement.started(supervisor.placed)
             await restore_grid(system)
             # a server drops what it resumed from (the next clean stop saves it again); the CLI
             # beside a running server leaves it alone

@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import trio
@@ -62,6 +64,18 @@ class RayPlacement:
         self._ask_timeout = ask_timeout
         self._mailbox_size = mailbox_size
         self.hosted: dict[str, Any] = {}  # the Ray actor each name runs in now
+        self._placed: defaultdict[str, trio.Event] = defaultdict(trio.Event)
+        self._building: dict[str, Any] = {}  # a call that returns once the actor is built
+
+    async def started(self, names: Iterable[str]) -> None:
+        """Returns once the named actors run (or could not start: their supervisor then
+        restarts them): their worker processes are up and the actors built."""
+        import ray
+
+        for name in names:
+            await self._placed[name].wait()
+            with contextlib.suppress(ray.exceptions.RayError):
+                await _settled(self._building[name].future())
 
     async def run(
         self,
@@ -72,18 +86,24 @@ class RayPlacement:
     ) -> str | None:
         import ray
 
-        hosted: Any = (
-            ray.remote(Hosted)
-            .options(scheduling_strategy="SPREAD", num_cpus=0, max_restarts=0)
-            .remote(name, recipe, self._ask_timeout, self._mailbox_size)
-        )
+        hosted = _hosted().remote(name, recipe, self._ask_timeout, self._mailbox_size)
         self.hosted[name] = hosted
+        self._building[name] = hosted.started.remote()
+        self._placed[name].set()
         link = _Link(name, hosted)
         try:
             return await link.serve(mailbox, refs, self._mailbox_size)
         finally:
             ray.kill(hosted)
             del self.hosted[name]
+
+
+@functools.cache
+def _hosted() -> Any:
+    """Hosted as a Ray actor class, made once (Ray exports a class each time it is made)."""
+    import ray
+
+    return ray.remote(Hosted).options(scheduling_strategy="SPREAD", num_cpus=0, max_restarts=0)
 
 
 class _Link:
@@ -119,11 +139,11 @@ class _Link:
             slots = trio.Semaphore(in_flight)
             async with trio.open_nursery() as asks:
                 for seq in itertools.count():
+                    await slots.acquire()
                     try:
                         envelope = await mailbox.receive()
                     except trio.EndOfChannel:
                         break
-                    await slots.acquire()
                     asks.start_soon(self._forward, seq, envelope, slots)
                 asks.cancel_scope.cancel()  # stopping: as in-process, answers in flight end
             nursery.cancel_scope.cancel()
@@ -254,6 +274,7 @@ class Hosted:
         self._call_numbers = itertools.count()
         self._next = 0  # the number of the envelope whose turn it is to enter the mailbox
         self._turn: trio.Event | None = None
+        self._built: trio.Event | None = None
         self._ended: trio.Event | None = None
         self._why = ""
         ready = threading.Event()
@@ -265,7 +286,7 @@ class Hosted:
 
     async def _serve(self, ready: threading.Event) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        self._turn, self._ended = trio.Event(), trio.Event()
+        self._turn, self._built, self._ended = trio.Event(), trio.Event(), trio.Event()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             ready.set()
@@ -275,6 +296,8 @@ class Hosted:
             except Exception as error:
                 self._end(f"it could not start: {type(error).__name__}: {error}")
                 return
+            finally:
+                self._built.set()
             crashed = await run_actor(self._name, actor, self._taken)
             self._end(f"it crashed: {crashed}" if crashed else "it stopped")
 
@@ -330,6 +353,11 @@ class Hosted:
     async def answer(self, call: int, replies: list[bytes], ended: bool) -> bool:
         """Replies to an ask of a head actor; whether its asker still listens."""
         return await self._in_trio(self._answer, call, replies, ended)
+
+    async def started(self) -> None:
+        """Waits until the hosted actor is built (or could not be)."""
+        assert self._built is not None
+        await self._in_trio(self._built.wait)
 
     async def ended(self) -> str:
         """Waits until the hosted actor stops or crashes: why."""

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -296,6 +296,9 @@ class Placement(Protocol):
     ) -> str | None:
         """Serves the mailbox from there until it closes (None) or the actor fails (how)."""
 
+    async def started(self, names: Iterable[str]) -> None:
+        """Returns once the named actors run there (starting a process takes a while)."""
+
 
 class Supervisor:
     """Runs actors in one nursery and restarts one that raises, failing only its pending ask.
@@ -321,6 +324,7 @@ class Supervisor:
         self._max_restarts = max_restarts
         self._restart_window = restart_window
         self.refs: dict[str, ActorRef] = {}
+        self.placed: list[str] = []  # the actors run where the placement put them
         self.restarts: dict[str, int] = {}
         self.down: dict[str, str] = {}  # the actors given up on, with their last failure
 
@@ -339,6 +343,8 @@ class Supervisor:
         self.refs[name] = ref
         self.restarts[name] = 0
         placement = self.placement
+        if recipe is not None and placement is not None:
+            self.placed.append(name)
 
         def run() -> Awaitable[str | None]:
             if recipe is not None and placement is not None:
