@@ -1,6 +1,7 @@
 """MEM8_RUNTIME=ray: grid regions and personas in Ray actors on a local cluster (two CPUs, one
 worker process per actor) give the same answers and the same state digests as in-process, with
-one and four regions; a killed worker fails its ask clearly and is restarted, a region refilled."""
+one and four regions; a killed worker or a crash there fails its ask clearly and the actor is
+restarted, a region refilled."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from mem8.actors.journal import read_journal
 from mem8.actors.memory import recall_request
 from mem8.actors.messages import (
     Accepted,
+    Ack,
     Chat,
+    GridImprint,
     GridRecalled,
     Percept,
     Remember,
@@ -184,7 +187,9 @@ def test_every_shipped_scenario_runs_alike_in_ray_actors(
         assert transcripts[0] == transcripts[1]
 
 
-def test_a_killed_worker_fails_its_ask_and_is_restarted(cluster: None, tmp_path: Path) -> None:
+def test_a_killed_worker_or_a_crash_fails_its_ask_and_is_restarted(
+    cluster: None, tmp_path: Path
+) -> None:
     slow = ScriptedLLM(token_delay=0.05, cycle=[" ".join(["word"] * 400)])
     settings = settings_for(tmp_path, "ray", 2)
 
@@ -224,6 +229,13 @@ def test_a_killed_worker_fails_its_ask_and_is_restarted(cluster: None, tmp_path:
                     recall = dataclasses.replace(recall, request_id=f"again-{trio.current_time()}")
                     with contextlib.suppress(errors.ActorUnavailable):  # not yet back
                         after = (await system.grid.ask(recall, GridRecalled)).hits
+
+            region = system.supervisor.refs["region:0"]  # a handler's bug there: a crash
+            with pytest.raises(errors.ActorUnavailable, match="region:0 failed handling"):
+                await region.ask(GridImprint("bad", [{}], NOW), Ack)
+            with trio.fail_after(60):
+                while system.supervisor.restarts["region:0"] < 2:
+                    await trio.sleep(0.1)
             assert system.supervisor.down == {}
 
     trio.run(main_)
