@@ -147,8 +147,9 @@ async def open_system(
     if not chat:
         backends = {}
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
-    for backend in {id(b): b for b in chosen.values()}.values():
-        await backend.start()
+    if settings.runtime != "ray":  # else each persona's worker starts its own copy
+        for backend in {id(b): b for b in chosen.values()}.values():
+            await backend.start()
     store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
     placer = Placer(encoder.dimensions, settings.grid_size)
     keys = KeyRing(Path(settings.storage))
