@@ -147,9 +147,16 @@ async def open_system(
     if not chat:
         backends = {}
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
-    if settings.runtime != "ray":  # else each persona's worker starts its own copy
-        for backend in {id(b): b for b in chosen.values()}.values():
-            await backend.start()
+    given = backends is not None  # else each persona's Ray worker chooses its backend
+    recipes = {  # how a Ray worker builds each persona
+        pid: _persona_recipe(persona, chosen[pid] if given else None, settings, encoder.name)
+        for pid, persona in settings.personas.items()
+        if chat
+    }
+    placed = settings.runtime == "ray"  # a persona placed there starts its own backend
+    here = [b for pid, b in chosen.items() if not placed or recipes.get(pid) is None]
+    for backend in {id(b): b for b in here}.values():
+        await backend.start()
     store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
     placer = Placer(encoder.dimensions, settings.grid_size)
     keys = KeyRing(Path(settings.storage))
@@ -191,23 +198,13 @@ async def open_system(
                     restarted=next(starts) > 0,
                 ),
             )
-            given = backends is not None  # else each persona's worker chooses its own
             personas = {
                 pid: supervisor.start(
                     f"persona:{pid}",
                     lambda p=persona: PersonaActor(  # type: ignore[misc]
                         p, chosen[p.id], memory, settings.memory_budget, encoder, metrics
                     ),
-                    recipe=Recipe(
-                        partial(
-                            _persona_elsewhere,
-                            persona,
-                            chosen[pid] if given else None,
-                            settings,
-                            encoder.name,
-                        ),
-                        refs=("memory",),
-                    ),
+                    recipe=recipes[pid],
                 )
                 for pid, persona in settings.personas.items()
                 if chat
@@ -320,6 +317,16 @@ async def _region_elsewhere(
     i: int, tile: Tile, dimensions: int, sigma: float, refs: Mapping[str, ActorRef]
 ) -> Actor:
     return GridRegionActor(f"region:{i}", tile, dimensions, sigma)
+
+
+def _persona_recipe(
+    persona: Persona, backend: LLMBackend | None, settings: Settings, encoder: str
+) -> Recipe | None:
+    """How another process builds the persona: with a copy of the backend given, or one chosen
+    there (None given); none if the backend cannot travel, and the persona stays here."""
+    if backend is not None and not backend.travels:
+        return None
+    return Recipe(partial(_persona_elsewhere, persona, backend, settings, encoder), ("memory",))
 
 
 async def _persona_elsewhere(

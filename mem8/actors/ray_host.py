@@ -74,8 +74,10 @@ class RayPlacement:
 
         for name in names:
             await self._placed[name].wait()
+            building = self._building.get(name)  # none: it could not be placed
             with contextlib.suppress(ray.exceptions.RayError):
-                await _settled(self._building[name].future())
+                if building is not None:
+                    await _settled(building.future())
 
     async def run(
         self,
@@ -86,10 +88,14 @@ class RayPlacement:
     ) -> str | None:
         import ray
 
-        hosted = _hosted().remote(name, recipe, self._ask_timeout, self._mailbox_size)
+        try:
+            hosted = _hosted().remote(name, recipe, self._ask_timeout, self._mailbox_size)
+        except Exception as error:  # its recipe does not pickle, the cluster has gone
+            return f"it could not be placed: {type(error).__name__}: {error}"
+        finally:
+            self._placed[name].set()
         self.hosted[name] = hosted
         self._building[name] = hosted.started.remote()
-        self._placed[name].set()
         link = _Link(name, hosted)
         try:
             return await link.serve(mailbox, refs, self._mailbox_size)

@@ -54,6 +54,7 @@ class ScriptedLLM(LLMBackend):
 
     name: ClassVar[str] = "scripted"
     can_logprobs = True
+    travels = True  # its script goes with it (see __getstate__)
 
     def __init__(
         self, *, token_delay: float = 0.0, context: int = UNLIMITED, cycle: Iterable[str] = ()

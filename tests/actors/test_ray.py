@@ -30,7 +30,7 @@ from mem8.actors.messages import (
     Turn,
 )
 from mem8.actors.ray_host import RayPlacement
-from mem8.backends.fake import ScriptedLLM
+from mem8.backends.fake import ScriptedLLM, UnavailableLLM
 from mem8.cli import main
 from mem8.clock import VirtualClock
 from mem8.config import Settings
@@ -138,6 +138,21 @@ def test_a_chat_session_is_the_same_in_ray_actors(
     assert there[0] == here[0] and all(here[0])
     assert there[1] == here[1]
     assert set(here[1]) == {"memory", "grid", "journal memory", "journal grid"}
+
+
+def test_a_persona_whose_backend_cannot_travel_stays_here(cluster: None, tmp_path: Path) -> None:
+    async def main_() -> None:
+        backends = {ADA: ScriptedLLM(), BEN: UnavailableLLM()}
+        settings = settings_for(tmp_path, "ray", 1)
+        async with open_system(settings, backends=backends, journal=False) as system:
+            assert remote(system) == [f"persona:{ADA}", "region:0"]
+            chat = Chat("c-1", BEN, "t", "alice", NOW, [Turn("user", "Hello")])
+            with await system.persona(BEN).open_stream(chat) as replies:
+                assert isinstance(await anext(replies), Accepted)
+                with pytest.raises(errors.BackendUnavailable, match="the test backend is down"):
+                    await anext(replies)
+
+    trio.run(main_)
 
 
 async def conversation(settings: Settings) -> tuple[list[list[str]], dict[str, str]]:
