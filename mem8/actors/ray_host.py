@@ -118,7 +118,7 @@ class _Link:
     def __init__(self, name: str, hosted: Any) -> None:
         self.name = name
         self.hosted = hosted
-        self.lost = "it stopped"  # why an ask in flight fails, if it is cut short
+        self.lost = f"{name}: it stopped"  # why an ask in flight fails, if it is cut short
 
     async def serve(
         self,
@@ -133,9 +133,9 @@ class _Link:
             async def watch() -> None:
                 nonlocal ended
                 try:
-                    self.lost = await self.call(self.hosted.ended)
-                except errors.ActorUnavailable:
-                    self.lost = "its Ray worker died"
+                    self.lost = f"{self.name}: {await self.call(self.hosted.ended)}"
+                except errors.ActorUnavailable as error:
+                    self.lost = error.message
                 ended = self.lost
                 nursery.cancel_scope.cancel()
 
@@ -172,7 +172,7 @@ class _Link:
         except errors.Mem8Error as error:
             _fail(envelope, error)
         except trio.Cancelled:
-            _fail(envelope, errors.ActorUnavailable(f"{self.name}: {self.lost}"))
+            _fail(envelope, errors.ActorUnavailable(self.lost))
             raise
         finally:
             if channel is not None:
@@ -210,13 +210,15 @@ class _Link:
 
     async def call(self, method: Any, *arguments: Any) -> Any:
         """A method of the hosted actor, awaited without blocking trio's loop; a dead worker
-        is ActorUnavailable naming the actor."""
+        (or any failure of the call) is ActorUnavailable naming the actor."""
         import ray
 
         try:
             return await _settled(method.remote(*arguments).future())
         except ray.exceptions.RayActorError as error:
             raise errors.ActorUnavailable(f"{self.name}: its Ray worker died") from error
+        except ray.exceptions.RayError as error:  # a bug in Hosted: the ask fails, not the system
+            raise errors.ActorUnavailable(f"{self.name}: {type(error).__name__}") from error
 
 
 async def _settled(future: concurrent.futures.Future[T]) -> T:
@@ -279,9 +281,8 @@ class Hosted:
         self._calls: dict[int, trio.MemorySendChannel[Payload]] = {}  # the asks of head actors
         self._call_numbers = itertools.count()
         self._next = 0  # the number of the envelope whose turn it is to enter the mailbox
-        self._turn: trio.Event | None = None
-        self._built: trio.Event | None = None
-        self._ended: trio.Event | None = None
+        self._turn = trio.Event()  # set when the next envelope's turn comes
+        self._built, self._ended = trio.Event(), trio.Event()
         self._why = ""
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -292,7 +293,6 @@ class Hosted:
 
     async def _serve(self, ready: threading.Event) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        self._turn, self._built, self._ended = trio.Event(), trio.Event(), trio.Event()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             ready.set()
@@ -308,7 +308,6 @@ class Hosted:
             self._end(f"it crashed: {crashed}" if crashed else "it stopped")
 
     def _end(self, why: str) -> None:
-        assert self._ended is not None
         self._why = why
         self._ended.set()
 
@@ -362,7 +361,6 @@ class Hosted:
 
     async def started(self) -> None:
         """Waits until the hosted actor is built (or could not be)."""
-        assert self._built is not None
         await self._in_trio(self._built.wait)
 
     async def ended(self) -> str:
@@ -376,13 +374,11 @@ class Hosted:
         if wanted:
             send, self._asks[seq] = trio.open_memory_channel[Payload](REPLY_BUFFER)
         while seq != self._next:
-            assert self._turn is not None
             await self._turn.wait()
         try:
             await self._mailbox.send(Envelope(payload, send))
         finally:
             self._next += 1
-            assert self._turn is not None
             self._turn.set()
             self._turn = trio.Event()
         return await self._replies(seq) if wanted else ([], True)
@@ -421,6 +417,5 @@ class Hosted:
         return channel.statistics().open_receive_channels > 0
 
     async def _wait_ended(self) -> str:
-        assert self._ended is not None
         await self._ended.wait()
         return self._why
