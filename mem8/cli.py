@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import trio
 
 from mem8 import cli_memory, errors, heatmap, logs
-from mem8.config import BACKEND_CHOICES, Settings, load_settings
+from mem8.config import BACKEND_CHOICES, RUNTIMES, Settings, load_settings
 from mem8.encoders import open_encoder
 from mem8.grid.dynamics import DAY
 from mem8.grid.threads import configure_threads
@@ -51,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="serve a non-loopback address without API keys (MEM8_INSECURE)",
+    )
+    serve.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="where grid regions and personas run: here, or in Ray actors (MEM8_RUNTIME)",
+    )
+    serve.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        help="the Ray cluster to join (default: start a local one; MEM8_RAY_ADDRESS)",
     )
     serve.set_defaults(run=_serve)
 
@@ -211,7 +221,17 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     overrides = {
         key: getattr(arguments, key, None)
-        for key in ("host", "port", "llm_backend", "storage", "journal", "grid_size", "insecure")
+        for key in (
+            "host",
+            "port",
+            "llm_backend",
+            "storage",
+            "journal",
+            "grid_size",
+            "insecure",
+            "runtime",
+            "ray_address",
+        )
     }
     settings = load_settings(overrides=overrides)
     logs.configure(settings.log_level, settings.log_format)

@@ -22,6 +22,7 @@ from mem8.personas import (
     builtin_personas,
 )
 
+RUNTIMES = ("local", "ray")
 BACKEND_CHOICES = ("auto", "ollama", "openai", "embedded", "scripted")
 ENCODER_CHOICES = NAMES
 GRID_SIZES = (64, 128, 256, 512, 1024)
@@ -164,6 +165,16 @@ class Settings:
         "objects",
         "MEM8_ACTOR_WIRE",
         "objects (pass messages in-process) or msgpack (encode at every hop).",
+    )
+    runtime: str = _setting(
+        "local",
+        "MEM8_RUNTIME",
+        "local (every actor in this process) or ray (grid regions and personas in Ray actors).",
+    )
+    ray_address: str = _setting(
+        "",
+        "MEM8_RAY_ADDRESS",
+        "The Ray cluster to join with runtime ray (empty: start a local one).",
     )
     max_body_bytes: int = _setting(
         32 * 1024 * 1024, "MEM8_MAX_BODY_BYTES", "Largest request body accepted (else 413)."
@@ -481,6 +492,10 @@ def _validate(settings: Settings) -> None:
     if settings.actor_wire not in ("objects", "msgpack"):
         raise ConfigError(
             f"actor_wire (MEM8_ACTOR_WIRE): must be objects or msgpack, got {settings.actor_wire!r}"
+        )
+    if settings.runtime not in RUNTIMES:
+        raise ConfigError(
+            f"runtime (MEM8_RUNTIME): must be {' or '.join(RUNTIMES)}, got {settings.runtime!r}"
         )
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(

@@ -33,18 +33,19 @@ from mem8.actors.messages import (
     StateDigest,
 )
 from mem8.actors.persona import PersonaActor
-from mem8.actors.runtime import ActorRef, Supervisor, new_request_id
+from mem8.actors.runtime import Actor, ActorRef, Placement, Recipe, Supervisor, new_request_id
 from mem8.actors.senses import HearingActor, ReadingActor
 from mem8.backends.base import LLMBackend
 from mem8.backends.select import choose_backends
 from mem8.clock import Clock, WallClock
 from mem8.config import Settings
-from mem8.encoders import open_encoder
+from mem8.encoders import open_encoder, open_named
 from mem8.encoders.base import Encoder
 from mem8.grid.placement import Placer
 from mem8.grid.tiling import Tile, tiles
 from mem8.keys import KeyRing
 from mem8.metrics import Metrics
+from mem8.personas import Persona
 from mem8.reencoding import check_encoder, follow_encoder
 from mem8.senses import documents
 from mem8.senses.audio import WhisperTranscriber
@@ -146,7 +147,15 @@ async def open_system(
     if not chat:
         backends = {}
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
-    for backend in {id(b): b for b in chosen.values()}.values():
+    given = backends is not None  # else each persona's Ray worker chooses its backend
+    recipes = {  # how a Ray worker builds each persona
+        pid: _persona_recipe(persona, chosen[pid] if given else None, settings, encoder.name)
+        for pid, persona in settings.personas.items()
+        if chat
+    }
+    placed = settings.runtime == "ray"  # a persona placed there starts its own backend
+    here = [b for pid, b in chosen.items() if not placed or recipes.get(pid) is None]
+    for backend in {id(b): b for b in here}.values():
         await backend.start()
     store = await trio.to_thread.run_sync(MemoryStore.open, Path(settings.storage))
     placer = Placer(encoder.dimensions, settings.grid_size)
@@ -157,12 +166,13 @@ async def open_system(
             await trio.to_thread.run_sync(follow_encoder, store, encoder, placer)
         else:
             check_encoder(store, encoder)
-        async with trio.open_nursery() as nursery:
+        async with _placement(settings) as placement, trio.open_nursery() as nursery:
             supervisor = Supervisor(
                 nursery,
                 ask_timeout=settings.ask_timeout,
                 mailbox_size=settings.mailbox_size,
                 wire="msgpack" if settings.actor_wire == "msgpack" else "objects",
+                placement=placement,
             )
             sources: dict[str, ActorRef] = {}  # whose state a journal snapshot holds
             journal_ref = (
@@ -200,6 +210,7 @@ async def open_system(
                     lambda p=persona: PersonaActor(  # type: ignore[misc]
                         p, chosen[p.id], memory, settings.memory_budget, encoder, metrics
                     ),
+                    recipe=recipes[pid],
                 )
                 for pid, persona in settings.personas.items()
                 if chat
@@ -223,6 +234,8 @@ async def open_system(
                 keys,
                 metrics,
             )
+            if placement is not None:  # up before the first ask, whose timer would be running
+                await placement.started(supervisor.placed)
             await restore_grid(system)
             # a server drops what it resumed from (the next clean stop saves it again); the CLI
             # beside a running server leaves it alone
@@ -280,12 +293,63 @@ def _start_grid(
 
     refill = partial(_regrid, supervisor)
     regions = [
-        supervisor.start(f"region:{i}", region(i, tile), refill)
+        supervisor.start(
+            f"region:{i}",
+            region(i, tile),
+            refill,
+            Recipe(partial(_region_elsewhere, i, tile, dimensions, sigma)),
+        )
         for i, tile in enumerate(tiles(settings.grid_size, per_side))
     ]
     return supervisor.start(
         "grid", lambda: GridActor(settings.grid_size, per_side, regions, sigma), refill
     )
+
+
+@asynccontextmanager
+async def _placement(settings: Settings) -> AsyncIterator[Placement | None]:
+    """Where grid regions and personas run: here, or (runtime ray) in a Ray cluster's actors,
+    the memory actor, its store and the journal staying here."""
+    if settings.runtime != "ray":
+        yield None
+        return
+    from mem8.actors.ray_host import RayPlacement, joined
+
+    with joined(settings.ray_address):
+        yield RayPlacement(settings.ask_timeout, settings.mailbox_size)
+
+
+async def _region_elsewhere(
+    i: int, tile: Tile, dimensions: int, sigma: float, refs: Mapping[str, ActorRef]
+) -> Actor:
+    return GridRegionActor(f"region:{i}", tile, dimensions, sigma)
+
+
+def _persona_recipe(
+    persona: Persona, backend: LLMBackend | None, settings: Settings, encoder: str
+) -> Recipe | None:
+    """How another process builds the persona: with a copy of the backend given, or one chosen
+    there (None given); none if the backend cannot travel, and the persona stays here."""
+    if backend is not None and not backend.travels:
+        return None
+    return Recipe(partial(_persona_elsewhere, persona, backend, settings, encoder), ("memory",))
+
+
+async def _persona_elsewhere(
+    persona: Persona,
+    backend: LLMBackend | None,
+    settings: Settings,
+    encoder: str,
+    refs: Mapping[str, ActorRef],
+) -> Actor:
+    """A persona in another process: its backend a copy of the one given, else chosen there as
+    the server chooses; its encoder opened there by name; its metrics its own (not /metrics)."""
+    if backend is None:
+        backend = (await choose_backends(settings))[persona.id]
+    await backend.start()
+    memory, share = refs["memory"], settings.memory_budget
+    encoding = open_named(encoder, settings.encoder_threads)
+    return PersonaActor(persona, backend, memory, share, encoding, Metrics())
 
 
 async def _regrid(supervisor: Supervisor) -> None:

@@ -149,3 +149,28 @@ def test_the_vocabulary_http_spells_out_is_the_domains() -> None:
     assert memories.BANDS == placement.BANDS
     assert memories.MODALITIES == MODALITIES
     assert embeddings.MAX_DIMENSIONS == wave.MAX_DIMENSIONS
+
+
+def _names_imported(nodes: list[ast.stmt] | list[ast.AST]) -> set[str]:
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_ray_is_imported_only_when_the_runtime_is_ray() -> None:
+    """Nothing imports Ray or mem8.actors.ray_host at a module's top; only ray_host imports
+    Ray at all (in its functions), and only the system imports ray_host (when it places)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module = module_name(path)
+        at_top = _names_imported(tree.body)
+        anywhere = _names_imported(list(ast.walk(tree)))
+        assert not {"ray", "mem8.actors.ray_host"} & at_top, module
+        if module != "mem8.actors.ray_host":
+            assert not any(_within(name, ("ray",)) for name in anywhere), module
+        if module != "mem8.system":
+            assert "mem8.actors.ray_host" not in anywhere, module

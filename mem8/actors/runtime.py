@@ -6,9 +6,9 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import trio
 
@@ -206,6 +206,11 @@ class ActorRef:
             raise
         return ReplyStream(self.name, receive, timeout, idle_timeout)
 
+    async def relay(self, payload: Payload, reply: trio.MemorySendChannel[Payload] | None) -> None:
+        """Delivers a message packed elsewhere (an ask from an actor in another process), its
+        replies to `reply`, which the actor closes when its answer ends."""
+        await self._deliver(Envelope(payload, reply))
+
     async def _deliver(self, envelope: Envelope) -> None:
         try:  # the common case, room in the mailbox, needs no timer
             self._mailbox.send_nowait(envelope)
@@ -270,8 +275,35 @@ class ReplyStream:
         self.close()
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How another process builds an actor: `build` (picklable, run there) makes it from refs
+    to the actors of this process it talks to, given by the names in `refs`."""
+
+    build: Callable[[Mapping[str, ActorRef]], Awaitable[Actor]]
+    refs: tuple[str, ...] = ()
+
+
+class Placement(Protocol):
+    """Where the actors with a recipe run: another process (mem8.actors.ray_host: Ray's)."""
+
+    async def run(
+        self,
+        name: str,
+        recipe: Recipe,
+        mailbox: trio.MemoryReceiveChannel[Envelope],
+        refs: Mapping[str, ActorRef],
+    ) -> str | None:
+        """Serves the mailbox from there until it closes (None) or the actor fails (how)."""
+
+    async def started(self, names: Iterable[str]) -> None:
+        """Returns once the named actors run there (starting a process takes a while)."""
+
+
 class Supervisor:
-    """Runs actors in one nursery and restarts one that raises, failing only its pending ask."""
+    """Runs actors in one nursery and restarts one that raises, failing only its pending ask.
+    With a placement, the actors started with a recipe run where it puts them, and are
+    restarted by the same rules."""
 
     def __init__(
         self,
@@ -282,14 +314,17 @@ class Supervisor:
         max_restarts: int = 5,
         restart_window: float = 60.0,
         wire: Wire = "objects",
+        placement: Placement | None = None,
     ) -> None:
         self._nursery = nursery
         self._wire = wire
+        self.placement = placement
         self._ask_timeout = ask_timeout
         self._mailbox_size = mailbox_size
         self._max_restarts = max_restarts
         self._restart_window = restart_window
         self.refs: dict[str, ActorRef] = {}
+        self.placed: list[str] = []  # the actors run where the placement put them
         self.restarts: dict[str, int] = {}
         self.down: dict[str, str] = {}  # the actors given up on, with their last failure
 
@@ -298,14 +333,25 @@ class Supervisor:
         name: str,
         factory: Callable[[], Actor],
         on_restart: Callable[[], Awaitable[None]] | None = None,
+        recipe: Recipe | None = None,
     ) -> ActorRef:
-        """Starts the actor; after each restart, on_restart runs in a task of its own (for
-        state another actor must give back to the fresh one)."""
+        """Starts the actor (from its recipe where the placement puts it, if both are given);
+        after each restart, on_restart runs in a task of its own (for state another actor must
+        give back to the fresh one)."""
         send, receive = trio.open_memory_channel[Envelope](self._mailbox_size)
         ref = ActorRef(name, send, self._ask_timeout, self._wire)
         self.refs[name] = ref
         self.restarts[name] = 0
-        self._nursery.start_soon(self._supervise, name, factory, receive, on_restart)
+        placement = self.placement
+        if recipe is not None and placement is not None:
+            self.placed.append(name)
+
+        def run() -> Awaitable[str | None]:
+            if recipe is not None and placement is not None:
+                return placement.run(name, recipe, receive, self.refs)
+            return run_actor(name, factory(), receive)
+
+        self._nursery.start_soon(self._supervise, name, run, receive, on_restart)
         return ref
 
     def mailboxes(self) -> dict[str, int]:
@@ -315,14 +361,14 @@ class Supervisor:
     async def _supervise(
         self,
         name: str,
-        factory: Callable[[], Actor],
+        run: Callable[[], Awaitable[str | None]],
         mailbox: trio.MemoryReceiveChannel[Envelope],
         on_restart: Callable[[], Awaitable[None]] | None,
     ) -> None:
         recent: list[float] = []
         async with mailbox:
             while True:
-                crashed = await self._run_once(name, factory(), mailbox)
+                crashed = await run()
                 if crashed is None:
                     return
                 now = trio.current_time()
@@ -343,22 +389,23 @@ class Supervisor:
                 if on_restart is not None:
                     self._nursery.start_soon(on_restart)
 
-    async def _run_once(
-        self, name: str, actor: Actor, mailbox: trio.MemoryReceiveChannel[Envelope]
-    ) -> str | None:
-        """Runs the actor until its mailbox closes (None) or a handler raises (what failed)."""
-        crashed: str | None = None
-        try:
-            async with trio.open_nursery() as nursery:
-                actor.nursery, actor.name = nursery, name
-                await actor.started()
-                taking = _Taking(mailbox)
-                while (envelope := await taking.next()) is not None:
-                    await _handle(name, actor, envelope)
-                nursery.cancel_scope.cancel()
-        except* _Crash as group:
-            crashed = "; ".join(str(error) for error in group.exceptions)
-        return crashed
+
+async def run_actor(
+    name: str, actor: Actor, mailbox: trio.MemoryReceiveChannel[Envelope]
+) -> str | None:
+    """Runs the actor until its mailbox closes (None) or a handler raises (what failed)."""
+    crashed: str | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            actor.nursery, actor.name = nursery, name
+            await actor.started()
+            taking = _Taking(mailbox)
+            while (envelope := await taking.next()) is not None:
+                await _handle(name, actor, envelope)
+            nursery.cancel_scope.cancel()
+    except* _Crash as group:
+        crashed = "; ".join(str(error) for error in group.exceptions)
+    return crashed
 
 
 class _Crash(Exception):

@@ -158,6 +158,9 @@ class LLMBackend(ABC):
     needs_key: ClassVar[bool] = False
     can_logprobs: bool = False  # whether it gives tokens' log probabilities
     logprobs_hint: ClassVar[str] = ""  # how to have them where it can
+    # whether a copy of it serves as well in another process (a persona in a Ray worker); one
+    # that cannot (a model loaded here, a replay's recorded outputs) keeps its persona here
+    travels: ClassVar[bool] = False
 
     @abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncGenerator[Generated, None]:

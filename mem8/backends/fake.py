@@ -54,6 +54,7 @@ class ScriptedLLM(LLMBackend):
 
     name: ClassVar[str] = "scripted"
     can_logprobs = True
+    travels = True  # its script goes with it (see __getstate__)
 
     def __init__(
         self, *, token_delay: float = 0.0, context: int = UNLIMITED, cycle: Iterable[str] = ()
@@ -67,6 +68,17 @@ class ScriptedLLM(LLMBackend):
         self.token_delay = token_delay
         self.cancelled = 0  # generations closed before their Finish
         self.closed_early = threading.Event()  # set at the first of them: a test thread waits
+
+    def __getstate__(self) -> dict[str, object]:
+        """A copy for another process (a persona in a Ray worker): all but the locks."""
+        state = dict(vars(self))
+        del state["_lock"], state["closed_early"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        vars(self).update(state)
+        self._lock = threading.Lock()
+        self.closed_early = threading.Event()
 
     def enqueue(self, replies: Iterable[Scripted]) -> None:
         with self._lock:

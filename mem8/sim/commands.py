@@ -21,7 +21,7 @@ from mem8.backends.base import LLMBackend
 from mem8.backends.fake import ScriptedLLM
 from mem8.backends.select import choose_backends
 from mem8.clock import VirtualClock
-from mem8.config import Settings, load_settings
+from mem8.config import RUNTIMES, Settings, load_settings
 from mem8.errors import ConfigError
 from mem8.sim import diff, outputs, sweep
 from mem8.sim.runner import Outcomes, PlayBack, Run, recorded_outcomes
@@ -47,6 +47,11 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, help="instead of the scenario's")
     run.add_argument("--tiles", type=int, help="grid regions per side, instead of the scenario's")
     run.add_argument("--force", action="store_true", help="replace an existing run directory")
+    run.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="where grid regions and personas run: here, or in Ray actors (MEM8_RUNTIME)",
+    )
     replay = actions.add_parser("replay", help="re-run a run with its recorded outputs and check")
     replay.add_argument("run_dir", type=Path)
     fork = actions.add_parser("fork", help="continue a run from a step with a change")
@@ -114,7 +119,7 @@ def main(arguments: argparse.Namespace) -> int:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    base = load_settings()
+    base = load_settings(overrides={"runtime": arguments.runtime})
     scenario = load(arguments.scenario, base)
     if arguments.seed is not None:
         scenario = scenario.with_seed(arguments.seed)
