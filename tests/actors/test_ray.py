@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from bench import locomo
 from mem8 import errors
 from mem8.actors.journal import read_journal
 from mem8.actors.memory import recall_request
@@ -48,25 +49,6 @@ CHATS = [
     (BEN, "What did I tell you about the sea?"),
     (ADA, "Where does my sister live, and what does she do?"),
 ]
-SESSIONS = [  # a LoCoMo-style conversation: sessions of turns, then questions
-    (
-        NOW,
-        [
-            "Caroline: I went to an LGBTQ support group yesterday and it was so powerful.",
-            "Melanie: That's wonderful! I painted a lake at sunrise last week.",
-            "Caroline: I'm thinking of studying counseling to help people like me.",
-        ],
-    ),
-    (
-        NOW + 86_400 * 9,
-        [
-            "Melanie: We took the kids camping in the mountains; we roasted marshmallows.",
-            "Caroline: I adopted a dog from the shelter, his name is Oscar.",
-            "Melanie: My daughter started pottery classes and loves them.",
-        ],
-    ),
-]
-QUESTIONS = ["What did Caroline want to study?", "What is the name of Caroline's dog?"]
 
 
 @pytest.fixture(scope="module")
@@ -156,29 +138,33 @@ def test_a_persona_whose_backend_cannot_travel_stays_here(cluster: None, tmp_pat
 
 
 async def conversation(settings: Settings) -> tuple[list[list[str]], dict[str, str]]:
-    """A LoCoMo-style conversation remembered session by session, then recalled: the ids
-    each question finds, and the state digests."""
-    clock = VirtualClock(NOW)
+    """The first conversation of `bench locomo`'s data (its first sessions, to keep the test
+    short) remembered session by session as the benchmark does (with fixed request ids, which
+    memory ids are made from), then its questions recalled:
+    the ids each question finds, and the state digests."""
+    (first, *_) = locomo.load(locomo.DATA)
+    talk = dataclasses.replace(first, sessions=first.sessions[:4], questions=first.questions[:40])
+    clock = VirtualClock(talk.sessions[0][0].created)
     async with open_system(settings, clock=clock, journal=False, chat=False) as system:
-        for i, (when, turns) in enumerate(SESSIONS):
-            clock.set(when)
-            percepts = [
-                Percept(t, f"locomo:{i}:{j}", "text", when + 30 * j) for j, t in enumerate(turns)
-            ]
-            ask = Remember(f"session-{i}", "locomo", "conv-1", ADA, percepts, 1.0)
-            await system.memory.ask(ask, Remembered)
-        clock.set(SESSIONS[-1][0] + 86_400)
+        for i, session in enumerate(talk.sessions):  # as locomo.remember, with fixed ids
+            clock.set(session[0].created)
+            said = [Percept(t.text, f"locomo:{t.dia_id}", "text", t.created) for t in session]
+            kept = Remember(f"session-{i}", "locomo", talk.sample_id, locomo.PERSONA, said, 1.0)
+            await system.memory.ask(kept, Remembered)
+        clock.set(talk.sessions[-1][-1].created + locomo.ASKED_AFTER)
         found = []
-        for question in QUESTIONS:
-            vector = system.encoder.embed_batch([question])[0]
-            recall = recall_request(question, vector, "locomo", "conv-1", ADA, 5, clock.now())
+        for question in talk.questions:
+            vector = system.encoder.embed_batch([question.text])[0]
+            recall = recall_request(
+                question.text, vector, "locomo", talk.sample_id, locomo.PERSONA, 5, clock.now()
+            )
             hits = (await system.grid.ask(recall, GridRecalled)).hits
             found.append([memory_id for memory_id, _ in hits])
         return found, await system.state_digests()
 
 
 @pytest.mark.parametrize("tiles", [1, 2])
-def test_a_locomo_style_conversation_is_recalled_alike_in_ray_actors(
+def test_a_locomo_conversation_is_recalled_alike_in_ray_actors(
     cluster: None, tmp_path: Path, tiles: int
 ) -> None:
     here = trio.run(conversation, settings_for(tmp_path, "local", tiles))
