@@ -148,12 +148,12 @@ async def open_system(
         backends = {}
     chosen = dict(backends) if backends is not None else await choose_backends(settings)
     given = backends is not None  # else each persona's Ray worker chooses its backend
-    recipes = {  # how a Ray worker builds each persona
-        pid: _persona_recipe(persona, chosen[pid] if given else None, settings, encoder.name)
-        for pid, persona in settings.personas.items()
-        if chat
-    }
     placed = settings.runtime == "ray"  # a persona placed there starts its own backend
+    recipes = {  # how a Ray worker builds each persona
+        pid: _persona_recipe(persona, chosen.get(pid) if given else None, settings, encoder.name)
+        for pid, persona in settings.personas.items()
+        if chat and placed
+    }
     here = [b for pid, b in chosen.items() if not placed or recipes.get(pid) is None]
     for backend in {id(b): b for b in here}.values():
         await backend.start()
@@ -210,7 +210,7 @@ async def open_system(
                     lambda p=persona: PersonaActor(  # type: ignore[misc]
                         p, chosen[p.id], memory, settings.memory_budget, encoder, metrics
                     ),
-                    recipe=recipes[pid],
+                    recipe=recipes.get(pid),
                 )
                 for pid, persona in settings.personas.items()
                 if chat
