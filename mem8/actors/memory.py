@@ -119,10 +119,12 @@ class Binder:
         window.sort(key=lambda m: (m.created, m.id))
         times = np.array([m.created for m in window], np.float64)
         groups = kernels.temporal_bind(times, BINDING_WINDOW)
-        for memory, group in zip(window, groups, strict=True):
-            first = window[int(np.argmax(groups == group))]
-            if memory in memories and first is not memory:
-                memory.phase = first.phase
+        new = {id(m) for m in memories}  # by identity: comparing memories compares their vectors
+        first: dict[int, Memory] = {}
+        for memory, group in zip(window, groups.tolist(), strict=True):
+            leader = first.setdefault(group, memory)
+            if id(memory) in new and leader is not memory:
+                memory.phase = leader.phase
         self.recent.extend(memories)
 
 
