@@ -17,8 +17,13 @@ import numpy.typing as npt
 
 from mem8 import errors
 from mem8.encoders.base import Encoder
+from mem8.encoders.cache import VectorCache
 
 BATCH = 32
+# Recent texts' vectors kept (at 768 floats, 3 KB each): a chat's query, then the same text as its
+# memory; greetings and other repeats. Longer texts (passages of documents) are not kept.
+CACHED_TEXTS = 4096
+CACHED_CHARS = 2000
 
 Batch = npt.NDArray[np.int64]
 
@@ -57,6 +62,7 @@ class PooledTransformer(Encoder):
         self._session = onnxruntime.InferenceSession(
             str(model), options, providers=["CPUExecutionProvider"]
         )
+        self.cache = VectorCache(self.dimensions, CACHED_TEXTS, CACHED_CHARS)
 
     @abstractmethod
     def _files(self) -> tuple[Path, Path]:
@@ -72,7 +78,12 @@ class PooledTransformer(Encoder):
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Each text's token vectors averaged over all its windows (each window's mean weighted
-        by its tokens), then unit length; what else is in the batch changes no text's vector."""
+        by its tokens), then unit length; what else is in the batch changes no text's vector,
+        so a text encoded lately is not encoded again."""
+        return self.cache.embed(texts, self.encode_fresh)
+
+    def encode_fresh(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """The texts' vectors computed now, the cache neither read nor filled."""
         pieces: list[list[int]] = []
         owners: list[int] = []
         for text, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):

@@ -42,14 +42,15 @@ def test_vectors_are_unit_rows_and_do_not_change(encoder: MiniLMEncoder) -> None
     first = encoder.embed_batch(SENTENCES)
     assert first.shape == (len(SENTENCES), 384) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-6)
-    assert np.array_equal(first, encoder.embed_batch(SENTENCES))
+    assert np.array_equal(first, encoder.embed_batch(SENTENCES))  # from the cache
+    assert np.array_equal(first, encoder.encode_fresh(SENTENCES))
 
 
 def test_a_batch_gives_the_vectors_of_one_text_at_a_time(encoder: MiniLMEncoder) -> None:
     # More texts than one model batch holds, of very different lengths, one spanning 3 windows.
     texts = [*SENTENCES * 8, long_text(600), "", "a " * 40]
-    batched = encoder.embed_batch(texts)
-    alone = np.stack([encoder.embed(text) for text in texts])
+    batched = encoder.encode_fresh(texts)
+    alone = np.concatenate([encoder.encode_fresh([text]) for text in texts])
     assert np.abs(batched - alone).max() < 1e-5
 
 
