@@ -1,4 +1,6 @@
 """An instant OpenAI-compatible upstream in a child process: the LLM a load test leaves out.
+Each reply is numbered, as a real model's replies differ: a fixed one would be encoded once and
+then come from the encoder's cache, which would flatter every memory-writing figure.
 
 It is the tests' wire server (`tests/backends/wire_servers.py`), answering `/v1/models` and
 `/v1/chat/completions` (streamed, or one JSON completion without `stream`) with no delay, in a
@@ -7,11 +9,13 @@ process of its own so its work does not share the load generator's interpreter. 
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,18 @@ class InstantUpstream(OpenAIServer):
 
     request_queue_size = 4096
     keeps_records = False
+    _numbers = itertools.count(1)
+
+    @property
+    def script(self) -> Script:
+        """The script, its reply ending with this request's number."""
+        return replace(
+            self._script, tokens=(*self._script.tokens, f" (reply {next(self._numbers)})")
+        )
+
+    @script.setter
+    def script(self, script: Script) -> None:
+        self._script = script
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Each token is its own write: without TCP_NODELAY, Nagle's algorithm and the

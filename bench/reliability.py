@@ -156,6 +156,11 @@ class Served:
         found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         return int(found.group(1)) / 1024 if found else float("nan")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user and system, every thread)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         kill_group(self.process)
 
@@ -568,6 +573,7 @@ def streams_part(setup: Setup, options: argparse.Namespace, report: Report) -> N
 class Rate:
     seconds: float
     latencies: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0  # seconds of the server's CPU while the clients chatted
     written: int = 0  # answers whose x-mem8-conscious said the exchange was imprinted
     problems: Counter[str] = field(default_factory=Counter)
 
@@ -588,9 +594,11 @@ async def closed_loop(served: Served, persona: str, concurrency: int, seconds: f
             text = f"Rate chat {number}: the pump station logged {number % 13 + 1} bar."
             await _timed_chat(http, persona, text, deadline, rate)
 
+    cpu = served.cpu_seconds()
     async with client(served, KEYS["load"]) as http, trio.open_nursery() as nursery:
         for _ in range(concurrency):
             nursery.start_soon(worker, http)
+    rate.server_cpu = served.cpu_seconds() - cpu
     return rate
 
 
@@ -631,6 +639,10 @@ def _report_rate(report: Report, persona: str, concurrency: int, rate: Rate) -> 
     report.add("rate", f"{name}_chats_per_s", rate.per_second)
     report.add("rate", f"{name}_imprinted", f"{rate.written} of {len(rate.latencies)}")
     report.add("rate", f"{name}_p50_s", quantile(rate.latencies, 0.5))
+    # The server's CPU per answered chat: steadier than the rate on a machine the clients share.
+    report.add(
+        "rate", f"{name}_server_cpu_ms", 1000 * rate.server_cpu / max(1, len(rate.latencies))
+    )
     report.add("rate", f"{name}_problems", dict(rate.problems))
 
 
