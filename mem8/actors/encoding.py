@@ -28,7 +28,9 @@ class EncodingActor(Actor):
         self.answer_apart(message, reply, lambda owned: self._answer(message, owned))
 
     async def _answer(self, message: Embed, reply: Reply) -> None:
-        waves, tokens = await trio.to_thread.run_sync(waves_of, self.encoder, message)
+        waves, tokens = await trio.to_thread.run_sync(
+            waves_of, self.encoder, message, abandon_on_cancel=True
+        )
         await reply.send(Embedded(message.request_id, waves, tokens))
 
 

@@ -79,6 +79,7 @@ from mem8.actors.messages import (
     Tenanted,
     last_user_text,
 )
+from mem8.actors.percepts import vectors_of
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles, new_request_id
 from mem8.emotion import amplitude, perceive
 from mem8.encoders.base import Encoder
@@ -231,7 +232,7 @@ class MemoryActor(Actor):
     async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """The encoder's vectors, computed on a worker thread: a semantic encoder takes
         milliseconds a text, which the event loop (HTTP, every actor) must not wait for."""
-        return await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
+        return await vectors_of(self.encoder, texts)
 
     def _load(self, ids: list[str], tenant: str) -> list[Memory | None]:
         """Keyed reads, inline: a page-cache read by primary key costs less than a thread hop.

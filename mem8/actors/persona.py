@@ -35,7 +35,7 @@ from mem8.actors.messages import (
     Turn,
     last_user_text,
 )
-from mem8.actors.percepts import encoded
+from mem8.actors.percepts import encoded, vectors_of
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.backends.base import (
     ChatMessage,
@@ -356,7 +356,7 @@ class PersonaActor(Actor):
 
     async def _embed(self, texts: list[str]) -> list[bytes]:
         """The texts' encoder vectors as little-endian float32 bytes, from a worker thread."""
-        vectors = await trio.to_thread.run_sync(self.encoder.embed_batch, texts)
+        vectors = await vectors_of(self.encoder, texts)
         return [vector.astype("<f4").tobytes() for vector in vectors]
 
 
