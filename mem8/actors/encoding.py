@@ -8,6 +8,7 @@ import trio
 
 from mem8 import errors
 from mem8.actors.messages import Embed, Embedded
+from mem8.actors.percepts import encoder_calls
 from mem8.actors.runtime import Actor, Reply, handles
 from mem8.encoders.base import Encoder
 from mem8.encoders.wave import to_wave
@@ -29,7 +30,7 @@ class EncodingActor(Actor):
 
     async def _answer(self, message: Embed, reply: Reply) -> None:
         waves, tokens = await trio.to_thread.run_sync(
-            waves_of, self.encoder, message, abandon_on_cancel=True
+            waves_of, self.encoder, message, abandon_on_cancel=True, limiter=encoder_calls()
         )
         await reply.send(Embedded(message.request_id, waves, tokens))
 

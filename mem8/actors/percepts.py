@@ -18,6 +18,21 @@ from mem8.encoders.base import Encoder
 # wait for its call to end, and no later call starts: a 500,000-character message's passages
 # held SIGTERM for minutes when they were one call.
 ENCODED_AT_ONCE = 32
+# Encoder calls running at once, apart from trio's default threads: 200 streams' encodings
+# held all 40 of those, so the memory actor's store writes queued behind them. A few at once
+# still share the CPU, so a short query is not stuck behind a long document's passages.
+ENCODER_CALLS = 8
+_calls: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("encoder_calls")
+
+
+def encoder_calls() -> trio.CapacityLimiter:
+    """This trio run's limit on encoder calls at once (every encoder shares it: they share
+    the CPU)."""
+    try:
+        return _calls.get()
+    except LookupError:
+        _calls.set(limiter := trio.CapacityLimiter(ENCODER_CALLS))
+        return limiter
 
 
 async def vectors_of(encoder: Encoder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -27,7 +42,9 @@ async def vectors_of(encoder: Encoder, texts: Sequence[str]) -> npt.NDArray[np.f
     for start in range(0, len(texts), ENCODED_AT_ONCE):
         chosen = list(texts[start : start + ENCODED_AT_ONCE])
         parts.append(
-            await trio.to_thread.run_sync(encoder.embed_batch, chosen, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(
+                encoder.embed_batch, chosen, abandon_on_cancel=True, limiter=encoder_calls()
+            )
         )
     return np.concatenate(parts)
 
