@@ -35,7 +35,7 @@ from mem8.actors.messages import (
     Turn,
     last_user_text,
 )
-from mem8.actors.percepts import encoded, vectors_of
+from mem8.actors.percepts import encoded, query_vector
 from mem8.actors.runtime import Actor, ActorRef, Reply, handles
 from mem8.backends.base import (
     ChatMessage,
@@ -137,12 +137,12 @@ class PersonaActor(Actor):
         # The query is encoded here, never in the memory actor, which every chat waits on: a
         # long one at once, a short one only if the memory actor says the caller's scope holds
         # memories to recall (a chat in an empty scope costs no encoding).
-        vector = (await self._embed([text]))[0] if len(text) > LONG_QUERY_CHARS else None
+        vector = await self._query(text) if len(text) > LONG_QUERY_CHARS else None
         begun = await self.memory.ask(
             Begin(chat.request_id, chat, chat.conversation, vector), Begun
         )
         if begun.vector_wanted:
-            vector = (await self._embed([text]))[0]
+            vector = await self._query(text)
             begin = Begin(chat.request_id, chat, chat.conversation, vector)
             begun = await self.memory.ask(begin, Begun)
         judgement = self._judge(chat, begun)
@@ -354,10 +354,9 @@ class PersonaActor(Actor):
         ]
         return await encoded(self.encoder, said)
 
-    async def _embed(self, texts: list[str]) -> list[bytes]:
-        """The texts' encoder vectors as little-endian float32 bytes, from a worker thread."""
-        vectors = await vectors_of(self.encoder, texts)
-        return [vector.astype("<f4").tobytes() for vector in vectors]
+    async def _query(self, text: str) -> bytes:
+        """The query's vector as little-endian float32 bytes, from worker threads."""
+        return (await query_vector(self.encoder, text)).astype("<f4").tobytes()
 
 
 def chat_message(turn: Turn) -> ChatMessage:

@@ -1,4 +1,5 @@
-"""Encoder calls from actors: a few at once, on threads of their own, texts in order."""
+"""Encoder calls from actors: a few at once, on threads of their own, texts in order; a
+query's vector."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from mem8.actors.percepts import ENCODED_AT_ONCE, ENCODER_CALLS, vectors_of
+from mem8 import passages
+from mem8.actors.messages import Percept
+from mem8.actors.percepts import ENCODED_AT_ONCE, ENCODER_CALLS, encoded, query_vector, vectors_of
+from mem8.encoders import open_encoder
 from mem8.encoders.hashed import LexicalEncoder
+from mem8.encoders.pooled import PooledTransformer
 
 CALLERS = 45  # more than trio's 40 default threads
 
@@ -79,3 +84,32 @@ def test_a_cancelled_caller_does_not_wait_for_the_call_in_progress() -> None:
         assert time.monotonic() - began < 5
     finally:
         encoder.gate.set()
+
+
+def test_a_short_query_is_its_own_vector_and_a_long_one_its_passages_mean() -> None:
+    encoder = LexicalEncoder()
+    short = "  How is pump 7 doing?  "
+    assert np.array_equal(trio.run(query_vector, encoder, short), encoder.embed(short))
+    long = " ".join(f"Pump {i} logged {i % 13} bar at the {i}th station." for i in range(60))
+    pieces = passages.passages(long)
+    assert len(pieces) > 2
+    weights = np.array([len(piece) for piece in pieces], np.float64)
+    mean = weights @ encoder.embed_batch(pieces).astype(np.float64)
+    expected = mean / np.linalg.norm(mean)
+    np.testing.assert_allclose(trio.run(query_vector, encoder, long), expected, atol=1e-6)
+
+
+def test_a_long_querys_passages_are_read_once_with_its_memories() -> None:
+    """The persona encodes the query, then the same text's passages as its memories: a caching
+    encoder reads them once."""
+    encoder = open_encoder("minilm")
+    assert isinstance(encoder, PooledTransformer)
+    long = " ".join(
+        f"Reservoir {i} rose by {i % 7} cm overnight, the gauges say." for i in range(40)
+    )
+    said = Percept(long, "chat:r:user", "text", 0.0)
+    misses = encoder.cache.misses
+    trio.run(query_vector, encoder, long)
+    read = encoder.cache.misses - misses
+    trio.run(encoded, encoder, [said])
+    assert read == len(passages.passages(long)) and encoder.cache.misses - misses == read

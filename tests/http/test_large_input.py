@@ -96,7 +96,9 @@ def test_the_largest_message_does_not_hold_another_tenants_chat(
 ) -> None:
     chat(live, "Hello, a first chat so that the next one recalls.", key="key-b")
     llm.enqueue(["Noted."])
-    large = (SENTENCE * 800)[:60_000]
+    # No passage repeats another, or one of another test's (the process's encoder keeps recent
+    # vectors): a repeat would come from its cache, not be read.
+    large = "".join(f"Station {i} of {live.root}: {SENTENCE}" for i in range(800))[:60_000]
     answered: list[httpx.Response] = []
     # Encoding its passages takes seconds here and minutes on a machine busy with other
     # work: the test is of the other tenant's waits, not of this answer's time.
