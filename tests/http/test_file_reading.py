@@ -6,6 +6,7 @@ restart, without duplicates; and all of it replays."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import signal
 import subprocess
@@ -25,13 +26,17 @@ from tests.support.processes import free_port, mem8_serve, wait_healthy
 from tests.support.server import RunningServer, running_server
 
 AUTH = {"Authorization": "Bearer mem8-dummy-key"}
+UPLOADS = itertools.count()
 
 
 def report_text(chunks: int) -> bytes:
     """A plain text that reads as about `chunks` chunks (paragraphs of ~1,100 characters),
-    each naming its own number so that recall can tell them apart."""
+    each naming its own number so that recall can tell them apart, and the upload's: no two
+    texts share a paragraph, which the process's encoder would give from its cache unread."""
+    upload = next(UPLOADS)
     paragraphs = [
-        " ".join(
+        f"Upload {upload}. "
+        + " ".join(
             f"Note {j} of section {i}: the audit of warehouse {i} found {i * 7} pallets misplaced."
             for j in range(14)
         )
